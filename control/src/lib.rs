@@ -1,0 +1,1 @@
+//! The igmpsnoop control plane.

@@ -1,0 +1,83 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in the data plane, each naming what it concerns.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("interface {name:?} does not exist")]
+    NoSuchInterface { name: String },
+    #[error("interface {name:?} is named more than once")]
+    DuplicatePort { name: String },
+    #[error("too many ports: {count} (at most {max})")]
+    TooManyPorts { count: usize, max: u32 },
+    #[error("cannot attach XDP to {name:?} in {mode} mode: {reason}")]
+    Attach {
+        name: String,
+        mode: &'static str,
+        reason: String,
+        errno: Option<i32>,
+    },
+    #[error("loading the XDP program failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the XDP program was rejected by the kernel: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("BPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("BPF map {name}: {source}")]
+    XdpMap {
+        name: &'static str,
+        #[source]
+        source: aya::maps::xdp::XdpMapError,
+    },
+    #[error("BPF map {name} is missing from the object")]
+    MissingMap { name: &'static str },
+    #[error(
+        "AF_XDP socket on {name:?} queue {queue}: {what} failed: {}{hint}",
+        std::io::Error::from_raw_os_error(*errno),
+        hint = if *errno == libc::EBUSY { " (another AF_XDP program, or igmpsnoop, uses this port)" } else { "" }
+    )]
+    Xsk {
+        name: String,
+        queue: u32,
+        what: &'static str,
+        errno: i32,
+    },
+    #[error("port index {0} is not a port of this switch")]
+    NoSuchPort(usize),
+    #[error("frame of {len} bytes does not fit an AF_XDP frame ({max} bytes)")]
+    FrameTooLong { len: usize, max: usize },
+    #[error("no free transmit buffer on {name:?}")]
+    TxFull { name: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A readable reason for a failed attach, with the errno when there is one.
+pub(crate) fn attach_error(name: &str, mode: &'static str, source: &aya::programs::ProgramError) -> Error {
+    let errno = match source {
+        aya::programs::ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        _ => None,
+    };
+    let reason = match errno {
+        Some(libc::EBUSY) | Some(libc::EEXIST) => {
+            "another XDP program is already attached (another igmpsnoop, or `ip link set dev IFACE xdp`?)".to_string()
+        }
+        Some(n) => format!("{source}: {}", std::io::Error::from_raw_os_error(n)),
+        None => {
+            let mut text = source.to_string();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(source);
+            while let Some(e) = cur {
+                text.push_str(": ");
+                text.push_str(&e.to_string());
+                cur = e.source();
+            }
+            text
+        }
+    };
+    Error::Attach { name: name.to_string(), mode, reason, errno }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,89 @@
+//! Reading the fast path's counters and MAC table.
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use igmpsnoop_common::{MacEntry, MacKey, counter};
+
+use crate::error::{Error, Result};
+
+/// One port's counters, summed over CPUs; indexed like `counter::NAMES`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub values: [u64; counter::COUNT as usize],
+}
+
+impl PortCounters {
+    pub fn get(&self, which: u32) -> u64 {
+        self.values.get(which as usize).copied().unwrap_or(0)
+    }
+
+    /// (name, value) pairs with stable names.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        counter::NAMES.iter().copied().zip(self.values.iter().copied())
+    }
+}
+
+/// One learned MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacRow {
+    pub mac: [u8; 6],
+    pub vlan: u16,
+    pub ifindex: u32,
+    /// Seconds since the MAC was last seen (at one-second resolution).
+    pub age_secs: u64,
+}
+
+pub struct Stats {
+    counters: PerCpuArray<MapData, u64>,
+    macs: HashMap<MapData, MacKey, MacEntry>,
+}
+
+impl Stats {
+    pub(crate) fn new(counters: PerCpuArray<MapData, u64>, macs: HashMap<MapData, MacKey, MacEntry>) -> Self {
+        Self { counters, macs }
+    }
+
+    pub fn port_counters(&self, port: usize) -> Result<PortCounters> {
+        let mut out = PortCounters::default();
+        for which in 0..counter::COUNT {
+            let index = port as u32 * counter::COUNT + which;
+            let values = self.counters.get(&index, 0).map_err(|source| Error::Map { name: "COUNTERS", source })?;
+            out.values[which as usize] = values.iter().sum();
+        }
+        Ok(out)
+    }
+
+    pub fn mac_table(&self) -> Vec<MacRow> {
+        let now = monotonic_ns();
+        let mut rows: Vec<MacRow> = self
+            .macs
+            .iter()
+            .filter_map(|entry| entry.ok())
+            .map(|(key, value)| MacRow {
+                mac: key.mac,
+                vlan: key.vlan,
+                ifindex: value.ifindex,
+                age_secs: now.saturating_sub(value.seen_ns) / 1_000_000_000,
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.vlan, r.mac));
+        rows
+    }
+
+    /// Forgets MACs not seen for `max_age_secs`, or learned on `ifindex` when given.
+    pub fn flush_macs(&mut self, max_age_secs: Option<u64>, ifindex: Option<u32>) -> usize {
+        let stale: Vec<MacKey> = self
+            .mac_table()
+            .into_iter()
+            .filter(|r| max_age_secs.is_some_and(|max| r.age_secs >= max) || ifindex == Some(r.ifindex))
+            .map(|r| MacKey { mac: r.mac, vlan: r.vlan })
+            .collect();
+        stale.iter().filter(|key| self.macs.remove(key).is_ok()).count()
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock bpf_ktime_get_ns() reads.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

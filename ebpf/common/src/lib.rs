@@ -1,0 +1,163 @@
+//! Map keys, values and constants shared by the XDP program and userspace.
+//!
+//! Every type is `#[repr(C)]` with explicit padding so both sides agree on the
+//! byte layout; the `user` feature implements `aya::Pod` for them.
+#![no_std]
+
+/// Most ports one switch drives: the control plane keeps port sets as a u64 bitmap.
+pub const MAX_PORTS: u32 = 64;
+/// AF_XDP sockets per port (one per RX queue); XSKMAP index = port * this + queue.
+pub const MAX_QUEUES: u32 = 16;
+pub const XSKMAP_SIZE: u32 = MAX_PORTS * MAX_QUEUES;
+/// Distinct (VLAN, group) entries the fast path can hold.
+pub const MAX_GROUPS: u32 = 262_144;
+/// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
+pub const MAX_MACS: u32 = 65_536;
+
+/// IPv4 protocol numbers the XDP program hands to the control plane.
+pub const IPPROTO_IGMP: u8 = 2;
+pub const IPPROTO_PIM: u8 = 103;
+/// ALL-PIM-ROUTERS (224.0.0.13), where PIM hellos go.
+pub const ALL_PIM_ROUTERS: [u8; 4] = [224, 0, 0, 13];
+
+/// Key of the group map: (VLAN, IPv4 group). VLAN 0 = untagged.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GroupKey {
+    pub vlan: u16,
+    pub _pad: u16,
+    /// Group address in network byte order, as on the wire.
+    pub group: [u8; 4],
+}
+
+impl GroupKey {
+    pub const fn new(vlan: u16, group: [u8; 4]) -> Self {
+        Self { vlan, _pad: 0, group }
+    }
+}
+
+/// Value of the group-info map: how many ports the group replicates to, so
+/// the program can count copies without walking the devmap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GroupInfo {
+    pub copies: u32,
+    pub _pad: u32,
+}
+
+/// Key of the MAC table: (MAC, VLAN).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct MacKey {
+    pub mac: [u8; 6],
+    pub vlan: u16,
+}
+
+/// Value of the MAC table: where the MAC was last seen, and when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MacEntry {
+    pub ifindex: u32,
+    pub _pad: u32,
+    /// bpf_ktime_get_ns() of the last refresh (refreshed at most once a second).
+    pub seen_ns: u64,
+}
+
+/// Value of the port map (keyed by ifindex).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PortConf {
+    /// Port index 0..MAX_PORTS: the bit in the control plane's port bitmaps.
+    pub index: u32,
+    pub flags: u32,
+}
+
+/// Global switch configuration, the single entry of the config array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SwitchConf {
+    /// 1: unregistered IPv4 multicast is flooded; 0: only to router ports.
+    pub flood_unregistered: u32,
+    /// Max control frames per second per port sent to userspace (0 = no limit).
+    pub control_rate_pps: u32,
+}
+
+/// Per-port state the program keeps for the control-frame rate limiter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RateState {
+    pub window_start_ns: u64,
+    pub count: u64,
+}
+
+/// Per-port counters: the counter array index is `port * COUNTER_COUNT + counter`.
+pub mod counter {
+    pub const RX: u32 = 0;
+    /// Known unicast sent to its one port.
+    pub const FORWARDED: u32 = 1;
+    /// Registered-group frames replicated (frames, not copies).
+    pub const REPLICATED: u32 = 2;
+    /// Copies made for registered groups.
+    pub const REPLICATED_COPIES: u32 = 3;
+    /// Frames flooded (broadcast, unknown unicast, link-local and unregistered multicast).
+    pub const FLOODED: u32 = 4;
+    /// Unregistered multicast sent to router ports only (flooding off).
+    pub const TO_ROUTERS: u32 = 5;
+    /// IGMP / PIM handed to the control plane.
+    pub const TO_CONTROL: u32 = 6;
+    pub const DROP_SHORT_ETH: u32 = 7;
+    pub const DROP_SHORT_VLAN: u32 = 8;
+    /// IPv4 header truncated or IHL < 5: switched by L2 header only, never snooped.
+    pub const BAD_IPV4: u32 = 9;
+    /// Unicast whose destination was learned on the ingress port (filtered, as a bridge does).
+    pub const DROP_SAME_PORT: u32 = 10;
+    /// Control frame but no AF_XDP socket is bound for this port/queue.
+    pub const DROP_NO_SOCKET: u32 = 11;
+    /// Control frames over the per-port rate limit.
+    pub const DROP_RATE_LIMIT: u32 = 12;
+    /// Unregistered multicast with flooding off and no router port.
+    pub const DROP_NO_ROUTER: u32 = 13;
+    /// A redirect helper refused the frame.
+    pub const DROP_REDIRECT: u32 = 14;
+    pub const COUNT: u32 = 15;
+
+    /// Stable names, for the CLI and JSON.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "rx",
+        "forwarded",
+        "replicated",
+        "replicated_copies",
+        "flooded",
+        "to_routers",
+        "to_control",
+        "drop_short_eth",
+        "drop_short_vlan",
+        "bad_ipv4",
+        "drop_same_port",
+        "drop_no_socket",
+        "drop_rate_limit",
+        "drop_no_router",
+        "drop_redirect",
+    ];
+}
+
+pub const COUNTERS_SIZE: u32 = MAX_PORTS * counter::COUNT;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)] plain data with explicit padding
+    // fields, so every bit pattern is valid and there are no implicit holes.
+    unsafe impl aya::Pod for super::GroupKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::GroupInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::MacKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::MacEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PortConf {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SwitchConf {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RateState {}
+}

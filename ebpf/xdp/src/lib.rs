@@ -1,0 +1,335 @@
+//! The igmpsnoop XDP program: one program on every switch port.
+//!
+//! - IGMP (IPv4 protocol 2, matched by protocol, never by address) and PIM hellos
+//!   go to the port's AF_XDP socket, for the control plane.
+//! - IPv4 multicast: 224.0.0.0/24 is flooded; a registered (VLAN, group) is
+//!   replicated to its devmap of ports; an unregistered one is flooded or sent
+//!   to router ports only, by policy.
+//! - Everything else is switched: source MACs are learned into an LRU table,
+//!   known unicast goes to its one port, the rest is flooded.
+//!
+//! Every packet access is bounds-checked against `data_end` so the verifier can
+//! prove it safe.
+#![no_std]
+
+use aya_ebpf::{
+    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, xdp_action},
+    btf_maps::{Array, DevMapHash, HashMap, HashOfMaps, LruHashMap, PerCpuArray, XskMap},
+    helpers::{bpf_ktime_get_ns, bpf_redirect},
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use igmpsnoop_common::{
+    ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupInfo, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
+    MAX_MACS, MAX_PORTS, MAX_QUEUES, MacEntry, MacKey, PortConf, RateState, SwitchConf,
+    XSKMAP_SIZE, counter,
+};
+
+/// Per-group egress port sets; the inner maps are shared between groups with
+/// the same port set (the control plane interns them).
+#[btf_map]
+static GROUPS: HashOfMaps<GroupKey, DevMapHash<{ MAX_PORTS as usize }>, { MAX_GROUPS as usize }> =
+    HashOfMaps::new();
+/// Copies per group, for the replicated-copies counter.
+#[btf_map]
+static GROUP_INFO: HashMap<GroupKey, GroupInfo, { MAX_GROUPS as usize }> = HashMap::new();
+/// Every port: the flood set.
+#[btf_map]
+static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
+/// Router ports: where unregistered multicast goes when flooding is off.
+#[btf_map]
+static ROUTERS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
+/// ifindex -> port.
+#[btf_map]
+static PORTS: HashMap<u32, PortConf, { MAX_PORTS as usize }> = HashMap::new();
+/// One AF_XDP socket per (port, queue).
+#[btf_map]
+static XSKS: XskMap<{ XSKMAP_SIZE as usize }> = XskMap::new();
+/// Learned (MAC, VLAN) -> port.
+#[btf_map]
+static MACS: LruHashMap<MacKey, MacEntry, { MAX_MACS as usize }> = LruHashMap::new();
+#[btf_map]
+static CONFIG: Array<SwitchConf, 1> = Array::new();
+#[btf_map]
+static COUNTERS: PerCpuArray<u64, { COUNTERS_SIZE as usize }> = PerCpuArray::new();
+/// Control-frame rate limiter state per port (per CPU, so the limit is per CPU).
+#[btf_map]
+static RATE: PerCpuArray<RateState, { MAX_PORTS as usize }> = PerCpuArray::new();
+
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPV4_MIN_HLEN: usize = 20;
+const NS_PER_SEC: u64 = 1_000_000_000;
+/// The MAC table's timestamp is refreshed at most this often (a write per frame
+/// would bounce the cache line between CPUs).
+const MAC_REFRESH_NS: u64 = NS_PER_SEC;
+
+#[xdp]
+pub fn igmpsnoop(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: the value is copied out at once; the control plane only replaces
+    // whole entries, so a torn read is impossible for this 8-byte value.
+    let Some(port) = (unsafe { PORTS.get(ifindex) }).copied() else {
+        // Not one of ours (the program was attached but the port not registered yet).
+        return xdp_action::XDP_PASS;
+    };
+    count(port.index, counter::RX);
+    switch(&ctx, ifindex, port.index)
+}
+
+#[inline(always)]
+fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
+    let data = ctx.data();
+    let end = ctx.data_end();
+    if data + ETH_HLEN > end {
+        count(port, counter::DROP_SHORT_ETH);
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY (all reads below): each is preceded by a check that the bytes lie
+    // in [data, data_end).
+    let dst: [u8; 6] = unsafe { *(data as *const [u8; 6]) };
+    let src: [u8; 6] = unsafe { *((data + 6) as *const [u8; 6]) };
+    let mut ethertype = u16::from_be(unsafe { *((data + 12) as *const u16) });
+    let mut l3 = data + ETH_HLEN;
+    let mut vlan: u16 = 0;
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        if l3 + VLAN_HLEN > end {
+            count(port, counter::DROP_SHORT_VLAN);
+            return xdp_action::XDP_DROP;
+        }
+        // SAFETY: checked just above.
+        let tci = u16::from_be(unsafe { *(l3 as *const u16) });
+        ethertype = u16::from_be(unsafe { *((l3 + 2) as *const u16) });
+        vlan = tci & 0x0fff;
+        l3 += VLAN_HLEN;
+    }
+
+    if src[0] & 1 == 0 {
+        learn(src, vlan, ifindex);
+    }
+
+    let multicast = dst[0] & 1 == 1;
+    if multicast && ethertype == ETH_P_IPV4 {
+        if let Some(action) = ipv4_multicast(ctx, l3, end, vlan, port) {
+            return action;
+        }
+    } else if !multicast && ethertype == ETH_P_IPV4 {
+        // IGMP sent to a unicast MAC (RFC 3376 §4.2.14 allows unicast queries) is
+        // still control traffic.
+        if let Some(action) = ipv4_control(ctx, l3, end, port) {
+            return action;
+        }
+    }
+
+    if multicast {
+        // Broadcast, non-IPv4 multicast (IPv6 ND needs it), and IPv4 multicast
+        // whose header did not parse: flood.
+        return flood(port);
+    }
+    unicast(dst, vlan, ifindex, port)
+}
+
+/// IPv4 multicast: control frames up, link-local flooded, groups replicated.
+#[inline(always)]
+fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32) -> Option<u32> {
+    if l3 + IPV4_MIN_HLEN > end {
+        count(port, counter::BAD_IPV4);
+        return None;
+    }
+    // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
+    let ver_ihl = unsafe { *(l3 as *const u8) };
+    if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
+        count(port, counter::BAD_IPV4);
+        return None;
+    }
+    let proto = unsafe { *((l3 + 9) as *const u8) };
+    let daddr: [u8; 4] = unsafe { *((l3 + 16) as *const [u8; 4]) };
+    if is_control(proto, daddr) {
+        return Some(to_control(ctx, port));
+    }
+    if daddr[0] & 0xf0 != 0xe0 {
+        // Multicast MAC, non-multicast IP: switch by L2.
+        return None;
+    }
+    if daddr[0] == 224 && daddr[1] == 0 && daddr[2] == 0 {
+        // 224.0.0.0/24 is never snooped (RFC 4541 §2.1.2): flood.
+        return Some(flood(port));
+    }
+    let key = GroupKey::new(vlan, daddr);
+    // SAFETY: the inner map reference is only used for the redirect helper.
+    if let Some(ports) = unsafe { GROUPS.get(&key) } {
+        count(port, counter::REPLICATED);
+        // SAFETY: copied out at once.
+        if let Some(info) = unsafe { GROUP_INFO.get(key) } {
+            add(port, counter::REPLICATED_COPIES, info.copies as u64);
+        }
+        return Some(match ports.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
+            Ok(action) => action,
+            Err(_) => {
+                count(port, counter::DROP_REDIRECT);
+                xdp_action::XDP_DROP
+            }
+        });
+    }
+    // Unregistered group.
+    let flood_unregistered = CONFIG.get(0).map(|c| c.flood_unregistered != 0).unwrap_or(true);
+    if flood_unregistered {
+        return Some(flood(port));
+    }
+    count(port, counter::TO_ROUTERS);
+    Some(
+        match ROUTERS.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
+            Ok(action) => action,
+            Err(_) => {
+                count(port, counter::DROP_NO_ROUTER);
+                xdp_action::XDP_DROP
+            }
+        },
+    )
+}
+
+/// IPv4 to a unicast MAC: only IGMP is of interest here.
+#[inline(always)]
+fn ipv4_control(ctx: &XdpContext, l3: usize, end: usize, port: u32) -> Option<u32> {
+    if l3 + IPV4_MIN_HLEN > end {
+        return None;
+    }
+    // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
+    let ver_ihl = unsafe { *(l3 as *const u8) };
+    if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
+        return None;
+    }
+    let proto = unsafe { *((l3 + 9) as *const u8) };
+    if proto == IPPROTO_IGMP {
+        return Some(to_control(ctx, port));
+    }
+    None
+}
+
+#[inline(always)]
+fn is_control(proto: u8, daddr: [u8; 4]) -> bool {
+    proto == IPPROTO_IGMP || (proto == IPPROTO_PIM && daddr == ALL_PIM_ROUTERS)
+}
+
+/// Hands a control frame to the port's AF_XDP socket, within the rate limit.
+#[inline(always)]
+fn to_control(ctx: &XdpContext, port: u32) -> u32 {
+    if !within_rate(port) {
+        count(port, counter::DROP_RATE_LIMIT);
+        return xdp_action::XDP_DROP;
+    }
+    let queue = ctx.rx_queue_index();
+    if queue >= MAX_QUEUES {
+        count(port, counter::DROP_NO_SOCKET);
+        return xdp_action::XDP_DROP;
+    }
+    match XSKS.redirect(port * MAX_QUEUES + queue, 0) {
+        Ok(action) => {
+            count(port, counter::TO_CONTROL);
+            action
+        }
+        Err(_) => {
+            count(port, counter::DROP_NO_SOCKET);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+/// A fixed one-second window per port and CPU.
+#[inline(always)]
+fn within_rate(port: u32) -> bool {
+    let limit = match CONFIG.get(0) {
+        Some(c) if c.control_rate_pps != 0 => c.control_rate_pps as u64,
+        _ => return true,
+    };
+    let Some(state) = RATE.get_ptr_mut(port) else {
+        return true;
+    };
+    // SAFETY: `state` points at this CPU's slot of a per-CPU array; XDP runs
+    // with preemption disabled, so nothing else touches it meanwhile.
+    let state = unsafe { &mut *state };
+    // SAFETY: a helper with no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.wrapping_sub(state.window_start_ns) >= NS_PER_SEC {
+        state.window_start_ns = now;
+        state.count = 0;
+    }
+    state.count += 1;
+    state.count <= limit
+}
+
+#[inline(always)]
+fn learn(src: [u8; 6], vlan: u16, ifindex: u32) {
+    let key = MacKey { mac: src, vlan };
+    // SAFETY: a helper with no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(entry) = MACS.get_ptr(key) {
+        // SAFETY: the pointer came from a successful lookup; fields are copied out.
+        let (known, seen) = unsafe { ((*entry).ifindex, (*entry).seen_ns) };
+        if known == ifindex && now.wrapping_sub(seen) < MAC_REFRESH_NS {
+            return;
+        }
+    }
+    // A host that moved is re-learned here at once.
+    let _ = MACS.insert(key, MacEntry { ifindex, _pad: 0, seen_ns: now }, 0);
+}
+
+#[inline(always)]
+fn unicast(dst: [u8; 6], vlan: u16, ifindex: u32, port: u32) -> u32 {
+    let key = MacKey { mac: dst, vlan };
+    let Some(entry) = MACS.get_ptr(key) else {
+        return flood(port);
+    };
+    // SAFETY: the pointer came from a successful lookup; the field is copied out.
+    let out = unsafe { (*entry).ifindex };
+    if out == ifindex {
+        count(port, counter::DROP_SAME_PORT);
+        return xdp_action::XDP_DROP;
+    }
+    count(port, counter::FORWARDED);
+    // SAFETY: a helper; any ifindex is accepted and checked by the kernel.
+    let action = unsafe { bpf_redirect(out, 0) } as u32;
+    if action != xdp_action::XDP_REDIRECT {
+        count(port, counter::DROP_REDIRECT);
+        return xdp_action::XDP_DROP;
+    }
+    action
+}
+
+#[inline(always)]
+fn flood(port: u32) -> u32 {
+    count(port, counter::FLOODED);
+    match FLOOD.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
+        Ok(action) => action,
+        Err(_) => {
+            count(port, counter::DROP_REDIRECT);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+#[inline(always)]
+fn count(port: u32, which: u32) {
+    add(port, which, 1);
+}
+
+#[inline(always)]
+fn add(port: u32, which: u32, n: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(port * counter::COUNT + which) {
+        // SAFETY: this CPU's slot of a per-CPU array; XDP is not preempted.
+        unsafe { *slot += n };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,1 @@
+//! Lab helpers for the end-to-end tests.
