@@ -1,1 +1,40 @@
-//! Lab helpers for the end-to-end tests.
+//! Lab helpers for the end-to-end tests: network-namespace labs built by
+//! `scripts/lab.sh`, child processes inside them, kernel-stack multicast hosts
+//! (`mcast-tool`), packet captures decoded by tshark, and interface counters.
+//!
+//! Every netns test must fail, never skip, when it cannot run: call
+//! [`require_root_and_tools`] first.
+//!
+//! ```no_run
+//! use std::net::Ipv4Addr;
+//! use std::time::Duration;
+//! use igmpsnoop_tests::{Capture, Lab, Receiver, field_str, require_root_and_tools, send};
+//!
+//! require_root_and_tools(&["tcpdump", "tshark"]);
+//! let lab = Lab::new(3).unwrap(); // removed on drop, even on panic
+//! let g = Ipv4Addr::new(239, 1, 1, 1);
+//! // ... start the switch in lab.switch_ns() on lab.ports() ...
+//! lab.set_igmp_version(2, 3).unwrap();
+//! let cap = Capture::start(&lab, &lab.switch_ns(), &lab.port(2), "igmp").unwrap();
+//! let mut rx = Receiver::start(&lab, 2, &[g], 5000).unwrap();
+//! let reports = cap.wait_for("igmp.type == 0x22", 1, Duration::from_secs(5)).unwrap();
+//! assert_eq!(field_str(&reports[0], "igmp.maddr").as_deref(), Some("239.1.1.1"));
+//! send(&lab, 1, g, 5000, 10).unwrap();
+//! rx.leave().unwrap();
+//! let counts = rx.finish().unwrap();
+//! assert_eq!(counts[&g], 10);
+//! ```
+
+mod capture;
+mod cmd;
+mod lab;
+mod mcast;
+mod tools;
+
+pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
+pub use cmd::{ChildGuard, netns_command, run};
+pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
+pub use mcast::{Receiver, RecvReport, SendOpts, send, send_with};
+pub use tools::{
+    igmpsnoop_bin, lab_script, mcast_tool_bin, repo_root, require_root_and_tools, which,
+};

@@ -1,0 +1,539 @@
+//! `mcast-tool`: a multicast host built on the kernel's IPv4 stack, run inside a lab
+//! host namespace. Joins go through IP_ADD_MEMBERSHIP, so the kernel's own IGMP
+//! host code (at the version set by `force_igmp_version`) sends reports and leaves.
+//!
+//! ```text
+//! mcast-tool recv --group G [--group G2 ...] --port P [--iface eth0]
+//!                 [--duration SECS] [--ready-file F]
+//! mcast-tool send --group G --port P [--iface eth0] [--count N] [--interval-ms M]
+//!                 [--ttl T] [--tag TAG] [--size BYTES] [--loop]
+//! mcast-tool ping --dst IP [--count N] [--timeout-ms M]
+//! ```
+//!
+//! `ping` exists because this machine has no ping binary: raw-socket ICMP echo,
+//! prints `{"sent":N,"received":M}` and exits 0 iff at least one reply came back.
+//!
+//! `recv` protocol:
+//! - After every join has returned it writes `joined\n` to the ready file
+//!   (atomically: temp file + rename).
+//! - SIGUSR1: drop membership of every group (the kernel sends leaves), keep the
+//!   socket open and keep counting; then writes `left\n` to the ready file.
+//!   Datagrams that still arrive are also counted in `after_leave`.
+//! - SIGUSR2: join every group again, then writes `joined\n`.
+//! - SIGTERM / SIGINT / end of `--duration`: drop memberships, print one JSON line
+//!   on stdout and exit 0:
+//!   `{"received":{"239.1.1.1":N,...},"by_tag":{"239.1.1.1":{"TAG":N}},
+//!     "after_leave":{"239.1.1.1":N},"left":bool,"total":N}`
+//!   Keys are the destination address of each datagram (IP_PKTINFO), every
+//!   requested group is present even with 0.
+//!
+//! The socket sets IP_MULTICAST_ALL=0 so it only sees groups it joined itself,
+//! even if another socket in the namespace joined more.
+//!
+//! `send` payload is ASCII `MCT1 tag=TAG seq=N` padded with '.' to `--size`.
+//! Multicast loopback is off unless `--loop`, so a receiver on the sending host
+//! only counts what comes back through the network.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static LEAVE: AtomicBool = AtomicBool::new(false);
+static REJOIN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only atomics: async-signal-safe.
+    match sig {
+        libc::SIGUSR1 => LEAVE.store(true, Ordering::SeqCst),
+        libc::SIGUSR2 => REJOIN.store(true, Ordering::SeqCst),
+        _ => STOP.store(true, Ordering::SeqCst),
+    }
+}
+
+fn install_signal_handlers() -> Result<()> {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2] {
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler only
+        // touches atomics. No SA_RESTART so a blocked recvmsg returns EINTR.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            bail!("sigaction({sig}): {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+struct Args {
+    dst: Option<Ipv4Addr>,
+    timeout: Duration,
+    groups: Vec<Ipv4Addr>,
+    port: u16,
+    iface: String,
+    duration: Option<Duration>,
+    ready_file: Option<String>,
+    count: u64,
+    interval: Duration,
+    ttl: u32,
+    tag: String,
+    size: usize,
+    mcast_loop: bool,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
+    let mut a = Args {
+        dst: None,
+        timeout: Duration::from_millis(1000),
+        groups: Vec::new(),
+        port: 0,
+        iface: "eth0".into(),
+        duration: None,
+        ready_file: None,
+        count: 1,
+        interval: Duration::from_millis(1),
+        ttl: 4,
+        tag: "mcast-tool".into(),
+        size: 0,
+        mcast_loop: false,
+    };
+    while let Some(flag) = it.next() {
+        if flag == "--loop" {
+            a.mcast_loop = true;
+            continue;
+        }
+        let val = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| anyhow!("{flag} {val}: {e}");
+        match flag.as_str() {
+            "--dst" => a.dst = Some(val.parse().map_err(|e| bad(&e))?),
+            "--timeout-ms" => a.timeout = Duration::from_millis(val.parse().map_err(|e| bad(&e))?),
+            "--group" => a.groups.push(val.parse().map_err(|e| bad(&e))?),
+            "--port" => a.port = val.parse().map_err(|e| bad(&e))?,
+            "--iface" => a.iface = val,
+            "--duration" => {
+                a.duration = Some(Duration::from_secs_f64(val.parse().map_err(|e| bad(&e))?))
+            }
+            "--ready-file" => a.ready_file = Some(val),
+            "--count" => a.count = val.parse().map_err(|e| bad(&e))?,
+            "--interval-ms" => {
+                a.interval = Duration::from_millis(val.parse().map_err(|e| bad(&e))?)
+            }
+            "--ttl" => a.ttl = val.parse().map_err(|e| bad(&e))?,
+            "--tag" => a.tag = val,
+            "--size" => a.size = val.parse().map_err(|e| bad(&e))?,
+            _ => bail!("unknown option {flag}"),
+        }
+    }
+    if sub == "ping" {
+        if a.dst.is_none() {
+            bail!("--dst is required");
+        }
+        return Ok(a);
+    }
+    if a.groups.is_empty() {
+        bail!("--group is required");
+    }
+    if a.port == 0 {
+        bail!("--port is required");
+    }
+    Ok(a)
+}
+
+fn os_err(what: &str) -> anyhow::Error {
+    anyhow!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn ifindex(name: &str) -> Result<i32> {
+    let c = CString::new(name)?;
+    // SAFETY: c is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(os_err(&format!("interface {name}")));
+    }
+    Ok(idx as i32)
+}
+
+fn in_addr(a: Ipv4Addr) -> libc::in_addr {
+    libc::in_addr {
+        s_addr: u32::from(a).to_be(),
+    }
+}
+
+/// An owned UDP socket fd, closed on drop.
+struct Sock(i32);
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd and close it exactly once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+impl Sock {
+    fn udp() -> Result<Sock> {
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(os_err("socket"));
+        }
+        Ok(Sock(fd))
+    }
+
+    fn setopt<T>(&self, level: i32, name: i32, val: &T, what: &str) -> Result<()> {
+        // SAFETY: val points to a live T and we pass its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0,
+                level,
+                name,
+                val as *const T as *const libc::c_void,
+                std::mem::size_of::<T>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(os_err(what));
+        }
+        Ok(())
+    }
+
+    fn membership(&self, group: Ipv4Addr, ifindex: i32, join: bool) -> Result<()> {
+        let mreq = libc::ip_mreqn {
+            imr_multiaddr: in_addr(group),
+            imr_address: in_addr(Ipv4Addr::UNSPECIFIED),
+            imr_ifindex: ifindex,
+        };
+        let (opt, what) = if join {
+            (libc::IP_ADD_MEMBERSHIP, "IP_ADD_MEMBERSHIP")
+        } else {
+            (libc::IP_DROP_MEMBERSHIP, "IP_DROP_MEMBERSHIP")
+        };
+        self.setopt(libc::IPPROTO_IP, opt, &mreq, &format!("{what} {group}"))
+    }
+}
+
+fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: in_addr(addr),
+        sin_zero: [0; 8],
+    }
+}
+
+fn write_ready(path: &Option<String>, state: &str) -> Result<()> {
+    if let Some(p) = path {
+        let tmp = format!("{p}.tmp");
+        std::fs::write(&tmp, format!("{state}\n")).with_context(|| format!("write {tmp}"))?;
+        std::fs::rename(&tmp, p).with_context(|| format!("rename {tmp} -> {p}"))?;
+    }
+    Ok(())
+}
+
+fn payload_tag(buf: &[u8]) -> String {
+    let text = String::from_utf8_lossy(buf);
+    let mut words = text.split(' ');
+    if words.next() != Some("MCT1") {
+        return "other".into();
+    }
+    words
+        .find_map(|w| w.strip_prefix("tag="))
+        .map(|t| t.trim_end_matches('.').to_string())
+        .unwrap_or_else(|| "other".into())
+}
+
+fn recv(a: Args) -> Result<()> {
+    install_signal_handlers()?;
+    let idx = ifindex(&a.iface)?;
+    let s = Sock::udp()?;
+    let one: libc::c_int = 1;
+    let zero: libc::c_int = 0;
+    s.setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &one, "SO_REUSEADDR")?;
+    s.setopt(libc::IPPROTO_IP, libc::IP_PKTINFO, &one, "IP_PKTINFO")?;
+    s.setopt(
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_ALL,
+        &zero,
+        "IP_MULTICAST_ALL",
+    )?;
+    let rcvbuf: libc::c_int = 4 << 20;
+    s.setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf, "SO_RCVBUF")?;
+    // Wake up regularly to notice --duration even when nothing arrives.
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    s.setopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")?;
+    let sa = sockaddr(Ipv4Addr::UNSPECIFIED, a.port);
+    // SAFETY: sa is a valid sockaddr_in and we pass its size.
+    let rc = unsafe {
+        libc::bind(
+            s.0,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(os_err(&format!("bind port {}", a.port)));
+    }
+    for g in &a.groups {
+        s.membership(*g, idx, true)?;
+    }
+    let mut joined = true;
+    write_ready(&a.ready_file, "joined")?;
+
+    let mut received: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_tag: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut after_leave: BTreeMap<String, u64> = BTreeMap::new();
+    for g in &a.groups {
+        received.insert(g.to_string(), 0);
+        after_leave.insert(g.to_string(), 0);
+    }
+    let mut left = false;
+    let deadline = a.duration.map(|d| Instant::now() + d);
+    let mut buf = vec![0u8; 65536];
+    let mut cbuf = [0u64; 64];
+    loop {
+        if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if LEAVE.swap(false, Ordering::SeqCst) && joined {
+            for g in &a.groups {
+                s.membership(*g, idx, false)?;
+            }
+            joined = false;
+            left = true;
+            write_ready(&a.ready_file, "left")?;
+        }
+        if REJOIN.swap(false, Ordering::SeqCst) && !joined {
+            for g in &a.groups {
+                s.membership(*g, idx, true)?;
+            }
+            joined = true;
+            write_ready(&a.ready_file, "joined")?;
+        }
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: zeroed msghdr is valid; we then point it at live buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        // SAFETY: msg references buf and cbuf, both alive and sized as declared.
+        let n = unsafe { libc::recvmsg(s.0, &mut msg, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
+                _ => return Err(anyhow!("recvmsg: {e}")),
+            }
+        }
+        let mut dst = None;
+        // SAFETY: CMSG_* walk the control buffer the kernel just filled, bounded by
+        // msg_controllen; IP_PKTINFO data is an in_pktinfo.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                    let pi =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
+                    dst = Some(Ipv4Addr::from(u32::from_be(pi.ipi_addr.s_addr)));
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let key = dst.map_or_else(|| "unknown".to_string(), |d| d.to_string());
+        let tag = payload_tag(&buf[..n as usize]);
+        *received.entry(key.clone()).or_default() += 1;
+        *by_tag
+            .entry(key.clone())
+            .or_default()
+            .entry(tag)
+            .or_default() += 1;
+        if left {
+            *after_leave.entry(key).or_default() += 1;
+        }
+    }
+    if joined {
+        for g in &a.groups {
+            // Best effort: the socket close would drop them anyway.
+            let _ = s.membership(*g, idx, false);
+        }
+    }
+    let total: u64 = received.values().sum();
+    let out = serde_json::json!({
+        "received": received,
+        "by_tag": by_tag,
+        "after_leave": after_leave,
+        "left": left,
+        "total": total,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn send(a: Args) -> Result<()> {
+    let idx = ifindex(&a.iface)?;
+    let s = Sock::udp()?;
+    let mreq = libc::ip_mreqn {
+        imr_multiaddr: in_addr(Ipv4Addr::UNSPECIFIED),
+        imr_address: in_addr(Ipv4Addr::UNSPECIFIED),
+        imr_ifindex: idx,
+    };
+    s.setopt(
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_IF,
+        &mreq,
+        "IP_MULTICAST_IF",
+    )?;
+    let ttl: libc::c_int = a.ttl as libc::c_int;
+    s.setopt(
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_TTL,
+        &ttl,
+        "IP_MULTICAST_TTL",
+    )?;
+    let lp: libc::c_int = a.mcast_loop.into();
+    s.setopt(
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_LOOP,
+        &lp,
+        "IP_MULTICAST_LOOP",
+    )?;
+    for g in &a.groups {
+        let sa = sockaddr(*g, a.port);
+        for seq in 0..a.count {
+            let mut payload = format!("MCT1 tag={} seq={seq}", a.tag).into_bytes();
+            if payload.len() < a.size {
+                payload.resize(a.size, b'.');
+            }
+            // SAFETY: payload and sa are live for the call and sized as passed.
+            let n = unsafe {
+                libc::sendto(
+                    s.0,
+                    payload.as_ptr() as *const libc::c_void,
+                    payload.len(),
+                    0,
+                    &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+            if n < 0 {
+                return Err(os_err(&format!("sendto {g}:{}", a.port)));
+            }
+            if !a.interval.is_zero() && seq + 1 < a.count {
+                std::thread::sleep(a.interval);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ping(a: Args) -> Result<()> {
+    let dst = a.dst.expect("checked in parse_args");
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMP,
+        )
+    };
+    if fd < 0 {
+        return Err(os_err("raw ICMP socket"));
+    }
+    let s = Sock(fd);
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    s.setopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")?;
+    let id = (std::process::id() & 0xffff) as u16;
+    let sa = sockaddr(dst, 0);
+    let mut got = 0u64;
+    let mut buf = [0u8; 2048];
+    for seq in 0..a.count as u16 {
+        let mut pkt = vec![8u8, 0, 0, 0];
+        pkt.extend_from_slice(&id.to_be_bytes());
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(b"igmpsnoop-lab-ping");
+        let ck = inet_checksum(&pkt);
+        pkt[2..4].copy_from_slice(&ck.to_be_bytes());
+        // SAFETY: pkt and sa are live and sized as passed.
+        let n = unsafe {
+            libc::sendto(
+                s.0,
+                pkt.as_ptr() as *const libc::c_void,
+                pkt.len(),
+                0,
+                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(os_err(&format!("sendto {dst}")));
+        }
+        let deadline = Instant::now() + a.timeout;
+        while Instant::now() < deadline {
+            // SAFETY: buf is live and its length is passed.
+            let n = unsafe { libc::recv(s.0, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n <= 0 {
+                continue;
+            }
+            // Raw sockets hand over the IP header too.
+            let pkt = &buf[..n as usize];
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+            let icmp = &pkt[ihl.min(pkt.len())..];
+            if src == dst
+                && icmp.len() >= 8
+                && icmp[0] == 0
+                && icmp[4..6] == id.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+            {
+                got += 1;
+                break;
+            }
+        }
+    }
+    println!("{}", serde_json::json!({"sent": a.count, "received": got}));
+    if got == 0 {
+        bail!("no echo reply from {dst}");
+    }
+    Ok(())
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let sub = args.next().unwrap_or_default();
+    let res = parse_args(args, &sub).and_then(|a| match sub.as_str() {
+        "recv" => recv(a),
+        "send" => send(a),
+        "ping" => ping(a),
+        _ => bail!("usage: mcast-tool recv|send --group G --port P [options] (see source header)"),
+    });
+    if let Err(e) = res {
+        eprintln!("mcast-tool {sub}: {e:#}");
+        std::process::exit(1);
+    }
+}
