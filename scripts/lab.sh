@@ -68,10 +68,14 @@ lab_up() {
             peer name eth0 netns "$h" address "$(lab_host_mac "$i")"
         ip -n "$h" link set lo up
         ip -n "$h" addr add "$(lab_host_ip "$i")/$LAB_PREFIXLEN" dev eth0
-        ip netns exec "$h" ethtool -K eth0 gro on
+        # GRO on: native-mode XDP redirect into a veth needs the peer to run NAPI.
+        # TX checksum offload off: a veth otherwise hands over CHECKSUM_PARTIAL
+        # frames, and a frame that XDP redirects keeps its unfinished UDP
+        # checksum, so receivers drop it (a real NIC finishes it in hardware).
+        ip netns exec "$h" ethtool -K eth0 gro on tx off >/dev/null
         ip -n "$h" link set eth0 up
         ip -n "$h" route add 224.0.0.0/4 dev eth0
-        ip netns exec "$sw" ethtool -K "p$i" gro on
+        ip netns exec "$sw" ethtool -K "p$i" gro on tx off >/dev/null
         ip -n "$sw" link set "p$i" up
     done
     trap - ERR

@@ -1,0 +1,5 @@
+//! The `igmpsnoop` command line: argument parsing, settings, output.
+pub mod args;
+pub mod duration;
+pub mod output;
+pub mod settings;

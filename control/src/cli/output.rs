@@ -1,0 +1,177 @@
+//! Plain-text tables for the listings (the `--json` form prints the data as is).
+use serde_json::Value;
+
+/// Prints rows under headers, each column as wide as its widest cell.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        other => other.to_string(),
+    }
+}
+
+fn ms(v: &Value) -> String {
+    match v.as_u64() {
+        Some(ms) => format!("{:.1}s", ms as f64 / 1000.0),
+        None => "-".into(),
+    }
+}
+
+fn rows(data: &Value) -> &[Value] {
+    data.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+pub fn groups(data: &Value) -> String {
+    if rows(data).is_empty() {
+        return "no groups\n".into();
+    }
+    table(
+        &["GROUP", "VLAN", "PORT", "VER", "EXPIRES", "HOSTS"],
+        rows(data)
+            .iter()
+            .map(|g| {
+                let hosts: Vec<String> = g["hosts"].as_array().map(|h| h.iter().map(s).collect()).unwrap_or_default();
+                let expires = if g["static"].as_bool() == Some(true) { "static".into() } else { ms(&g["expires_ms"]) };
+                vec![
+                    s(&g["group"]),
+                    s(&g["vlan"]),
+                    s(&g["port"]),
+                    format!("v{}", s(&g["version"])),
+                    expires,
+                    if hosts.is_empty() { "-".into() } else { hosts.join(",") },
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn routers(data: &Value) -> String {
+    if rows(data).is_empty() {
+        return "no router ports\n".into();
+    }
+    table(
+        &["PORT", "KIND", "LEARNED FROM", "EXPIRES"],
+        rows(data)
+            .iter()
+            .map(|r| vec![s(&r["port"]), s(&r["kind"]), s(&r["learned_from"]), ms(&r["expires_ms"])])
+            .collect(),
+    )
+}
+
+pub fn querier(data: &Value) -> String {
+    table(
+        &["VLAN", "STATE", "QUERIER", "OURS", "VERSION", "NEXT QUERY", "OTHER EXPIRES", "STARTUP LEFT"],
+        rows(data)
+            .iter()
+            .map(|q| {
+                vec![
+                    s(&q["vlan"]),
+                    s(&q["state"]),
+                    s(&q["querier_address"]),
+                    s(&q["our_address"]),
+                    format!("v{}", s(&q["version"])),
+                    ms(&q["next_general_query_ms"]),
+                    ms(&q["other_querier_expires_ms"]),
+                    s(&q["startup_queries_left"]),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn ports(data: &Value) -> String {
+    table(
+        &["PORT", "IFINDEX", "XDP", "UP", "ROLE", "GROUPS", "RX", "REPLICATED", "FLOODED", "FORWARDED", "TO CONTROL", "DROPS"],
+        rows(data)
+            .iter()
+            .map(|p| {
+                let c = &p["counters"];
+                let drops: u64 = c
+                    .as_object()
+                    .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop")).filter_map(|(_, v)| v.as_u64()).sum())
+                    .unwrap_or(0);
+                let mut role = Vec::new();
+                if p["router"].as_bool() == Some(true) {
+                    role.push("router");
+                }
+                if p["fast_leave"].as_bool() == Some(true) {
+                    role.push("fast-leave");
+                }
+                if p["guard"].as_bool() == Some(true) {
+                    role.push("guard");
+                }
+                vec![
+                    s(&p["port"]),
+                    s(&p["ifindex"]),
+                    s(&p["xdp_mode"]),
+                    s(&p["up"]),
+                    if role.is_empty() { "-".into() } else { role.join(",") },
+                    s(&p["groups"]),
+                    s(&c["rx"]),
+                    s(&c["replicated"]),
+                    s(&c["flooded"]),
+                    s(&c["forwarded"]),
+                    s(&c["to_control"]),
+                    drops.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn stats(data: &Value) -> String {
+    let mut out = String::new();
+    for (section, title) in [("engine", "control plane"), ("dataplane", "fast path (all ports)"), ("daemon", "daemon")] {
+        out.push_str(&format!("{title}:\n"));
+        if let Some(map) = data[section].as_object() {
+            let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+            for (k, v) in map {
+                if v.as_u64() != Some(0) {
+                    out.push_str(&format!("  {k:<width$}  {}\n", s(v)));
+                }
+            }
+        }
+    }
+    out.push_str(&format!("groups: {}   kernel port sets: {}\n", s(&data["groups"]), s(&data["bpf_port_sets"])));
+    out.push_str("(counters that are zero are not shown; --json lists all)\n");
+    out
+}
+
+pub fn macs(data: &Value) -> String {
+    if rows(data).is_empty() {
+        return "no MACs learned\n".into();
+    }
+    table(
+        &["MAC", "VLAN", "PORT", "AGE"],
+        rows(data)
+            .iter()
+            .map(|m| vec![s(&m["mac"]), s(&m["vlan"]), s(&m["port"]), format!("{}s", s(&m["age_s"]))])
+            .collect(),
+    )
+}

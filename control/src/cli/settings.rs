@@ -1,0 +1,165 @@
+//! `igmpsnoop run` settings: the TOML config file, overridden by flags,
+//! validated into what the engine and the data plane take.
+use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use igmpsnoop_control::{Config, PortConfig};
+use igmpsnoop_dataplane::XdpMode;
+use serde::Deserialize;
+
+use super::{
+    args::{DEFAULT_SOCKET, RunArgs, XdpModeArg},
+    duration::parse_duration,
+};
+
+/// The config file: the same keys as the `run` flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    port: Vec<String>,
+    xdp_mode: Option<XdpModeArg>,
+    querier: Option<bool>,
+    querier_address: Option<Ipv4Addr>,
+    igmp_version: Option<u8>,
+    query_interval: Option<String>,
+    query_response_interval: Option<String>,
+    last_member_interval: Option<String>,
+    last_member_count: Option<u8>,
+    robustness: Option<u8>,
+    #[serde(default)]
+    fast_leave: Vec<String>,
+    #[serde(default)]
+    router_port: Vec<String>,
+    #[serde(default)]
+    guard_port: Vec<String>,
+    flood_unregistered: Option<bool>,
+    max_groups: Option<usize>,
+    max_groups_per_port: Option<usize>,
+    control_rate_limit: Option<u32>,
+    mac_age: Option<String>,
+    socket: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub ports: Vec<String>,
+    pub xdp_mode: XdpMode,
+    pub engine: Config,
+    pub port_configs: Vec<PortConfig>,
+    pub control_rate_limit: u32,
+    pub mac_age: Duration,
+    pub socket: PathBuf,
+}
+
+/// Default cap on control frames per port per second: far above any real
+/// membership churn, low enough that one flooding host cannot starve the rest.
+const DEFAULT_CONTROL_RATE: u32 = 2000;
+const DEFAULT_MAC_AGE: Duration = Duration::from_secs(300);
+
+fn dur(key: &str, value: Option<String>) -> anyhow::Result<Option<Duration>> {
+    value.map(|v| parse_duration(&v).map_err(|e| anyhow::anyhow!("{key}: {e}"))).transpose()
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
+    flag.or(file)
+}
+
+fn pick_list(flag: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flag.is_empty() { file } else { flag }
+}
+
+pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).with_context(|| format!("config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+
+    let ports = pick_list(args.port, file.port);
+    if ports.is_empty() {
+        bail!("no ports: give at least one --port IFACE (or `port = [...]` in the config file)");
+    }
+    let mut seen = HashSet::new();
+    for p in &ports {
+        if !seen.insert(p.as_str()) {
+            bail!("port {p:?} is given twice");
+        }
+    }
+    let check = |flag: &str, names: &[String]| -> anyhow::Result<()> {
+        for n in names {
+            if !seen.contains(n.as_str()) {
+                bail!("--{flag} {n}: {n:?} is not one of the --port interfaces");
+            }
+        }
+        Ok(())
+    };
+    let fast_leave = pick_list(args.fast_leave, file.fast_leave);
+    let router_port = pick_list(args.router_port, file.router_port);
+    let guard_port = pick_list(args.guard_port, file.guard_port);
+    check("fast-leave", &fast_leave)?;
+    check("router-port", &router_port)?;
+    check("guard-port", &guard_port)?;
+
+    let mut engine = Config::default();
+    if let Some(v) = pick(args.robustness, file.robustness) {
+        if !(1..=7).contains(&v) {
+            bail!("robustness {v}: expected 1..7");
+        }
+        engine.robustness = v;
+        engine.last_member_count = v;
+    }
+    if let Some(v) = pick(args.query_interval, dur("query-interval", file.query_interval)?) {
+        engine.query_interval = v;
+    }
+    if let Some(v) = pick(args.query_response_interval, dur("query-response-interval", file.query_response_interval)?) {
+        engine.query_response_interval = v;
+    }
+    if let Some(v) = pick(args.last_member_interval, dur("last-member-interval", file.last_member_interval)?) {
+        engine.last_member_interval = v;
+    }
+    if let Some(v) = pick(args.last_member_count, file.last_member_count) {
+        engine.last_member_count = v;
+    }
+    if let Some(v) = pick(args.igmp_version, file.igmp_version) {
+        if !(2..=3).contains(&v) {
+            bail!("igmp-version {v}: expected 2 or 3");
+        }
+        engine.igmp_version = v;
+    }
+    engine.querier = args.querier || file.querier.unwrap_or(false);
+    engine.querier_address = pick(args.querier_address, file.querier_address);
+    if let Some(v) = pick(args.flood_unregistered, file.flood_unregistered) {
+        engine.flood_unregistered = v;
+    }
+    if let Some(v) = pick(args.max_groups, file.max_groups) {
+        engine.max_groups = v;
+    }
+    let per_port = pick(args.max_groups_per_port, file.max_groups_per_port);
+    let port_configs = ports
+        .iter()
+        .map(|name| PortConfig {
+            name: name.clone(),
+            fast_leave: fast_leave.contains(name),
+            static_router: router_port.contains(name),
+            max_groups: per_port,
+            guard: guard_port.contains(name),
+        })
+        .collect();
+    let xdp_mode = match pick(args.xdp_mode, file.xdp_mode).unwrap_or(XdpModeArg::Auto) {
+        XdpModeArg::Auto => XdpMode::Auto,
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Generic => XdpMode::Generic,
+    };
+    Ok(Settings {
+        ports,
+        xdp_mode,
+        engine,
+        port_configs,
+        control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit).unwrap_or(DEFAULT_CONTROL_RATE),
+        mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
+        socket: args.socket.socket.or(file.socket).unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+    })
+}

@@ -1,0 +1,278 @@
+//! `igmpsnoop run`: the event loop that joins the parts. Control frames from
+//! AF_XDP go into the engine; its forwarding changes go into the BPF maps; its
+//! frames go out of the ports; timers fire on time; the control socket answers
+//! the CLI.
+pub mod ipc;
+mod signals;
+mod views;
+
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
+use igmpsnoop_dataplane::{Dataplane, iface};
+use serde_json::{Value, json};
+use tracing::{debug, error, info, warn};
+
+use crate::cli::settings::Settings;
+use ipc::{Request, Server};
+
+/// Longest the loop sleeps: bounds how late a stop request or a port event is seen.
+const MAX_SLEEP: Duration = Duration::from_millis(200);
+const PORT_CHECK_EVERY: Duration = Duration::from_secs(1);
+const MAC_AGE_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Monotonic milliseconds since the daemon started: the engine's clock.
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.elapsed().as_millis() as u64)
+    }
+}
+
+#[derive(Default)]
+struct DaemonCounters {
+    tx_frames: u64,
+    tx_errors: u64,
+    map_errors: u64,
+    ipc_requests: u64,
+}
+
+pub fn run(mut settings: Settings) -> anyhow::Result<()> {
+    signals::install();
+    let server = Server::bind(&settings.socket)?;
+    let mut dp = Dataplane::open(&settings.ports, settings.xdp_mode)?;
+    dp.forwarding.set_flood_unregistered(settings.engine.flood_unregistered)?;
+    dp.forwarding.set_control_rate(settings.control_rate_limit)?;
+
+    settings.engine.switch_mac = dp.ports().iter().find_map(|p| p.mac).unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
+    if settings.engine.querier && settings.engine.querier_address.is_none() {
+        settings.engine.querier_address = Some(local_ipv4().context(
+            "--querier needs a source address for its queries: give --querier-address A.B.C.D \
+             (no IPv4 address was found on this host to use instead)",
+        )?);
+    }
+    let clock = Clock(Instant::now());
+    let mut engine = Engine::new(settings.engine, settings.port_configs, clock.now())
+        .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+    let mut counters = DaemonCounters::default();
+    let mut actions = Vec::new();
+    apply_router_ports(&mut dp, engine.router_ports(), &mut counters);
+
+    let names: Vec<String> = dp.ports().iter().map(|p| format!("{}({})", p.name, p.mode)).collect();
+    info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
+
+    let mut up = PortMask::first(dp.ports().len());
+    let mut last_port_check = Instant::now();
+    let mut last_mac_age = Instant::now();
+    let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut fds: Vec<libc::pollfd> = dp
+        .poll_fds()
+        .into_iter()
+        .chain([server.fd()])
+        .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+        .collect();
+
+    while !signals::stop_requested() {
+        let now = clock.now();
+        engine.handle_timeout(now, &mut actions);
+        apply(&mut dp, &mut actions, None, &mut counters);
+
+        let sleep = engine
+            .next_deadline()
+            .map(|d| Duration::from_millis(d.as_millis().saturating_sub(now.as_millis())))
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP);
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, sleep.as_millis() as i32) };
+        if ready < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                bail!("poll: {err}");
+            }
+            continue;
+        }
+
+        frames.clear();
+        dp.receive(|r| frames.push((r.port, r.frame.to_vec())));
+        for (port, frame) in &frames {
+            engine.handle_frame(clock.now(), *port as u8, frame, &mut actions);
+            apply(&mut dp, &mut actions, Some(frame), &mut counters);
+        }
+
+        server.serve(|request| {
+            counters.ipc_requests += 1;
+            handle(request, &mut engine, &mut dp, &clock, up, &mut counters)
+        });
+
+        if last_port_check.elapsed() >= PORT_CHECK_EVERY {
+            last_port_check = Instant::now();
+            check_ports(&mut engine, &mut dp, &mut up, &clock, &mut counters);
+        }
+        if last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
+            last_mac_age = Instant::now();
+            let aged = dp.stats.flush_macs(Some(settings.mac_age.as_secs().max(1)), None);
+            if aged > 0 {
+                debug!(aged, "MAC entries aged out");
+            }
+        }
+    }
+    info!("stopping: detaching from every port");
+    drop(dp);
+    drop(server);
+    Ok(())
+}
+
+/// Carries out the engine's actions. Failures are logged and counted; the
+/// switch keeps running.
+fn apply(dp: &mut Dataplane, actions: &mut Vec<Action>, input: Option<&[u8]>, counters: &mut DaemonCounters) {
+    for action in actions.drain(..) {
+        match action {
+            Action::GroupPorts { vlan, group, ports } => {
+                debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
+                if let Err(e) = dp.forwarding.set_group(vlan, group.octets(), ports.0) {
+                    counters.map_errors += 1;
+                    error!(%group, vlan, error = %e, "cannot update the group map");
+                }
+            }
+            Action::RouterPorts { ports } => apply_router_ports(dp, ports, counters),
+            Action::Forward { ports } => {
+                if let Some(frame) = input {
+                    send_all(dp, ports, frame, counters);
+                }
+            }
+            Action::Transmit { ports, frame } => send_all(dp, ports, &frame, counters),
+        }
+    }
+}
+
+fn apply_router_ports(dp: &mut Dataplane, ports: PortMask, counters: &mut DaemonCounters) {
+    debug!(ports = format_args!("{:#x}", ports.0), "router ports");
+    if let Err(e) = dp.forwarding.set_router_ports(ports.0) {
+        counters.map_errors += 1;
+        error!(error = %e, "cannot update router ports");
+    }
+}
+
+fn send_all(dp: &mut Dataplane, ports: PortMask, frame: &[u8], counters: &mut DaemonCounters) {
+    for port in ports.iter() {
+        match dp.send(port as usize, frame) {
+            Ok(()) => counters.tx_frames += 1,
+            Err(e) => {
+                counters.tx_errors += 1;
+                warn!(port, error = %e, "cannot send");
+            }
+        }
+    }
+}
+
+/// A port going down flushes its memberships and MACs; coming back up, it
+/// gets a general query at once (when we are querier).
+fn check_ports(engine: &mut Engine, dp: &mut Dataplane, up: &mut PortMask, clock: &Clock, counters: &mut DaemonCounters) {
+    let mut actions = Vec::new();
+    let ports: Vec<(u8, String, u32)> = dp.ports().iter().map(|p| (p.index as u8, p.name.clone(), p.ifindex)).collect();
+    for (index, name, ifindex) in ports {
+        let is_up = iface::is_up(&name);
+        if is_up == up.contains(index) {
+            continue;
+        }
+        if is_up {
+            info!(port = %name, "port up");
+            up.insert(index);
+            engine.port_up(clock.now(), index, &mut actions);
+        } else {
+            info!(port = %name, "port down: flushing its memberships and MACs");
+            up.remove(index);
+            engine.port_down(index, &mut actions);
+            dp.stats.flush_macs(None, Some(ifindex));
+        }
+        apply(dp, &mut actions, None, counters);
+    }
+}
+
+fn handle(
+    request: Request,
+    engine: &mut Engine,
+    dp: &mut Dataplane,
+    clock: &Clock,
+    up: PortMask,
+    counters: &mut DaemonCounters,
+) -> Result<Value, String> {
+    let now = clock.now();
+    let port_index = |dp: &Dataplane, name: &str| {
+        dp.port_by_name(name).map(|p| p.index as u8).ok_or_else(|| {
+            let names: Vec<&str> = dp.ports().iter().map(|p| p.name.as_str()).collect();
+            format!("{name:?} is not a port of this switch (ports: {})", names.join(", "))
+        })
+    };
+    Ok(match request {
+        Request::Groups => views::groups(engine, dp, now),
+        Request::Routers => views::routers(engine, dp, now),
+        Request::Querier => views::querier(engine, now),
+        Request::Ports => views::ports(engine, dp, up.0),
+        Request::Macs => views::macs(dp),
+        Request::Stats => {
+            let daemon = json!({
+                "tx_frames": counters.tx_frames,
+                "tx_errors": counters.tx_errors,
+                "map_errors": counters.map_errors,
+                "ipc_requests": counters.ipc_requests,
+            });
+            views::stats(engine, dp, daemon.as_object().expect("an object"))
+        }
+        Request::GroupAdd { group, port, vlan } | Request::GroupDel { group, port, vlan } if !group.is_multicast() => {
+            let _ = (port, vlan);
+            return Err(format!("{group} is not an IPv4 multicast group (224.0.0.0/4)"));
+        }
+        Request::GroupAdd { group, port, vlan } => {
+            let index = port_index(dp, &port)?;
+            let mut actions = Vec::new();
+            engine.add_static_group(vlan, group, index, &mut actions).map_err(|e| e.to_string())?;
+            apply(dp, &mut actions, None, counters);
+            info!(%group, vlan, %port, "static group added");
+            json!({"added": {"group": group.to_string(), "port": port, "vlan": vlan}})
+        }
+        Request::GroupDel { group, port, vlan } => {
+            let index = port_index(dp, &port)?;
+            let mut actions = Vec::new();
+            engine.del_static_group(vlan, group, index, &mut actions).map_err(|e| e.to_string())?;
+            apply(dp, &mut actions, None, counters);
+            info!(%group, vlan, %port, "static group removed");
+            json!({"removed": {"group": group.to_string(), "port": port, "vlan": vlan}})
+        }
+    })
+}
+
+/// The first non-loopback IPv4 address of this host (its network namespace).
+fn local_ipv4() -> Option<Ipv4Addr> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `addrs` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned; ifa_addr, when
+        // not null and of family AF_INET, points at a sockaddr_in.
+        unsafe {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let sin = &*(addr as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() && !ip.is_unspecified() {
+                    found = Some(ip);
+                    break;
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+    }
+    // SAFETY: addrs came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    found
+}

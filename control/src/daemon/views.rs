@@ -1,0 +1,159 @@
+//! What the CLI shows: JSON built from the engine and the data plane, with
+//! port names instead of indexes and times relative to now.
+use igmpsnoop_common::counter;
+use igmpsnoop_control::{Engine, Timestamp};
+use igmpsnoop_dataplane::Dataplane;
+use serde_json::{Value, json};
+
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn port_name(dp: &Dataplane, port: u8) -> String {
+    dp.ports().get(port as usize).map(|p| p.name.clone()).unwrap_or_else(|| format!("#{port}"))
+}
+
+fn ms_until(t: Option<Timestamp>, now: Timestamp) -> Value {
+    match t {
+        Some(t) => json!(t.as_millis().saturating_sub(now.as_millis())),
+        None => Value::Null,
+    }
+}
+
+pub fn groups(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
+    let mut rows = engine.groups();
+    rows.sort_by_key(|g| (g.vlan, u32::from(g.group), g.port));
+    Value::Array(
+        rows.iter()
+            .map(|g| {
+                json!({
+                    "group": g.group.to_string(),
+                    "vlan": g.vlan,
+                    "port": port_name(dp, g.port),
+                    "hosts": g.hosts.iter().map(mac_string).collect::<Vec<_>>(),
+                    "version": g.version,
+                    "expires_ms": ms_until(g.expires, now),
+                    "static": g.is_static,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
+    Value::Array(
+        engine
+            .routers()
+            .iter()
+            .map(|r| {
+                let kind = match (r.is_static, r.learned_from.is_some()) {
+                    (true, true) => "static+learned",
+                    (true, false) => "static",
+                    _ => "learned",
+                };
+                json!({
+                    "port": port_name(dp, r.port),
+                    "kind": kind,
+                    "learned_from": r.learned_from.map(|a| a.to_string()),
+                    "expires_ms": ms_until(r.expires, now),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn querier(engine: &Engine, now: Timestamp) -> Value {
+    Value::Array(
+        engine
+            .querier()
+            .iter()
+            .map(|q| {
+                let state = if !engine.config().querier {
+                    "off"
+                } else if q.we_are_querier {
+                    "querier"
+                } else {
+                    "non-querier"
+                };
+                json!({
+                    "vlan": q.vlan,
+                    "state": state,
+                    "our_address": q.our_address.map(|a| a.to_string()),
+                    "querier_address": q.querier_address.map(|a| a.to_string()),
+                    "other_querier_expires_ms": ms_until(q.other_querier_expires, now),
+                    "next_general_query_ms": ms_until(q.next_general_query, now),
+                    "startup_queries_left": q.startup_queries_left,
+                    "version": q.version,
+                    "query_interval_ms": engine.config().query_interval.as_millis() as u64,
+                    "query_response_interval_ms": engine.config().query_response_interval.as_millis() as u64,
+                    "robustness": engine.config().robustness,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn ports(engine: &Engine, dp: &Dataplane, up: u64) -> Value {
+    let configs = engine.port_configs();
+    let groups = engine.groups();
+    let routers = engine.router_ports();
+    Value::Array(
+        dp.ports()
+            .iter()
+            .map(|p| {
+                let cfg = configs.get(p.index);
+                let counters = dp.stats.port_counters(p.index).unwrap_or_default();
+                let engine_counters = engine.counters().ports.get(p.index).copied().unwrap_or_default();
+                json!({
+                    "port": p.name,
+                    "ifindex": p.ifindex,
+                    "index": p.index,
+                    "xdp_mode": p.mode.to_string(),
+                    "up": up & (1u64 << p.index) != 0,
+                    "fast_leave": cfg.is_some_and(|c| c.fast_leave),
+                    "static_router": cfg.is_some_and(|c| c.static_router),
+                    "guard": cfg.is_some_and(|c| c.guard),
+                    "router": routers.contains(p.index as u8),
+                    "groups": groups.iter().filter(|g| g.port as usize == p.index).count(),
+                    "counters": counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                    "control": engine_counters,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, Value>) -> Value {
+    let engine_counters: serde_json::Map<String, Value> =
+        engine.counters().iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut totals = [0u64; counter::COUNT as usize];
+    for p in dp.ports() {
+        if let Ok(c) = dp.stats.port_counters(p.index) {
+            for (t, v) in totals.iter_mut().zip(c.values) {
+                *t += v;
+            }
+        }
+    }
+    let dataplane: serde_json::Map<String, Value> =
+        counter::NAMES.iter().zip(totals).map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({
+        "engine": engine_counters,
+        "dataplane": dataplane,
+        "daemon": daemon,
+        "groups": engine.group_count(),
+        "bpf_port_sets": dp.forwarding.inner_maps(),
+    })
+}
+
+pub fn macs(dp: &Dataplane) -> Value {
+    Value::Array(
+        dp.stats
+            .mac_table()
+            .iter()
+            .map(|m| {
+                let port = dp.ports().iter().find(|p| p.ifindex == m.ifindex).map(|p| p.name.clone());
+                json!({"mac": mac_string(&m.mac), "vlan": m.vlan, "port": port, "age_s": m.age_secs})
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine of this kind or this one:
+# installs what is missing (scripts/setup.sh), checks formatting and lints,
+# then runs every test: the engine's unit and property tests, and the
+# end-to-end tests that build network-namespace labs (root needed; a test
+# that cannot run fails and names what is missing, it never skips).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+export IGMPSNOOP_SETUP_DONE=1
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build"
+cargo build --workspace --all-targets --locked
+echo "== cargo test"
+# Netns tests share two cores with the fast path they test; a few at a time.
+cargo test --workspace --locked -- --test-threads "${IGMPSNOOP_TEST_THREADS:-4}"
