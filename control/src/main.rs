@@ -13,7 +13,21 @@ use daemon::ipc::{self, Request};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line: clap's first line, without its "error: " prefix.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            eprintln!("igmpsnoop: {first}; see `igmpsnoop --help`");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -32,7 +46,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
                 .with_writer(std::io::stderr)
                 .init();
             let settings = cli::settings::resolve(*args)?;
@@ -46,8 +62,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Macs(a) => list(a, Request::Macs, output::macs),
         Command::Group { action } => {
             let (request, socket) = match action {
-                GroupAction::Add(a) => (Request::GroupAdd { group: a.group, port: a.port, vlan: a.vlan }, a.socket),
-                GroupAction::Del(a) => (Request::GroupDel { group: a.group, port: a.port, vlan: a.vlan }, a.socket),
+                GroupAction::Add(a) => (
+                    Request::GroupAdd {
+                        group: a.group,
+                        port: a.port,
+                        vlan: a.vlan,
+                    },
+                    a.socket,
+                ),
+                GroupAction::Del(a) => (
+                    Request::GroupDel {
+                        group: a.group,
+                        port: a.port,
+                        vlan: a.vlan,
+                    },
+                    a.socket,
+                ),
             };
             let reply = ipc::request(&socket.path(), &request)?;
             println!("{reply}");
@@ -56,7 +86,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn list(args: ListArgs, request: Request, render: fn(&serde_json::Value) -> String) -> anyhow::Result<()> {
+fn list(
+    args: ListArgs,
+    request: Request,
+    render: fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
     let data = ipc::request(&args.socket.path(), &request)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&data)?);

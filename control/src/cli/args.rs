@@ -8,7 +8,12 @@ use super::duration::parse_duration;
 pub const DEFAULT_SOCKET: &str = "/run/igmpsnoop/igmpsnoop.sock";
 
 #[derive(Debug, Parser)]
-#[command(name = "igmpsnoop", version, about = "An IGMP snooping layer-2 switch on XDP", propagate_version = true)]
+#[command(
+    name = "igmpsnoop",
+    version,
+    about = "An IGMP snooping layer-2 switch on XDP",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,7 +51,9 @@ pub struct SocketArg {
 
 impl SocketArg {
     pub fn path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+        self.socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
     }
 }
 

@@ -3,9 +3,12 @@ use std::time::Duration;
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("bad duration {text:?}: expected a number with a unit, like 125s, 500ms or 2m");
+    let bad =
+        || format!("bad duration {text:?}: expected a number with a unit, like 125s, 500ms or 2m");
     if number.is_empty() {
         return Err(bad());
     }

@@ -56,15 +56,26 @@ pub fn groups(data: &Value) -> String {
         rows(data)
             .iter()
             .map(|g| {
-                let hosts: Vec<String> = g["hosts"].as_array().map(|h| h.iter().map(s).collect()).unwrap_or_default();
-                let expires = if g["static"].as_bool() == Some(true) { "static".into() } else { ms(&g["expires_ms"]) };
+                let hosts: Vec<String> = g["hosts"]
+                    .as_array()
+                    .map(|h| h.iter().map(s).collect())
+                    .unwrap_or_default();
+                let expires = if g["static"].as_bool() == Some(true) {
+                    "static".into()
+                } else {
+                    ms(&g["expires_ms"])
+                };
                 vec![
                     s(&g["group"]),
                     s(&g["vlan"]),
                     s(&g["port"]),
                     format!("v{}", s(&g["version"])),
                     expires,
-                    if hosts.is_empty() { "-".into() } else { hosts.join(",") },
+                    if hosts.is_empty() {
+                        "-".into()
+                    } else {
+                        hosts.join(",")
+                    },
                 ]
             })
             .collect(),
@@ -79,14 +90,30 @@ pub fn routers(data: &Value) -> String {
         &["PORT", "KIND", "LEARNED FROM", "EXPIRES"],
         rows(data)
             .iter()
-            .map(|r| vec![s(&r["port"]), s(&r["kind"]), s(&r["learned_from"]), ms(&r["expires_ms"])])
+            .map(|r| {
+                vec![
+                    s(&r["port"]),
+                    s(&r["kind"]),
+                    s(&r["learned_from"]),
+                    ms(&r["expires_ms"]),
+                ]
+            })
             .collect(),
     )
 }
 
 pub fn querier(data: &Value) -> String {
     table(
-        &["VLAN", "STATE", "QUERIER", "OURS", "VERSION", "NEXT QUERY", "OTHER EXPIRES", "STARTUP LEFT"],
+        &[
+            "VLAN",
+            "STATE",
+            "QUERIER",
+            "OURS",
+            "VERSION",
+            "NEXT QUERY",
+            "OTHER EXPIRES",
+            "STARTUP LEFT",
+        ],
         rows(data)
             .iter()
             .map(|q| {
@@ -107,14 +134,32 @@ pub fn querier(data: &Value) -> String {
 
 pub fn ports(data: &Value) -> String {
     table(
-        &["PORT", "IFINDEX", "XDP", "UP", "ROLE", "GROUPS", "RX", "REPLICATED", "FLOODED", "FORWARDED", "TO CONTROL", "DROPS"],
+        &[
+            "PORT",
+            "IFINDEX",
+            "XDP",
+            "UP",
+            "ROLE",
+            "GROUPS",
+            "RX",
+            "REPLICATED",
+            "FLOODED",
+            "FORWARDED",
+            "TO CONTROL",
+            "DROPS",
+        ],
         rows(data)
             .iter()
             .map(|p| {
                 let c = &p["counters"];
                 let drops: u64 = c
                     .as_object()
-                    .map(|m| m.iter().filter(|(k, _)| k.starts_with("drop")).filter_map(|(_, v)| v.as_u64()).sum())
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| k.starts_with("drop"))
+                            .filter_map(|(_, v)| v.as_u64())
+                            .sum()
+                    })
                     .unwrap_or(0);
                 let mut role = Vec::new();
                 if p["router"].as_bool() == Some(true) {
@@ -131,7 +176,11 @@ pub fn ports(data: &Value) -> String {
                     s(&p["ifindex"]),
                     s(&p["xdp_mode"]),
                     s(&p["up"]),
-                    if role.is_empty() { "-".into() } else { role.join(",") },
+                    if role.is_empty() {
+                        "-".into()
+                    } else {
+                        role.join(",")
+                    },
                     s(&p["groups"]),
                     s(&c["rx"]),
                     s(&c["replicated"]),
@@ -147,7 +196,11 @@ pub fn ports(data: &Value) -> String {
 
 pub fn stats(data: &Value) -> String {
     let mut out = String::new();
-    for (section, title) in [("engine", "control plane"), ("dataplane", "fast path (all ports)"), ("daemon", "daemon")] {
+    for (section, title) in [
+        ("engine", "control plane"),
+        ("dataplane", "fast path (all ports)"),
+        ("daemon", "daemon"),
+    ] {
         out.push_str(&format!("{title}:\n"));
         if let Some(map) = data[section].as_object() {
             let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
@@ -158,7 +211,11 @@ pub fn stats(data: &Value) -> String {
             }
         }
     }
-    out.push_str(&format!("groups: {}   kernel port sets: {}\n", s(&data["groups"]), s(&data["bpf_port_sets"])));
+    out.push_str(&format!(
+        "groups: {}   kernel port sets: {}\n",
+        s(&data["groups"]),
+        s(&data["bpf_port_sets"])
+    ));
     out.push_str("(counters that are zero are not shown; --json lists all)\n");
     out
 }
@@ -171,7 +228,14 @@ pub fn macs(data: &Value) -> String {
         &["MAC", "VLAN", "PORT", "AGE"],
         rows(data)
             .iter()
-            .map(|m| vec![s(&m["mac"]), s(&m["vlan"]), s(&m["port"]), format!("{}s", s(&m["age_s"]))])
+            .map(|m| {
+                vec![
+                    s(&m["mac"]),
+                    s(&m["vlan"]),
+                    s(&m["port"]),
+                    format!("{}s", s(&m["age_s"])),
+                ]
+            })
             .collect(),
     )
 }

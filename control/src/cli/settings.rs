@@ -3,7 +3,7 @@
 use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
-use igmpsnoop_control::{Config, PortConfig};
+use igmpsnoop_control::{Config, ConfigError, PortConfig};
 use igmpsnoop_dataplane::XdpMode;
 use serde::Deserialize;
 
@@ -58,7 +58,9 @@ const DEFAULT_CONTROL_RATE: u32 = 2000;
 const DEFAULT_MAC_AGE: Duration = Duration::from_secs(300);
 
 fn dur(key: &str, value: Option<String>) -> anyhow::Result<Option<Duration>> {
-    value.map(|v| parse_duration(&v).map_err(|e| anyhow::anyhow!("{key}: {e}"))).transpose()
+    value
+        .map(|v| parse_duration(&v).map_err(|e| anyhow::anyhow!("{key}: {e}")))
+        .transpose()
 }
 
 fn pick<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
@@ -72,8 +74,15 @@ fn pick_list(flag: Vec<String>, file: Vec<String>) -> Vec<String> {
 pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-            toml::from_str::<FileConfig>(&text).with_context(|| format!("config file {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "config file {}: {}",
+                    path.display(),
+                    e.message().trim().replace('\n', ": ")
+                )
+            })?
         }
         None => FileConfig::default(),
     };
@@ -85,7 +94,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
     let mut seen = HashSet::new();
     for p in &ports {
         if !seen.insert(p.as_str()) {
-            bail!("port {p:?} is given twice");
+            bail!("port {p:?} is given twice: name each port once");
         }
     }
     let check = |flag: &str, names: &[String]| -> anyhow::Result<()> {
@@ -111,13 +120,28 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         engine.robustness = v;
         engine.last_member_count = v;
     }
-    if let Some(v) = pick(args.query_interval, dur("query-interval", file.query_interval)?) {
+    if let Some(v) = pick(
+        args.query_interval,
+        dur("query-interval", file.query_interval)?,
+    ) {
         engine.query_interval = v;
     }
-    if let Some(v) = pick(args.query_response_interval, dur("query-response-interval", file.query_response_interval)?) {
-        engine.query_response_interval = v;
+    match pick(
+        args.query_response_interval,
+        dur("query-response-interval", file.query_response_interval)?,
+    ) {
+        Some(v) => engine.query_response_interval = v,
+        // RFC 3376 §8.3: the response interval must be less than the query
+        // interval; when only a short query interval is given, fit the default.
+        None if engine.query_response_interval >= engine.query_interval => {
+            engine.query_response_interval = engine.query_interval / 2;
+        }
+        None => {}
     }
-    if let Some(v) = pick(args.last_member_interval, dur("last-member-interval", file.last_member_interval)?) {
+    if let Some(v) = pick(
+        args.last_member_interval,
+        dur("last-member-interval", file.last_member_interval)?,
+    ) {
         engine.last_member_interval = v;
     }
     if let Some(v) = pick(args.last_member_count, file.last_member_count) {
@@ -137,6 +161,28 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
     if let Some(v) = pick(args.max_groups, file.max_groups) {
         engine.max_groups = v;
     }
+    if engine.querier && engine.querier_address.is_none() {
+        engine.querier_address = Some(local_ipv4().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--querier needs a source address for its queries: give --querier-address A.B.C.D \
+                 (this host has no IPv4 address to use instead)"
+            )
+        })?);
+    }
+    // Checked here, before any port is touched.
+    engine.validate(ports.len()).map_err(|e| {
+        let hint = match e {
+            ConfigError::ResponseInterval => format!(
+                " (--query-response-interval {:?} vs --query-interval {:?})",
+                engine.query_response_interval, engine.query_interval
+            ),
+            ConfigError::ResponseTooLong(_) => " (--query-response-interval or --last-member-interval is too long for the IGMP version)".into(),
+            ConfigError::ZeroInterval => " (a DUR option is 0)".into(),
+            ConfigError::ZeroCount => " (--last-member-count or --robustness is 0)".into(),
+            _ => String::new(),
+        };
+        anyhow::anyhow!("bad configuration: {e}{hint}")
+    })?;
     let per_port = pick(args.max_groups_per_port, file.max_groups_per_port);
     let port_configs = ports
         .iter()
@@ -158,8 +204,43 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         xdp_mode,
         engine,
         port_configs,
-        control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit).unwrap_or(DEFAULT_CONTROL_RATE),
+        control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit)
+            .unwrap_or(DEFAULT_CONTROL_RATE),
         mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
-        socket: args.socket.socket.or(file.socket).unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        socket: args
+            .socket
+            .socket
+            .or(file.socket)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
     })
+}
+
+/// The first non-loopback IPv4 address of this host (its network namespace).
+fn local_ipv4() -> Option<Ipv4Addr> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `addrs` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned; ifa_addr, when
+        // not null and of family AF_INET, points at a sockaddr_in.
+        unsafe {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let sin = &*(addr as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() && !ip.is_unspecified() {
+                    found = Some(ip);
+                    break;
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+    }
+    // SAFETY: addrs came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    found
 }

@@ -3,7 +3,10 @@
 use std::{
     fs,
     io::{BufRead, BufReader, Write},
-    os::unix::{fs::PermissionsExt, net::{UnixListener, UnixStream}},
+    os::unix::{
+        fs::PermissionsExt,
+        net::{UnixListener, UnixStream},
+    },
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -21,8 +24,16 @@ pub enum Request {
     Ports,
     Stats,
     Macs,
-    GroupAdd { group: std::net::Ipv4Addr, port: String, vlan: u16 },
-    GroupDel { group: std::net::Ipv4Addr, port: String, vlan: u16 },
+    GroupAdd {
+        group: std::net::Ipv4Addr,
+        port: String,
+        vlan: u16,
+    },
+    GroupDel {
+        group: std::net::Ipv4Addr,
+        port: String,
+        vlan: u16,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,15 +62,20 @@ impl Server {
                     path.display()
                 );
             }
-            fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+            fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))?;
         }
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let listener = UnixListener::bind(path).with_context(|| format!("binding control socket {}", path.display()))?;
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("binding control socket {}", path.display()))?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
-        Ok(Self { listener, path: path.to_path_buf() })
+        Ok(Self {
+            listener,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn fd(&self) -> std::os::fd::RawFd {
@@ -77,7 +93,10 @@ impl Server {
     }
 }
 
-fn answer(stream: UnixStream, handle: &mut impl FnMut(Request) -> Result<Value, String>) -> anyhow::Result<()> {
+fn answer(
+    stream: UnixStream,
+    handle: &mut impl FnMut(Request) -> Result<Value, String>,
+) -> anyhow::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
     stream.set_write_timeout(Some(Duration::from_secs(1)))?;
@@ -85,10 +104,22 @@ fn answer(stream: UnixStream, handle: &mut impl FnMut(Request) -> Result<Value, 
     BufReader::new(&stream).read_line(&mut line)?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(request) => match handle(request) {
-            Ok(data) => Response { ok: true, data: Some(data), error: None },
-            Err(error) => Response { ok: false, data: None, error: Some(error) },
+            Ok(data) => Response {
+                ok: true,
+                data: Some(data),
+                error: None,
+            },
+            Err(error) => Response {
+                ok: false,
+                data: None,
+                error: Some(error),
+            },
         },
-        Err(e) => Response { ok: false, data: None, error: Some(format!("bad request: {e}")) },
+        Err(e) => Response {
+            ok: false,
+            data: None,
+            error: Some(format!("bad request: {e}")),
+        },
     };
     let mut out = serde_json::to_string(&response)?;
     out.push('\n');
@@ -125,12 +156,19 @@ pub fn request(path: &Path, request: &Request) -> anyhow::Result<Value> {
         .read_line(&mut reply)
         .with_context(|| format!("reading the reply from {}", path.display()))?;
     if reply.is_empty() {
-        bail!("igmpsnoop at {} closed the connection without answering", path.display());
+        bail!(
+            "igmpsnoop at {} closed the connection without answering",
+            path.display()
+        );
     }
-    let response: Response = serde_json::from_str(&reply).context("the daemon's reply is not valid JSON")?;
+    let response: Response =
+        serde_json::from_str(&reply).context("the daemon's reply is not valid JSON")?;
     match (response.ok, response.data, response.error) {
         (true, Some(data), _) => Ok(data),
         (true, None, _) => Ok(Value::Null),
-        (false, _, error) => bail!("{}", error.unwrap_or_else(|| "the daemon refused the request".into())),
+        (false, _, error) => bail!(
+            "{}",
+            error.unwrap_or_else(|| "the daemon refused the request".into())
+        ),
     }
 }

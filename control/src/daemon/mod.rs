@@ -6,12 +6,9 @@ pub mod ipc;
 mod signals;
 mod views;
 
-use std::{
-    net::Ipv4Addr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
 use igmpsnoop_dataplane::{Dataplane, iface};
 use serde_json::{Value, json};
@@ -46,16 +43,16 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     signals::install();
     let server = Server::bind(&settings.socket)?;
     let mut dp = Dataplane::open(&settings.ports, settings.xdp_mode)?;
-    dp.forwarding.set_flood_unregistered(settings.engine.flood_unregistered)?;
-    dp.forwarding.set_control_rate(settings.control_rate_limit)?;
+    dp.forwarding
+        .set_flood_unregistered(settings.engine.flood_unregistered)?;
+    dp.forwarding
+        .set_control_rate(settings.control_rate_limit)?;
 
-    settings.engine.switch_mac = dp.ports().iter().find_map(|p| p.mac).unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
-    if settings.engine.querier && settings.engine.querier_address.is_none() {
-        settings.engine.querier_address = Some(local_ipv4().context(
-            "--querier needs a source address for its queries: give --querier-address A.B.C.D \
-             (no IPv4 address was found on this host to use instead)",
-        )?);
-    }
+    settings.engine.switch_mac = dp
+        .ports()
+        .iter()
+        .find_map(|p| p.mac)
+        .unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
     let clock = Clock(Instant::now());
     let mut engine = Engine::new(settings.engine, settings.port_configs, clock.now())
         .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
@@ -63,7 +60,11 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mut actions = Vec::new();
     apply_router_ports(&mut dp, engine.router_ports(), &mut counters);
 
-    let names: Vec<String> = dp.ports().iter().map(|p| format!("{}({})", p.name, p.mode)).collect();
+    let names: Vec<String> = dp
+        .ports()
+        .iter()
+        .map(|p| format!("{}({})", p.name, p.mode))
+        .collect();
     info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
 
     let mut up = PortMask::first(dp.ports().len());
@@ -74,7 +75,11 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .poll_fds()
         .into_iter()
         .chain([server.fd()])
-        .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
         .collect();
 
     while !signals::stop_requested() {
@@ -88,7 +93,13 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP);
         // SAFETY: fds is a valid array of pollfd of the given length.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, sleep.as_millis() as i32) };
+        let ready = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                sleep.as_millis() as i32,
+            )
+        };
         if ready < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() != std::io::ErrorKind::Interrupted {
@@ -115,7 +126,9 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         }
         if last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
             last_mac_age = Instant::now();
-            let aged = dp.stats.flush_macs(Some(settings.mac_age.as_secs().max(1)), None);
+            let aged = dp
+                .stats
+                .flush_macs(Some(settings.mac_age.as_secs().max(1)), None);
             if aged > 0 {
                 debug!(aged, "MAC entries aged out");
             }
@@ -129,7 +142,12 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
 
 /// Carries out the engine's actions. Failures are logged and counted; the
 /// switch keeps running.
-fn apply(dp: &mut Dataplane, actions: &mut Vec<Action>, input: Option<&[u8]>, counters: &mut DaemonCounters) {
+fn apply(
+    dp: &mut Dataplane,
+    actions: &mut Vec<Action>,
+    input: Option<&[u8]>,
+    counters: &mut DaemonCounters,
+) {
     for action in actions.drain(..) {
         match action {
             Action::GroupPorts { vlan, group, ports } => {
@@ -172,9 +190,19 @@ fn send_all(dp: &mut Dataplane, ports: PortMask, frame: &[u8], counters: &mut Da
 
 /// A port going down flushes its memberships and MACs; coming back up, it
 /// gets a general query at once (when we are querier).
-fn check_ports(engine: &mut Engine, dp: &mut Dataplane, up: &mut PortMask, clock: &Clock, counters: &mut DaemonCounters) {
+fn check_ports(
+    engine: &mut Engine,
+    dp: &mut Dataplane,
+    up: &mut PortMask,
+    clock: &Clock,
+    counters: &mut DaemonCounters,
+) {
     let mut actions = Vec::new();
-    let ports: Vec<(u8, String, u32)> = dp.ports().iter().map(|p| (p.index as u8, p.name.clone(), p.ifindex)).collect();
+    let ports: Vec<(u8, String, u32)> = dp
+        .ports()
+        .iter()
+        .map(|p| (p.index as u8, p.name.clone(), p.ifindex))
+        .collect();
     for (index, name, ifindex) in ports {
         let is_up = iface::is_up(&name);
         if is_up == up.contains(index) {
@@ -206,7 +234,10 @@ fn handle(
     let port_index = |dp: &Dataplane, name: &str| {
         dp.port_by_name(name).map(|p| p.index as u8).ok_or_else(|| {
             let names: Vec<&str> = dp.ports().iter().map(|p| p.name.as_str()).collect();
-            format!("{name:?} is not a port of this switch (ports: {})", names.join(", "))
+            format!(
+                "{name:?} is not a port of this switch (ports: {})",
+                names.join(", ")
+            )
         })
     };
     Ok(match request {
@@ -224,14 +255,20 @@ fn handle(
             });
             views::stats(engine, dp, daemon.as_object().expect("an object"))
         }
-        Request::GroupAdd { group, port, vlan } | Request::GroupDel { group, port, vlan } if !group.is_multicast() => {
+        Request::GroupAdd { group, port, vlan } | Request::GroupDel { group, port, vlan }
+            if !group.is_multicast() =>
+        {
             let _ = (port, vlan);
-            return Err(format!("{group} is not an IPv4 multicast group (224.0.0.0/4)"));
+            return Err(format!(
+                "{group} is not an IPv4 multicast group (224.0.0.0/4)"
+            ));
         }
         Request::GroupAdd { group, port, vlan } => {
             let index = port_index(dp, &port)?;
             let mut actions = Vec::new();
-            engine.add_static_group(vlan, group, index, &mut actions).map_err(|e| e.to_string())?;
+            engine
+                .add_static_group(vlan, group, index, &mut actions)
+                .map_err(|e| e.to_string())?;
             apply(dp, &mut actions, None, counters);
             info!(%group, vlan, %port, "static group added");
             json!({"added": {"group": group.to_string(), "port": port, "vlan": vlan}})
@@ -239,40 +276,12 @@ fn handle(
         Request::GroupDel { group, port, vlan } => {
             let index = port_index(dp, &port)?;
             let mut actions = Vec::new();
-            engine.del_static_group(vlan, group, index, &mut actions).map_err(|e| e.to_string())?;
+            engine
+                .del_static_group(vlan, group, index, &mut actions)
+                .map_err(|e| e.to_string())?;
             apply(dp, &mut actions, None, counters);
             info!(%group, vlan, %port, "static group removed");
             json!({"removed": {"group": group.to_string(), "port": port, "vlan": vlan}})
         }
     })
-}
-
-/// The first non-loopback IPv4 address of this host (its network namespace).
-fn local_ipv4() -> Option<Ipv4Addr> {
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `addrs` with a list we free below.
-    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
-        return None;
-    }
-    let mut found = None;
-    let mut cur = addrs;
-    while !cur.is_null() {
-        // SAFETY: cur is a node of the list getifaddrs returned; ifa_addr, when
-        // not null and of family AF_INET, points at a sockaddr_in.
-        unsafe {
-            let addr = (*cur).ifa_addr;
-            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
-                let sin = &*(addr as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if !ip.is_loopback() && !ip.is_unspecified() {
-                    found = Some(ip);
-                    break;
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-    }
-    // SAFETY: addrs came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(addrs) };
-    found
 }

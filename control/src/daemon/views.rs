@@ -6,11 +6,17 @@ use igmpsnoop_dataplane::Dataplane;
 use serde_json::{Value, json};
 
 pub fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn port_name(dp: &Dataplane, port: u8) -> String {
-    dp.ports().get(port as usize).map(|p| p.name.clone()).unwrap_or_else(|| format!("#{port}"))
+    dp.ports()
+        .get(port as usize)
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| format!("#{port}"))
 }
 
 fn ms_until(t: Option<Timestamp>, now: Timestamp) -> Value {
@@ -124,8 +130,11 @@ pub fn ports(engine: &Engine, dp: &Dataplane, up: u64) -> Value {
 }
 
 pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, Value>) -> Value {
-    let engine_counters: serde_json::Map<String, Value> =
-        engine.counters().iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let engine_counters: serde_json::Map<String, Value> = engine
+        .counters()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     let mut totals = [0u64; counter::COUNT as usize];
     for p in dp.ports() {
         if let Ok(c) = dp.stats.port_counters(p.index) {
@@ -134,8 +143,11 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
             }
         }
     }
-    let dataplane: serde_json::Map<String, Value> =
-        counter::NAMES.iter().zip(totals).map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let dataplane: serde_json::Map<String, Value> = counter::NAMES
+        .iter()
+        .zip(totals)
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     json!({
         "engine": engine_counters,
         "dataplane": dataplane,

@@ -1,0 +1,271 @@
+//! Engine configuration. Defaults are RFC 2236 / RFC 3376's; derived
+//! intervals are computed from the configured base values.
+
+use crate::port::{MAX_PORTS, Mac};
+use core::net::Ipv4Addr;
+use core::time::Duration;
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// RFC 3376 §8.1 Robustness Variable (RV).
+    pub robustness: u8,
+    /// §8.2 Query Interval (QI).
+    pub query_interval: Duration,
+    /// §8.3 Query Response Interval (QRI).
+    pub query_response_interval: Duration,
+    /// §8.8 Last Member Query Interval (LMQI).
+    pub last_member_interval: Duration,
+    /// §8.9 Last Member Query Count (LMQC).
+    pub last_member_count: u8,
+    /// §8.7 Startup Query Count; None = RV.
+    pub startup_query_count: Option<u8>,
+    /// §8.6 Startup Query Interval; None = QI/4.
+    pub startup_query_interval: Option<Duration>,
+    /// Send queries.
+    pub querier: bool,
+    /// Source address of our queries; required when `querier` (0.0.0.0
+    /// only when given explicitly). Also the source of group-specific
+    /// queries after leaves (0.0.0.0 when None, RFC 4541 §2.1.1).
+    pub querier_address: Option<Ipv4Addr>,
+    /// Version of the queries we send: 2 or 3.
+    pub igmp_version: u8,
+    /// Flood unregistered multicast (carried for the dataplane).
+    pub flood_unregistered: bool,
+    /// Global bound on distinct (VLAN, group) entries.
+    pub max_groups: usize,
+    /// Age of a learned router port; None = other querier present interval.
+    pub router_port_timeout: Option<Duration>,
+    /// Source MAC of the frames we emit.
+    pub switch_mac: Mac,
+    /// VLANs we act as querier on (0 = untagged).
+    pub querier_vlans: Vec<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            robustness: 2,
+            query_interval: Duration::from_secs(125),
+            query_response_interval: Duration::from_secs(10),
+            last_member_interval: Duration::from_secs(1),
+            last_member_count: 2,
+            startup_query_count: None,
+            startup_query_interval: None,
+            querier: false,
+            querier_address: None,
+            igmp_version: 3,
+            flood_unregistered: true,
+            max_groups: 65536,
+            router_port_timeout: None,
+            switch_mac: [0x02, 0, 0, 0, 0, 0x01],
+            querier_vlans: vec![0],
+        }
+    }
+}
+
+impl Config {
+    /// RFC 3376 §8.4 Group Membership Interval = RV × QI + QRI.
+    pub fn group_membership_interval(&self) -> Duration {
+        self.query_interval * u32::from(self.robustness) + self.query_response_interval
+    }
+
+    /// RFC 3376 §8.5 Other Querier Present Interval = RV × QI + QRI / 2.
+    pub fn other_querier_present_interval(&self) -> Duration {
+        self.query_interval * u32::from(self.robustness) + self.query_response_interval / 2
+    }
+
+    /// RFC 3376 §8.6: default QI / 4.
+    pub fn startup_interval(&self) -> Duration {
+        self.startup_query_interval
+            .unwrap_or(self.query_interval / 4)
+    }
+
+    /// RFC 3376 §8.7: default RV.
+    pub fn startup_count(&self) -> u8 {
+        self.startup_query_count.unwrap_or(self.robustness)
+    }
+
+    /// RFC 3376 §8.10 Last Member Query Time = LMQC × LMQI.
+    pub fn last_member_query_time(&self) -> Duration {
+        self.last_member_interval * u32::from(self.last_member_count)
+    }
+
+    pub fn router_timeout(&self) -> Duration {
+        self.router_port_timeout
+            .unwrap_or_else(|| self.other_querier_present_interval())
+    }
+
+    pub fn validate(&self, ports: usize) -> Result<(), ConfigError> {
+        if ports > MAX_PORTS {
+            return Err(ConfigError::TooManyPorts(ports));
+        }
+        // RFC 3376 §4.1.6: the Robustness Variable MUST NOT be zero.
+        if self.robustness == 0 {
+            return Err(ConfigError::Robustness);
+        }
+        if self.igmp_version != 2 && self.igmp_version != 3 {
+            return Err(ConfigError::Version(self.igmp_version));
+        }
+        if self.query_interval.is_zero()
+            || self.last_member_interval.is_zero()
+            || self.startup_interval().is_zero()
+        {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if self.last_member_count == 0 || self.startup_count() == 0 {
+            return Err(ConfigError::ZeroCount);
+        }
+        // RFC 3376 §8.3: the response interval MUST be less than the query interval.
+        if self.query_response_interval >= self.query_interval
+            || self.query_response_interval.is_zero()
+        {
+            return Err(ConfigError::ResponseInterval);
+        }
+        // v2 max response time is 8 bits of 1/10 s (RFC 2236 §2.2).
+        let limit = if self.igmp_version == 2 { 255 } else { 31744 };
+        for d in [self.query_response_interval, self.last_member_interval] {
+            if d.as_millis() / 100 > limit {
+                return Err(ConfigError::ResponseTooLong(d));
+            }
+        }
+        if self.router_port_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if self.querier && self.querier_address.is_none() {
+            return Err(ConfigError::NoQuerierAddress);
+        }
+        if let Some(v) = self.querier_vlans.iter().find(|v| **v > 4094) {
+            return Err(ConfigError::Vlan(*v));
+        }
+        Ok(())
+    }
+}
+
+/// Per-port configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PortConfig {
+    pub name: String,
+    /// Remove a host at once on leave, and the port with its last host.
+    pub fast_leave: bool,
+    /// Always a multicast router port.
+    pub static_router: bool,
+    /// Bound on groups this port may join.
+    pub max_groups: Option<usize>,
+    /// Ignore (and count) queries and PIM hellos arriving here.
+    pub guard: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("{0} ports configured; at most 64 are supported")]
+    TooManyPorts(usize),
+    #[error("robustness must not be 0 (RFC 3376 §4.1.6)")]
+    Robustness,
+    #[error("igmp_version must be 2 or 3, not {0}")]
+    Version(u8),
+    #[error("intervals must be non-zero")]
+    ZeroInterval,
+    #[error("counts must be non-zero")]
+    ZeroCount,
+    #[error(
+        "query response interval must be non-zero and less than the query interval (RFC 3376 §8.3)"
+    )]
+    ResponseInterval,
+    #[error("{0:?} does not fit the max response time field of the configured IGMP version")]
+    ResponseTooLong(Duration),
+    #[error("querier enabled without querier_address (set 0.0.0.0 explicitly to use it)")]
+    NoQuerierAddress,
+    #[error("bad VLAN id {0}")]
+    Vlan(u16),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_defaults() {
+        let c = Config::default();
+        assert_eq!(c.group_membership_interval(), Duration::from_secs(260));
+        assert_eq!(c.other_querier_present_interval(), Duration::from_secs(255));
+        assert_eq!(c.startup_interval(), Duration::from_millis(31_250));
+        assert_eq!(c.startup_count(), 2);
+        assert_eq!(c.last_member_query_time(), Duration::from_secs(2));
+        assert_eq!(c.router_timeout(), Duration::from_secs(255));
+        assert!(c.flood_unregistered && !c.querier);
+        assert_eq!(c.validate(64), Ok(()));
+    }
+
+    #[test]
+    fn derived_from_base() {
+        let c = Config {
+            robustness: 3,
+            query_interval: Duration::from_secs(60),
+            ..Config::default()
+        };
+        assert_eq!(c.group_membership_interval(), Duration::from_secs(190));
+        assert_eq!(c.other_querier_present_interval(), Duration::from_secs(185));
+        assert_eq!(c.startup_interval(), Duration::from_secs(15));
+        assert_eq!(c.startup_count(), 3);
+    }
+
+    #[test]
+    fn validation() {
+        let ok = Config::default();
+        assert_eq!(ok.validate(65), Err(ConfigError::TooManyPorts(65)));
+        assert_eq!(
+            Config {
+                robustness: 0,
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::Robustness)
+        );
+        assert_eq!(
+            Config {
+                igmp_version: 1,
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::Version(1))
+        );
+        assert_eq!(
+            Config {
+                querier: true,
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::NoQuerierAddress)
+        );
+        let q0 = Config {
+            querier: true,
+            querier_address: Some(Ipv4Addr::UNSPECIFIED),
+            ..ok.clone()
+        };
+        assert_eq!(q0.validate(1), Ok(()));
+        let slow = Config {
+            igmp_version: 2,
+            query_response_interval: Duration::from_secs(30),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            slow.validate(1),
+            Err(ConfigError::ResponseTooLong(_))
+        ));
+        let bad = Config {
+            query_response_interval: Duration::from_secs(125),
+            ..ok.clone()
+        };
+        assert_eq!(bad.validate(1), Err(ConfigError::ResponseInterval));
+        assert_eq!(
+            Config {
+                querier_vlans: vec![4095],
+                ..ok
+            }
+            .validate(1),
+            Err(ConfigError::Vlan(4095))
+        );
+    }
+}

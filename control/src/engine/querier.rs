@@ -1,0 +1,200 @@
+//! The querier: startup and periodic general queries per VLAN, and
+//! election by lowest IPv4 source (RFC 2236 §3, RFC 3376 §6.6.2).
+
+use super::config::Config;
+use crate::time::Timestamp;
+use crate::wire::igmp::{self, QueryV3};
+use core::net::Ipv4Addr;
+use core::time::Duration;
+use serde::Serialize;
+
+#[derive(Clone, Debug)]
+struct VlanQuerier {
+    vlan: u16,
+    /// A better querier heard, and when its presence lapses.
+    other: Option<(Ipv4Addr, Timestamp)>,
+    next_general_query: Option<Timestamp>,
+    startup_left: u8,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Querier {
+    vlans: Vec<VlanQuerier>,
+}
+
+/// Querier state of one VLAN, for the CLI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QuerierView {
+    pub vlan: u16,
+    pub we_are_querier: bool,
+    pub our_address: Option<Ipv4Addr>,
+    /// The elected querier: the other one if present, else ours if querier.
+    pub querier_address: Option<Ipv4Addr>,
+    pub other_querier_expires: Option<Timestamp>,
+    pub next_general_query: Option<Timestamp>,
+    pub startup_queries_left: u8,
+    pub version: u8,
+}
+
+/// What happened on hearing a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// Not a querier VLAN, or the query loses to us.
+    Nothing,
+    /// A better querier: ours is silenced (or stays silenced) until the
+    /// other querier present interval lapses.
+    OtherQuerier { newly: bool },
+}
+
+impl Querier {
+    pub fn new(config: &Config, now: Timestamp) -> Querier {
+        let mut vlans: Vec<VlanQuerier> = config
+            .querier_vlans
+            .iter()
+            .map(|&vlan| VlanQuerier {
+                vlan,
+                other: None,
+                // The first startup query is due at once.
+                next_general_query: config.querier.then_some(now),
+                startup_left: if config.querier {
+                    config.startup_count()
+                } else {
+                    0
+                },
+            })
+            .collect();
+        vlans.sort_by_key(|v| v.vlan);
+        vlans.dedup_by_key(|v| v.vlan);
+        Querier { vlans }
+    }
+
+    /// A query from `src` (non-zero) arrived on `vlan`. RFC 3376 §6.6.2 /
+    /// RFC 2236 §3: a query from a lower IP address wins the election; the
+    /// loser stops querying for the Other Querier Present Interval.
+    pub fn heard(&mut self, config: &Config, vlan: u16, src: Ipv4Addr, now: Timestamp) -> Heard {
+        let Some(v) = self.vlans.iter_mut().find(|v| v.vlan == vlan) else {
+            return Heard::Nothing;
+        };
+        let ours = config.querier_address.filter(|_| config.querier);
+        // A 0.0.0.0 proxy querier defers to any real querier (RFC 4541 §2.1.1).
+        let wins = match ours {
+            Some(a) if !a.is_unspecified() => u32::from(src) < u32::from(a),
+            _ => true,
+        };
+        if !wins {
+            return Heard::Nothing;
+        }
+        let newly = v.other.is_none();
+        v.other = Some((src, now + config.other_querier_present_interval()));
+        v.next_general_query = None;
+        v.startup_left = 0;
+        Heard::OtherQuerier { newly }
+    }
+
+    /// Fire querier timers due at or before `now`: calls `send(vlan)` for
+    /// every general query due. Returns how many VLANs resumed querying.
+    pub fn poll(&mut self, config: &Config, now: Timestamp, mut send: impl FnMut(u16)) -> u64 {
+        let mut resumed = 0;
+        for v in &mut self.vlans {
+            if let Some((_, until)) = v.other
+                && until <= now
+            {
+                v.other = None;
+                if config.querier {
+                    // RFC 3376 §6.6.2: when the other querier present timer
+                    // expires we become querier again: query at once.
+                    v.next_general_query = Some(now);
+                    resumed += 1;
+                }
+            }
+            if let Some(t) = v.next_general_query
+                && t <= now
+            {
+                send(v.vlan);
+                let wait = if v.startup_left > 1 {
+                    v.startup_left -= 1;
+                    config.startup_interval()
+                } else {
+                    v.startup_left = 0;
+                    config.query_interval
+                };
+                v.next_general_query = Some(now + wait);
+            }
+        }
+        resumed
+    }
+
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.vlans
+            .iter()
+            .flat_map(|v| [v.other.map(|(_, t)| t), v.next_general_query])
+            .flatten()
+            .min()
+    }
+
+    /// Query a newly up port at once: the VLANs where we are querier.
+    pub fn active_vlans(&self, config: &Config) -> impl Iterator<Item = u16> + '_ {
+        let on = config.querier;
+        self.vlans
+            .iter()
+            .filter(move |v| on && v.other.is_none())
+            .map(|v| v.vlan)
+    }
+
+    pub fn views(&self, config: &Config) -> Vec<QuerierView> {
+        let ours = config.querier_address.filter(|_| config.querier);
+        self.vlans
+            .iter()
+            .map(|v| QuerierView {
+                vlan: v.vlan,
+                we_are_querier: config.querier && v.other.is_none(),
+                our_address: ours,
+                querier_address: v.other.map(|(a, _)| a).or(ours),
+                other_querier_expires: v.other.map(|(_, t)| t),
+                next_general_query: v.next_general_query,
+                startup_queries_left: v.startup_left,
+                version: config.igmp_version,
+            })
+            .collect()
+    }
+}
+
+fn tenths(d: Duration) -> u32 {
+    u32::try_from(d.as_millis() / 100).unwrap_or(u32::MAX)
+}
+
+/// A query in the given version: general when `group` is unspecified.
+pub(crate) fn query(
+    config: &Config,
+    version: u8,
+    group: Ipv4Addr,
+    max_resp: Duration,
+) -> igmp::Repr {
+    if version >= 3 {
+        let qi = u32::try_from(config.query_interval.as_secs()).unwrap_or(u32::MAX);
+        igmp::Repr::Query {
+            // RFC 3376 §4.1.1 / §4.1.7 floating-point encodings.
+            max_resp_code: igmp::encode_float(tenths(max_resp)),
+            group,
+            v3: Some(QueryV3 {
+                s_flag: false,
+                // §4.1.6: QRV above 7 is sent as 0.
+                qrv: if config.robustness > 7 {
+                    0
+                } else {
+                    config.robustness
+                },
+                qqic: igmp::encode_float(qi),
+                sources: Vec::new(),
+            }),
+        }
+    } else {
+        // RFC 2236 §2.2: max response time in 1/10 s, validated to fit.
+        let code = u8::try_from(tenths(max_resp)).unwrap_or(u8::MAX).max(1);
+        igmp::Repr::Query {
+            max_resp_code: code,
+            group,
+            v3: None,
+        }
+    }
+}
