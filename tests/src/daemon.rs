@@ -1,0 +1,183 @@
+//! The real `igmpsnoop` daemon in a lab: [`Switch`] runs `igmpsnoop run` in the
+//! lab's switch namespace with its control socket in the lab's scratch
+//! directory, and drives the CLI against it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cmd::{ChildGuard, netns_command};
+use crate::lab::Lab;
+use crate::tools::igmpsnoop_bin;
+
+/// How long `Switch::start` waits for the control socket to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs the `igmpsnoop` CLI (in the root namespace: the control socket is a
+/// path, reachable from anywhere) with `args`, whatever its exit status.
+pub fn igmpsnoop_cli(args: &[&str]) -> Output {
+    Command::new(igmpsnoop_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", igmpsnoop_bin()))
+}
+
+/// Polls `f` every few milliseconds until it returns `Some` or `timeout`
+/// passes (then `None`). `f` is always called at least once.
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running `igmpsnoop run` in the lab's switch namespace, stopped on drop
+/// (SIGTERM, then SIGKILL if it does not exit within 2 s).
+pub struct Switch {
+    child: ChildGuard,
+    socket: PathBuf,
+}
+
+impl Switch {
+    /// Starts `igmpsnoop run ARGS --socket <scratch>/igmpsnoop-N.sock` in the
+    /// switch namespace and returns once the socket answers a `groups` request.
+    /// `args` are everything after `run` (ports, timers, ...).
+    pub fn start(lab: &Lab, args: &[&str]) -> Result<Switch> {
+        let socket = lab.scratch_file("igmpsnoop").with_extension("sock");
+        Switch::start_at(lab, &socket, args)
+    }
+
+    /// [`Switch::start`] with a given socket path.
+    pub fn start_at(lab: &Lab, socket: &Path, args: &[&str]) -> Result<Switch> {
+        let bin = igmpsnoop_bin();
+        if !bin.is_file() {
+            bail!("igmpsnoop not built at {bin:?} (cargo build -p igmpsnoop-control)");
+        }
+        let bin_s = bin.to_string_lossy().into_owned();
+        let sock_s = socket.to_string_lossy().into_owned();
+        let mut full = vec![bin_s.as_str(), "run"];
+        full.extend_from_slice(args);
+        full.extend(["--socket", sock_s.as_str()]);
+        let mut cmd = netns_command(&lab.switch_ns(), &full);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let child = ChildGuard::spawn(cmd, &lab.scratch_file("igmpsnoop-run"))?;
+        let mut sw = Switch {
+            child,
+            socket: socket.to_path_buf(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !sw.child.is_running() {
+                bail!(
+                    "igmpsnoop run {args:?} exited during start-up: {}",
+                    sw.child.stderr().trim()
+                );
+            }
+            if sw.socket.exists() && sw.cli(&["groups", "--json"]).status.success() {
+                return Ok(sw);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "igmpsnoop run {args:?}: control socket not answering after {START_TIMEOUT:?}: {}",
+                    sw.child.stderr().trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The control socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_running()
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.child.stderr()
+    }
+
+    /// Runs `igmpsnoop ARGS --socket <this daemon's socket>`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let sock = self.socket.to_string_lossy().into_owned();
+        let mut full = args.to_vec();
+        full.extend(["--socket", sock.as_str()]);
+        igmpsnoop_cli(&full)
+    }
+
+    /// Runs `igmpsnoop ARGS --json` and parses its output; errors on a
+    /// non-zero exit.
+    pub fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let out = self.cli(&full);
+        if !out.status.success() {
+            bail!(
+                "igmpsnoop {full:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("igmpsnoop {full:?}: output is not JSON"))
+    }
+
+    /// `igmpsnoop groups --json`: one row per (group, vlan, port).
+    pub fn groups_json(&self) -> Result<Vec<Value>> {
+        match self.json(&["groups"])? {
+            Value::Array(rows) => Ok(rows),
+            v => bail!("groups --json is not an array: {v}"),
+        }
+    }
+
+    /// Ports listed in `groups` for `group` (untagged).
+    pub fn group_ports(&self, group: std::net::Ipv4Addr) -> Result<BTreeSet<String>> {
+        let g = group.to_string();
+        Ok(self
+            .groups_json()?
+            .iter()
+            .filter(|r| r["group"] == g.as_str() && r["vlan"] == 0)
+            .filter_map(|r| r["port"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        self.child.signal(sig)
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit (SIGKILL after that).
+    pub fn stop(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        self.child.stop(libc::SIGTERM, timeout)
+    }
+}
+
+impl Drop for Switch {
+    /// An orderly stop (SIGTERM: detach, remove the socket); the guard
+    /// SIGKILLs after 2 s.
+    fn drop(&mut self) {
+        let _ = self.child.stop(libc::SIGTERM, Duration::from_secs(2));
+    }
+}
