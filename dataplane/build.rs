@@ -33,12 +33,21 @@ const EXPORTS: &[&str] = &[
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let root = manifest_dir.parent().context("dataplane has no parent dir")?;
+    let root = manifest_dir
+        .parent()
+        .context("dataplane has no parent dir")?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let host = env::var("HOST")?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
 
-    for path in ["ebpf/xdp/src", "ebpf/xdp/Cargo.toml", "ebpf/common/src", "ebpf/common/Cargo.toml", "Cargo.lock", "Cargo.toml"] {
+    for path in [
+        "ebpf/xdp/src",
+        "ebpf/xdp/Cargo.toml",
+        "ebpf/common/src",
+        "ebpf/common/Cargo.toml",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=BPF_LINKER");
@@ -47,14 +56,32 @@ fn main() -> anyhow::Result<()> {
     let target_dir = out_dir.join("ebpf-target");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(root)
-        .args(["rustc", "-p", "igmpsnoop-ebpf", "--profile", "bpf", "--crate-type", "staticlib"])
+        .args([
+            "rustc",
+            "-p",
+            "igmpsnoop-ebpf",
+            "--profile",
+            "bpf",
+            "--crate-type",
+            "staticlib",
+        ])
         .args(["--target", &host])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", ["-Clinker-plugin-lto", "-Cpanic=abort", "-Cdebuginfo=2"].join("\x1f"));
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            ["-Clinker-plugin-lto", "-Cpanic=abort", "-Cdebuginfo=2"].join("\x1f"),
+        );
     // The outer build's wrappers and flags (clippy, coverage, a cross target)
     // must not leak into the eBPF build.
-    for var in ["RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().context("running cargo for the eBPF crate")?;
@@ -62,10 +89,20 @@ fn main() -> anyhow::Result<()> {
         bail!("building the eBPF crate failed ({status})");
     }
 
-    let archive = target_dir.join(&host).join("bpf").join("libigmpsnoop_ebpf.a");
+    let archive = target_dir
+        .join(&host)
+        .join("bpf")
+        .join("libigmpsnoop_ebpf.a");
     let object = out_dir.join("igmpsnoop.bpf.o");
     let status = Command::new(&linker)
-        .args(["--target", "bpf", "--btf", "-O3", "--export", &EXPORTS.join(",")])
+        .args([
+            "--target",
+            "bpf",
+            "--btf",
+            "-O3",
+            "--export",
+            &EXPORTS.join(","),
+        ])
         .arg("-o")
         .arg(&object)
         .arg(&archive)
@@ -81,7 +118,9 @@ fn find_bpf_linker() -> anyhow::Result<PathBuf> {
     if let Some(path) = env::var_os("BPF_LINKER") {
         return Ok(path.into());
     }
-    let mut dirs: Vec<PathBuf> = env::var_os("PATH").map(|p| env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default();
     if let Some(home) = env::var_os("HOME") {
         dirs.push(Path::new(&home).join(".cargo/bin"));
     }

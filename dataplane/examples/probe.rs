@@ -29,7 +29,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut dp = Dataplane::open(&args, mode)?;
     for p in dp.ports() {
-        println!("port {} ifindex {} index {} mode {}", p.name, p.ifindex, p.index, p.mode);
+        println!(
+            "port {} ifindex {} index {} mode {}",
+            p.name, p.ifindex, p.index, p.mode
+        );
     }
     if let Some(name) = send_port {
         let index = dp.port_by_name(&name).ok_or("no such port")?.index;
@@ -41,12 +44,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
-        dp.receive(|r| println!("rx port {} len {} head {:02x?}", r.port, r.frame.len(), &r.frame[..r.frame.len().min(48)]));
+        dp.receive(|r| {
+            println!(
+                "rx port {} len {} head {:02x?}",
+                r.port,
+                r.frame.len(),
+                &r.frame[..r.frame.len().min(48)]
+            )
+        });
         std::thread::sleep(Duration::from_millis(20));
     }
     for p in dp.ports() {
         let c = dp.stats.port_counters(p.index)?;
-        println!("{}: {:?}", p.name, c.iter().filter(|(_, v)| *v > 0).collect::<Vec<_>>());
+        println!(
+            "{}: {:?}",
+            p.name,
+            c.iter().filter(|(_, v)| *v > 0).collect::<Vec<_>>()
+        );
     }
     Ok(())
 }

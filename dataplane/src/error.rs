@@ -56,7 +56,11 @@ pub enum Error {
 }
 
 /// A readable reason for a failed attach, with the errno when there is one.
-pub(crate) fn attach_error(name: &str, mode: &'static str, source: &aya::programs::ProgramError) -> Error {
+pub(crate) fn attach_error(
+    name: &str,
+    mode: &'static str,
+    source: &aya::programs::ProgramError,
+) -> Error {
     let errno = match source {
         aya::programs::ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
         _ => None,
@@ -77,7 +81,12 @@ pub(crate) fn attach_error(name: &str, mode: &'static str, source: &aya::program
             text
         }
     };
-    Error::Attach { name: name.to_string(), mode, reason, errno }
+    Error::Attach {
+        name: name.to_string(),
+        mode,
+        reason,
+        errno,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

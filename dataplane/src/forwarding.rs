@@ -69,17 +69,28 @@ impl Forwarding {
             installed: StdHashMap::new(),
             sets: StdHashMap::new(),
             router_mask: 0,
-            conf: SwitchConf { flood_unregistered: 1, control_rate_pps: 0 },
+            conf: SwitchConf {
+                flood_unregistered: 1,
+                control_rate_pps: 0,
+                router_ports: 0,
+                _pad: 0,
+            },
         };
         for &ifindex in &this.ifindexes {
-            this.flood.insert(ifindex, ifindex, None, 0).map_err(xdp_err("FLOOD"))?;
+            this.flood
+                .insert(ifindex, ifindex, None, 0)
+                .map_err(xdp_err("FLOOD"))?;
         }
         this.write_conf()?;
         Ok(this)
     }
 
     fn all_ports(&self) -> PortMask {
-        if self.ifindexes.len() >= 64 { u64::MAX } else { (1u64 << self.ifindexes.len()) - 1 }
+        if self.ifindexes.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.ifindexes.len()) - 1
+        }
     }
 
     /// Sets the member ports of (vlan, group); an empty set removes the group,
@@ -111,13 +122,19 @@ impl Forwarding {
         if mask == self.router_mask {
             return Ok(());
         }
-        // Routers devmap: add new ones first, then remove old ones.
+        // Routers devmap: add new ones first, then remove old ones. The count
+        // the program checks is written in between, so it is never 0 while the
+        // new set is non-empty.
         for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
             if mask & bit != 0 && self.router_mask & bit == 0 {
-                self.routers.insert(ifindex, ifindex, None, 0).map_err(xdp_err("ROUTERS"))?;
+                self.routers
+                    .insert(ifindex, ifindex, None, 0)
+                    .map_err(xdp_err("ROUTERS"))?;
             }
         }
+        self.conf.router_ports = mask.count_ones();
+        self.write_conf()?;
         for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
             if mask & bit == 0 && self.router_mask & bit != 0 {
@@ -125,7 +142,8 @@ impl Forwarding {
             }
         }
         self.router_mask = mask;
-        let groups: Vec<(GroupKey, PortMask)> = self.members.iter().map(|(k, m)| (*k, *m)).collect();
+        let groups: Vec<(GroupKey, PortMask)> =
+            self.members.iter().map(|(k, m)| (*k, *m)).collect();
         for (key, members) in groups {
             self.install(key, members | mask)?;
         }
@@ -167,13 +185,20 @@ impl Forwarding {
         }
         self.acquire(mask)?;
         let set = &self.sets[&mask];
-        let Map::DevMapHash(inner) = &set.map else { unreachable!("interned sets are devmap hashes") };
+        let Map::DevMapHash(inner) = &set.map else {
+            unreachable!("interned sets are devmap hashes")
+        };
         if let Err(e) = self.groups.insert(key, inner, 0) {
             self.release(mask);
             return Err(map_err("GROUPS")(e));
         }
-        let info = GroupInfo { copies: mask.count_ones(), _pad: 0 };
-        self.group_info.insert(key, info, 0).map_err(map_err("GROUP_INFO"))?;
+        let info = GroupInfo {
+            copies: mask.count_ones(),
+            _pad: 0,
+        };
+        self.group_info
+            .insert(key, info, 0)
+            .map_err(map_err("GROUP_INFO"))?;
         if let Some(old) = self.installed.insert(key, mask) {
             self.release(old);
         }
@@ -198,7 +223,9 @@ impl Forwarding {
             let mut devmap = DevMapHash::try_from(&mut map).map_err(map_err("port set"))?;
             for (index, &ifindex) in self.ifindexes.iter().enumerate() {
                 if mask & (1u64 << index) != 0 {
-                    devmap.insert(ifindex, ifindex, None, 0).map_err(xdp_err("port set"))?;
+                    devmap
+                        .insert(ifindex, ifindex, None, 0)
+                        .map_err(xdp_err("port set"))?;
                 }
             }
         }

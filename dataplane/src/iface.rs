@@ -5,11 +5,17 @@ use crate::error::{Error, Result};
 
 /// The kernel's index for `name`, or an error naming it.
 pub fn ifindex(name: &str) -> Result<u32> {
-    let no_such = || Error::NoSuchInterface { name: name.to_string() };
+    let no_such = || Error::NoSuchInterface {
+        name: name.to_string(),
+    };
     let c_name = CString::new(name).map_err(|_| no_such())?;
     // SAFETY: c_name is a valid NUL-terminated string that outlives the call.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    if index == 0 { Err(no_such()) } else { Ok(index) }
+    if index == 0 {
+        Err(no_such())
+    } else {
+        Ok(index)
+    }
 }
 
 /// Number of RX queues, from sysfs (1 when sysfs does not say: veth, or a

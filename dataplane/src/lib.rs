@@ -48,7 +48,9 @@ impl FromStr for XdpMode {
             "auto" => Ok(Self::Auto),
             "native" | "drv" => Ok(Self::Native),
             "generic" | "skb" => Ok(Self::Generic),
-            other => Err(format!("unknown XDP mode {other:?} (expected auto, native or generic)")),
+            other => Err(format!(
+                "unknown XDP mode {other:?} (expected auto, native or generic)"
+            )),
         }
     }
 }
@@ -100,7 +102,10 @@ pub struct Dataplane {
     _port_map: HashMap<MapData, u32, PortConf>,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(ebpf: &mut Ebpf, name: &'static str) -> Result<T> {
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T> {
     let map = ebpf.take_map(name).ok_or(Error::MissingMap { name })?;
     T::try_from(map).map_err(|source| Error::Map { name, source })
 }
@@ -110,7 +115,10 @@ impl Dataplane {
     /// attaches to every port. On any error nothing stays attached.
     pub fn open(port_names: &[String], mode: XdpMode) -> Result<Self> {
         if port_names.len() > MAX_PORTS as usize {
-            return Err(Error::TooManyPorts { count: port_names.len(), max: MAX_PORTS });
+            return Err(Error::TooManyPorts {
+                count: port_names.len(),
+                max: MAX_PORTS,
+            });
         }
         let mut seen = HashSet::new();
         let mut resolved = Vec::new();
@@ -133,11 +141,16 @@ impl Dataplane {
             take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
             ifindexes,
         )?;
-        let stats = Stats::new(take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?, take(&mut ebpf, "MACS")?);
+        let stats = Stats::new(
+            take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
+            take(&mut ebpf, "MACS")?,
+        );
 
         let program: &mut Xdp = ebpf
             .program_mut("igmpsnoop")
-            .ok_or(Error::MissingMap { name: "igmpsnoop program" })?
+            .ok_or(Error::MissingMap {
+                name: "igmpsnoop program",
+            })?
             .try_into()?;
         program.load()?;
         let mut ports = Vec::new();
@@ -159,19 +172,40 @@ impl Dataplane {
         let mut sockets = Vec::new();
         for (index, (name, ifindex)) in resolved.iter().enumerate() {
             port_map
-                .insert(ifindex, PortConf { index: index as u32, flags: 0 }, 0)
-                .map_err(|source| Error::Map { name: "PORTS", source })?;
+                .insert(
+                    ifindex,
+                    PortConf {
+                        index: index as u32,
+                        flags: 0,
+                    },
+                    0,
+                )
+                .map_err(|source| Error::Map {
+                    name: "PORTS",
+                    source,
+                })?;
             let mut port_sockets = Vec::new();
             for queue in 0..iface::rx_queues(name) {
                 let socket = XskSocket::open(name, *ifindex, queue)?;
                 xsks.set(index as u32 * MAX_QUEUES + queue, socket.fd(), 0)
-                    .map_err(|source| Error::Map { name: "XSKS", source })?;
+                    .map_err(|source| Error::Map {
+                        name: "XSKS",
+                        source,
+                    })?;
                 port_sockets.push(socket);
             }
             sockets.push(port_sockets);
         }
 
-        Ok(Self { ebpf, forwarding, stats, ports, sockets, _xsks: xsks, _port_map: port_map })
+        Ok(Self {
+            ebpf,
+            forwarding,
+            stats,
+            ports,
+            sockets,
+            _xsks: xsks,
+            _port_map: port_map,
+        })
     }
 
     pub fn ports(&self) -> &[PortInfo] {
@@ -200,7 +234,11 @@ impl Dataplane {
 
     /// Sends one frame out of a port (through its first queue's socket).
     pub fn send(&mut self, port: usize, frame: &[u8]) -> Result<()> {
-        let socket = self.sockets.get_mut(port).and_then(|s| s.first_mut()).ok_or(Error::NoSuchPort(port))?;
+        let socket = self
+            .sockets
+            .get_mut(port)
+            .and_then(|s| s.first_mut())
+            .ok_or(Error::NoSuchPort(port))?;
         socket.send(frame)
     }
 
@@ -241,5 +279,11 @@ fn attach(program: &mut Xdp, name: &str, ifindex: u32, mode: XdpMode) -> Result<
 }
 
 fn is_busy(e: &Error) -> bool {
-    matches!(e, Error::Attach { errno: Some(libc::EBUSY | libc::EEXIST), .. })
+    matches!(
+        e,
+        Error::Attach {
+            errno: Some(libc::EBUSY | libc::EEXIST),
+            ..
+        }
+    )
 }

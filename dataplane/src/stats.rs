@@ -17,7 +17,10 @@ impl PortCounters {
 
     /// (name, value) pairs with stable names.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        counter::NAMES.iter().copied().zip(self.values.iter().copied())
+        counter::NAMES
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
     }
 }
 
@@ -37,7 +40,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn new(counters: PerCpuArray<MapData, u64>, macs: HashMap<MapData, MacKey, MacEntry>) -> Self {
+    pub(crate) fn new(
+        counters: PerCpuArray<MapData, u64>,
+        macs: HashMap<MapData, MacKey, MacEntry>,
+    ) -> Self {
         Self { counters, macs }
     }
 
@@ -45,7 +51,10 @@ impl Stats {
         let mut out = PortCounters::default();
         for which in 0..counter::COUNT {
             let index = port as u32 * counter::COUNT + which;
-            let values = self.counters.get(&index, 0).map_err(|source| Error::Map { name: "COUNTERS", source })?;
+            let values = self.counters.get(&index, 0).map_err(|source| Error::Map {
+                name: "COUNTERS",
+                source,
+            })?;
             out.values[which as usize] = values.iter().sum();
         }
         Ok(out)
@@ -73,16 +82,27 @@ impl Stats {
         let stale: Vec<MacKey> = self
             .mac_table()
             .into_iter()
-            .filter(|r| max_age_secs.is_some_and(|max| r.age_secs >= max) || ifindex == Some(r.ifindex))
-            .map(|r| MacKey { mac: r.mac, vlan: r.vlan })
+            .filter(|r| {
+                max_age_secs.is_some_and(|max| r.age_secs >= max) || ifindex == Some(r.ifindex)
+            })
+            .map(|r| MacKey {
+                mac: r.mac,
+                vlan: r.vlan,
+            })
             .collect();
-        stale.iter().filter(|key| self.macs.remove(key).is_ok()).count()
+        stale
+            .iter()
+            .filter(|key| self.macs.remove(key).is_ok())
+            .count()
     }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock bpf_ktime_get_ns() reads.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

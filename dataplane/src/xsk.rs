@@ -4,11 +4,7 @@
 //! feed the fill ring for receiving, half are kept for transmitting. This is
 //! the only module that knows about xdpilone, so changing the AF_XDP crate is a
 //! one-file change.
-use std::{
-    num::NonZeroU32,
-    os::fd::RawFd,
-    ptr::NonNull,
-};
+use std::{num::NonZeroU32, os::fd::RawFd, ptr::NonNull};
 
 use xdpilone::{
     BufIdx, DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User,
@@ -95,7 +91,12 @@ unsafe impl Send for XskSocket {}
 
 impl XskSocket {
     pub fn open(name: &str, ifindex: u32, queue: u32) -> Result<Self> {
-        let err = |what: &'static str, errno: i32| Error::Xsk { name: name.to_string(), queue, what, errno };
+        let err = |what: &'static str, errno: i32| Error::Xsk {
+            name: name.to_string(),
+            queue,
+            what,
+            errno,
+        };
         let frames = RX_FRAMES + TX_FRAMES;
         let area = Area::new((frames * FRAME_SIZE) as usize)?;
         let config = UmemConfig {
@@ -107,18 +108,24 @@ impl XskSocket {
         };
         // SAFETY: the area is page aligned (mmap) and lives as long as the
         // Umem: both are fields of Self and `area` is dropped last.
-        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }.map_err(|e| err("umem", e.get_raw()))?;
+        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }
+            .map_err(|e| err("umem", e.get_raw()))?;
         let mut info = IfInfo::invalid();
-        info.from_ifindex(ifindex).map_err(|e| err("interface lookup", e.get_raw()))?;
+        info.from_ifindex(ifindex)
+            .map_err(|e| err("interface lookup", e.get_raw()))?;
         info.set_queue(queue);
         let socket = Socket::with_shared(&info, &umem).map_err(|e| err("socket", e.get_raw()))?;
-        let mut device = umem.fq_cq(&socket).map_err(|e| err("fill/completion rings", e.get_raw()))?;
+        let mut device = umem
+            .fq_cq(&socket)
+            .map_err(|e| err("fill/completion rings", e.get_raw()))?;
         let rings = SocketConfig {
             rx_size: NonZeroU32::new(RING_SIZE),
             tx_size: NonZeroU32::new(RING_SIZE),
             bind_flags: 0,
         };
-        let user = umem.rx_tx(&socket, &rings).map_err(|e| err("rx/tx rings", e.get_raw()))?;
+        let user = umem
+            .rx_tx(&socket, &rings)
+            .map_err(|e| err("rx/tx rings", e.get_raw()))?;
         umem.bind(&user).map_err(|e| err("bind", e.get_raw()))?;
         let rx = user.map_rx().map_err(|e| err("map rx ring", e.get_raw()))?;
         let tx = user.map_tx().map_err(|e| err("map tx ring", e.get_raw()))?;
@@ -130,8 +137,21 @@ impl XskSocket {
             fill.insert(rx_offsets.into_iter());
             fill.commit();
         }
-        let free_tx = (RX_FRAMES..frames).map(|i| u64::from(i * FRAME_SIZE)).collect();
-        Ok(Self { name: name.to_string(), queue, rx, tx, device, _user: user, _socket: socket, umem, free_tx, area })
+        let free_tx = (RX_FRAMES..frames)
+            .map(|i| u64::from(i * FRAME_SIZE))
+            .collect();
+        Ok(Self {
+            name: name.to_string(),
+            queue,
+            rx,
+            tx,
+            device,
+            _user: user,
+            _socket: socket,
+            umem,
+            free_tx,
+            area,
+        })
     }
 
     /// The socket's file descriptor: for the XSKMAP and for poll().
@@ -169,29 +189,50 @@ impl XskSocket {
     /// Queues one frame for transmission out of this socket's interface.
     pub fn send(&mut self, frame: &[u8]) -> Result<()> {
         if frame.len() > FRAME_SIZE as usize {
-            return Err(Error::FrameTooLong { len: frame.len(), max: FRAME_SIZE as usize });
+            return Err(Error::FrameTooLong {
+                len: frame.len(),
+                max: FRAME_SIZE as usize,
+            });
         }
         self.reap_completions();
         let Some(offset) = self.free_tx.pop() else {
-            return Err(Error::TxFull { name: self.name.clone() });
+            return Err(Error::TxFull {
+                name: self.name.clone(),
+            });
         };
-        let chunk = self.umem.frame(BufIdx((offset / u64::from(FRAME_SIZE)) as u32));
+        let chunk = self
+            .umem
+            .frame(BufIdx((offset / u64::from(FRAME_SIZE)) as u32));
         let Some(chunk) = chunk else {
             self.free_tx.push(offset);
-            return Err(Error::TxFull { name: self.name.clone() });
+            return Err(Error::TxFull {
+                name: self.name.clone(),
+            });
         };
         // SAFETY: this TX frame is ours: it is on neither the TX ring nor the
         // fill ring until we submit it below, and `chunk` spans FRAME_SIZE bytes.
-        unsafe { chunk.addr.cast::<u8>().as_ptr().copy_from_nonoverlapping(frame.as_ptr(), frame.len()) };
+        unsafe {
+            chunk
+                .addr
+                .cast::<u8>()
+                .as_ptr()
+                .copy_from_nonoverlapping(frame.as_ptr(), frame.len())
+        };
         let sent = {
             let mut writer = self.tx.transmit(1);
-            let n = writer.insert(std::iter::once(XdpDesc { addr: offset, len: frame.len() as u32, options: 0 }));
+            let n = writer.insert(std::iter::once(XdpDesc {
+                addr: offset,
+                len: frame.len() as u32,
+                options: 0,
+            }));
             writer.commit();
             n
         };
         if sent == 0 {
             self.free_tx.push(offset);
-            return Err(Error::TxFull { name: self.name.clone() });
+            return Err(Error::TxFull {
+                name: self.name.clone(),
+            });
         }
         // Copy mode (veth) only transmits when kicked.
         self.tx.wake();

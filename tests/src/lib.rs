@@ -27,14 +27,18 @@
 
 mod capture;
 mod cmd;
+mod daemon;
 mod lab;
 mod mcast;
+mod switch;
 mod tools;
 
 pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
 pub use cmd::{ChildGuard, netns_command, run};
+pub use daemon::{Switch, igmpsnoop_cli, poll_until};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, send, send_with};
+pub use switch::{ControlFrame, DataplaneThread, scapy, scapy_python};
 pub use tools::{
     igmpsnoop_bin, lab_script, mcast_tool_bin, repo_root, require_root_and_tools, which,
 };

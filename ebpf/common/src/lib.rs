@@ -32,7 +32,11 @@ pub struct GroupKey {
 
 impl GroupKey {
     pub const fn new(vlan: u16, group: [u8; 4]) -> Self {
-        Self { vlan, _pad: 0, group }
+        Self {
+            vlan,
+            _pad: 0,
+            group,
+        }
     }
 }
 
@@ -80,6 +84,11 @@ pub struct SwitchConf {
     pub flood_unregistered: u32,
     /// Max control frames per second per port sent to userspace (0 = no limit).
     pub control_rate_pps: u32,
+    /// Number of router ports (entries of ROUTERS). A broadcast redirect into
+    /// an empty devmap still returns XDP_REDIRECT, so the program needs this to
+    /// count unregistered multicast that no router port receives.
+    pub router_ports: u32,
+    pub _pad: u32,
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.

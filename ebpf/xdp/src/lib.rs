@@ -107,7 +107,8 @@ fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
         l3 += VLAN_HLEN;
     }
 
-    if src[0] & 1 == 0 {
+    // Multicast and all-zero sources are never learned (a bridge refuses them too).
+    if src[0] & 1 == 0 && src != [0u8; 6] {
         learn(src, vlan, ifindex);
     }
 
@@ -166,18 +167,28 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
         if let Some(info) = unsafe { GROUP_INFO.get(key) } {
             add(port, counter::REPLICATED_COPIES, info.copies as u64);
         }
-        return Some(match ports.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
-            Ok(action) => action,
-            Err(_) => {
-                count(port, counter::DROP_REDIRECT);
-                xdp_action::XDP_DROP
-            }
-        });
+        return Some(
+            match ports.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
+                Ok(action) => action,
+                Err(_) => {
+                    count(port, counter::DROP_REDIRECT);
+                    xdp_action::XDP_DROP
+                }
+            },
+        );
     }
     // Unregistered group.
-    let flood_unregistered = CONFIG.get(0).map(|c| c.flood_unregistered != 0).unwrap_or(true);
+    let (flood_unregistered, router_ports) = CONFIG
+        .get(0)
+        .map(|c| (c.flood_unregistered != 0, c.router_ports))
+        .unwrap_or((true, 0));
     if flood_unregistered {
         return Some(flood(port));
+    }
+    // A broadcast redirect into an empty devmap "succeeds" and drops silently.
+    if router_ports == 0 {
+        count(port, counter::DROP_NO_ROUTER);
+        return Some(xdp_action::XDP_DROP);
     }
     count(port, counter::TO_ROUTERS);
     Some(
@@ -274,7 +285,15 @@ fn learn(src: [u8; 6], vlan: u16, ifindex: u32) {
         }
     }
     // A host that moved is re-learned here at once.
-    let _ = MACS.insert(key, MacEntry { ifindex, _pad: 0, seen_ns: now }, 0);
+    let _ = MACS.insert(
+        key,
+        MacEntry {
+            ifindex,
+            _pad: 0,
+            seen_ns: now,
+        },
+        0,
+    );
 }
 
 #[inline(always)]
