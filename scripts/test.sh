@@ -21,4 +21,4 @@ echo "== cargo build"
 cargo build --all-targets --locked
 echo "== cargo test"
 # Netns tests share two cores with the fast path they test; a few at a time.
-cargo test --locked -- --test-threads "${IGMPSNOOP_TEST_THREADS:-4}"
+cargo test --locked --no-fail-fast -- --test-threads "${IGMPSNOOP_TEST_THREADS:-4}"

@@ -222,6 +222,21 @@ fn check_ports(
     }
 }
 
+/// Applies a static-group change and says what was done.
+fn static_group_done(
+    done: Result<(), igmpsnoop_control::engine::TableError>,
+    dp: &mut Dataplane,
+    actions: &mut Vec<Action>,
+    counters: &mut DaemonCounters,
+    what: &str,
+    (group, port, vlan): (std::net::Ipv4Addr, String, u16),
+) -> Result<Value, String> {
+    done.map_err(|e| e.to_string())?;
+    apply(dp, actions, None, counters);
+    info!(%group, vlan, %port, "static group {what}");
+    Ok(json!({ what: {"group": group.to_string(), "port": port, "vlan": vlan} }))
+}
+
 fn handle(
     request: Request,
     engine: &mut Engine,
@@ -266,22 +281,28 @@ fn handle(
         Request::GroupAdd { group, port, vlan } => {
             let index = port_index(dp, &port)?;
             let mut actions = Vec::new();
-            engine
-                .add_static_group(vlan, group, index, &mut actions)
-                .map_err(|e| e.to_string())?;
-            apply(dp, &mut actions, None, counters);
-            info!(%group, vlan, %port, "static group added");
-            json!({"added": {"group": group.to_string(), "port": port, "vlan": vlan}})
+            let done = engine.add_static_group(vlan, group, index, &mut actions);
+            static_group_done(
+                done,
+                dp,
+                &mut actions,
+                counters,
+                "added",
+                (group, port, vlan),
+            )?
         }
         Request::GroupDel { group, port, vlan } => {
             let index = port_index(dp, &port)?;
             let mut actions = Vec::new();
-            engine
-                .del_static_group(vlan, group, index, &mut actions)
-                .map_err(|e| e.to_string())?;
-            apply(dp, &mut actions, None, counters);
-            info!(%group, vlan, %port, "static group removed");
-            json!({"removed": {"group": group.to_string(), "port": port, "vlan": vlan}})
+            let done = engine.del_static_group(vlan, group, index, &mut actions);
+            static_group_done(
+                done,
+                dp,
+                &mut actions,
+                counters,
+                "removed",
+                (group, port, vlan),
+            )?
         }
     })
 }

@@ -167,15 +167,11 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
         if let Some(info) = unsafe { GROUP_INFO.get(key) } {
             add(port, counter::REPLICATED_COPIES, info.copies as u64);
         }
-        return Some(
-            match ports.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
-                Ok(action) => action,
-                Err(_) => {
-                    count(port, counter::DROP_REDIRECT);
-                    xdp_action::XDP_DROP
-                }
-            },
-        );
+        return Some(redirected(
+            ports.redirect(0, BROADCAST),
+            port,
+            counter::DROP_REDIRECT,
+        ));
     }
     // Unregistered group.
     let (flood_unregistered, router_ports) = CONFIG
@@ -191,15 +187,11 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
         return Some(xdp_action::XDP_DROP);
     }
     count(port, counter::TO_ROUTERS);
-    Some(
-        match ROUTERS.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
-            Ok(action) => action,
-            Err(_) => {
-                count(port, counter::DROP_NO_ROUTER);
-                xdp_action::XDP_DROP
-            }
-        },
-    )
+    Some(redirected(
+        ROUTERS.redirect(0, BROADCAST),
+        port,
+        counter::DROP_NO_ROUTER,
+    ))
 }
 
 /// IPv4 to a unicast MAC: only IGMP is of interest here.
@@ -321,10 +313,19 @@ fn unicast(dst: [u8; 6], vlan: u16, ifindex: u32, port: u32) -> u32 {
 #[inline(always)]
 fn flood(port: u32) -> u32 {
     count(port, counter::FLOODED);
-    match FLOOD.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
+    redirected(FLOOD.redirect(0, BROADCAST), port, counter::DROP_REDIRECT)
+}
+
+/// Every copy but the ingress port's.
+const BROADCAST: u64 = (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64;
+
+/// The action of a redirect helper, or a drop counted under `reason` when it refused.
+#[inline(always)]
+fn redirected(result: Result<u32, u32>, port: u32, reason: u32) -> u32 {
+    match result {
         Ok(action) => action,
         Err(_) => {
-            count(port, counter::DROP_REDIRECT);
+            count(port, reason);
             xdp_action::XDP_DROP
         }
     }
