@@ -81,6 +81,8 @@ echo "  (h2 and h3 got 239.1.1.1 only, h4 239.2.2.2 only, h1 none of its own: th
 echo "   each group to its members alone; a few extra eth0 frames are IGMP queries and leaves)"
 
 say "Router ports, querier state, per-port counters"
+"$BIN" routers --socket "$SOCK"
+echo
 "$BIN" querier --socket "$SOCK"
 echo
 "$BIN" ports --socket "$SOCK"
