@@ -27,6 +27,7 @@
 
 mod capture;
 mod cmd;
+mod conformance;
 mod daemon;
 mod lab;
 mod mcast;
@@ -35,6 +36,7 @@ mod tools;
 
 pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
 pub use cmd::{ChildGuard, netns_command, run};
+pub use conformance::ScapyHost;
 pub use daemon::{Switch, igmpsnoop_cli, poll_until};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, send, send_with};

@@ -83,6 +83,8 @@ counters! {
     ignored_guard_pim,
     reject_truncated,
     reject_bad_ip_header,
+    /// An IPv4 option whose length is below 2 or runs past the header.
+    reject_bad_ip_options,
     reject_bad_ihl,
     reject_bad_ip_checksum,
     reject_fragment,

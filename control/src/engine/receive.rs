@@ -40,6 +40,7 @@ impl Engine {
         *match e {
             WireError::Truncated | WireError::Malformed => &mut c.reject_truncated,
             WireError::BadIpHeader => &mut c.reject_bad_ip_header,
+            WireError::BadIpOptions => &mut c.reject_bad_ip_options,
             WireError::BadIhl => &mut c.reject_bad_ihl,
             WireError::BadIpChecksum => &mut c.reject_bad_ip_checksum,
             WireError::Fragment => &mut c.reject_fragment,

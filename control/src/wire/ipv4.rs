@@ -57,7 +57,7 @@ impl Repr {
             protocol: hdr.protocol().0,
             ttl: hdr.ttl(),
             ident: hdr.identification(),
-            router_alert: has_router_alert(hdr.options()),
+            router_alert: parse_options(hdr.options())?,
             payload_len: payload.len(),
         };
         Ok((repr, payload))
@@ -101,33 +101,65 @@ impl Repr {
     }
 }
 
-/// Walk the option list (RFC 791 §3.1) looking for Router Alert.
-fn has_router_alert(mut opts: &[u8]) -> bool {
+/// Walks the option list (RFC 791 §3.1): every option but EOL and NOP has a
+/// length of at least 2 that stays inside the header, as the kernel's own
+/// ip_options_compile() demands. Returns whether Router Alert is present.
+fn parse_options(mut opts: &[u8]) -> Result<bool, WireError> {
+    let mut router_alert = false;
     while let Some((&kind, rest)) = opts.split_first() {
         match kind {
-            0 => return false,
+            0 => break,
             1 => opts = rest,
             _ => {
-                let Some(&len) = rest.first() else {
-                    return false;
-                };
+                let len = usize::from(*rest.first().ok_or(WireError::BadIpOptions)?);
+                if len < 2 || len > opts.len() {
+                    return Err(WireError::BadIpOptions);
+                }
+                // RFC 2113 §2.1: Router Alert is exactly 4 bytes.
                 if kind == ROUTER_ALERT[0] {
-                    return true;
+                    if len != ROUTER_ALERT.len() {
+                        return Err(WireError::BadIpOptions);
+                    }
+                    router_alert = true;
                 }
-                let len = usize::from(len);
-                if len < 2 {
-                    return false;
-                }
-                opts = opts.get(len..).unwrap_or(&[]);
+                opts = &opts[len..];
             }
         }
     }
-    false
+    Ok(router_alert)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_must_be_well_formed() {
+        assert_eq!(parse_options(&[]), Ok(false));
+        assert_eq!(parse_options(&[0x94, 0x04, 0x00, 0x00]), Ok(true));
+        assert_eq!(
+            parse_options(&[0x01, 0x94, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]),
+            Ok(true)
+        );
+        assert_eq!(parse_options(&[0x00, 0xff, 0xff, 0xff]), Ok(false));
+        // Length beyond the options, below 2, missing, or a wrong RA length.
+        assert_eq!(
+            parse_options(&[0x94, 0x09, 0x00, 0x00]),
+            Err(WireError::BadIpOptions)
+        );
+        assert_eq!(
+            parse_options(&[0x07, 0x01, 0x00, 0x00]),
+            Err(WireError::BadIpOptions)
+        );
+        assert_eq!(
+            parse_options(&[0x01, 0x01, 0x01, 0x07]),
+            Err(WireError::BadIpOptions)
+        );
+        assert_eq!(
+            parse_options(&[0x94, 0x06, 0x00, 0x00, 0x00, 0x00]),
+            Err(WireError::BadIpOptions)
+        );
+    }
 
     #[test]
     fn emit_parse() {

@@ -17,6 +17,8 @@ pub enum WireError {
     Truncated,
     #[error("bad IPv4 header (version or length fields)")]
     BadIpHeader,
+    #[error("malformed IPv4 options")]
+    BadIpOptions,
     #[error("bad IPv4 IHL")]
     BadIhl,
     #[error("bad IPv4 header checksum")]
