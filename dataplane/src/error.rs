@@ -32,6 +32,13 @@ pub enum Error {
         #[source]
         source: aya::maps::xdp::XdpMapError,
     },
+    #[error("batch {what} of {count} groups failed: {source}")]
+    Batch {
+        what: &'static str,
+        count: usize,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("BPF map {name} is missing from the object")]
     MissingMap { name: &'static str },
     #[error(

@@ -14,7 +14,12 @@ use aya::maps::{Array, DevMapHash, HashMap, HashOfMaps, Map, MapData};
 use aya_obj::generated::bpf_map_type;
 use igmpsnoop_common::{GroupInfo, GroupKey, MAX_PORTS, SwitchConf};
 
-use crate::error::{Error, Result};
+use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+
+use crate::{
+    batch,
+    error::{Error, Result},
+};
 
 pub type PortMask = u64;
 
@@ -25,7 +30,8 @@ struct PortSet {
 }
 
 pub struct Forwarding {
-    groups: HashOfMaps<MapData, GroupKey, MapData>,
+    /// Owns the outer map; written through `groups_fd` in batches.
+    _groups: HashOfMaps<MapData, GroupKey, MapData>,
     group_info: HashMap<MapData, GroupKey, GroupInfo>,
     flood: DevMapHash<MapData>,
     routers: DevMapHash<MapData>,
@@ -37,6 +43,11 @@ pub struct Forwarding {
     /// Port set installed in the kernel per group (members ∪ routers).
     installed: StdHashMap<GroupKey, PortMask>,
     sets: StdHashMap<PortMask, PortSet>,
+    /// Changes not yet written to the kernel: the port set each group must
+    /// have (0 = removed). Written together by `flush`.
+    pending: StdHashMap<GroupKey, PortMask>,
+    /// The outer map's fd, for batch writes.
+    groups_fd: RawFd,
     router_mask: PortMask,
     conf: SwitchConf,
 }
@@ -56,10 +67,11 @@ impl Forwarding {
         flood: DevMapHash<MapData>,
         routers: DevMapHash<MapData>,
         config: Array<MapData, SwitchConf>,
+        groups_fd: RawFd,
         ifindexes: Vec<u32>,
     ) -> Result<Self> {
         let mut this = Self {
-            groups,
+            _groups: groups,
             group_info,
             flood,
             routers,
@@ -68,6 +80,8 @@ impl Forwarding {
             members: StdHashMap::new(),
             installed: StdHashMap::new(),
             sets: StdHashMap::new(),
+            pending: StdHashMap::new(),
+            groups_fd,
             router_mask: 0,
             conf: SwitchConf {
                 flood_unregistered: 1,
@@ -93,25 +107,87 @@ impl Forwarding {
         }
     }
 
-    /// Sets the member ports of (vlan, group); an empty set removes the group,
-    /// which makes it unregistered again (flood policy applies).
+    /// Sets the member ports of (vlan, group) now; an empty set removes the
+    /// group, which makes it unregistered again (flood policy applies).
     pub fn set_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) -> Result<()> {
-        let key = GroupKey::new(vlan, group);
-        let members = members & self.all_ports();
-        if members == 0 {
-            return self.delete_group(vlan, group);
-        }
-        self.members.insert(key, members);
-        self.install(key, members | self.router_mask)
+        self.stage_group(vlan, group, members);
+        self.flush()
     }
 
     pub fn delete_group(&mut self, vlan: u16, group: [u8; 4]) -> Result<()> {
+        self.set_group(vlan, group, 0)
+    }
+
+    /// Like `set_group`, but written to the kernel by the next `flush`, together
+    /// with every other staged change (one RCU wait for all of them).
+    pub fn stage_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) {
         let key = GroupKey::new(vlan, group);
-        self.members.remove(&key);
-        if let Some(old) = self.installed.remove(&key) {
-            self.groups.remove(&key).map_err(map_err("GROUPS"))?;
+        let members = members & self.all_ports();
+        if members == 0 {
+            self.members.remove(&key);
+            self.pending.insert(key, 0);
+        } else {
+            self.members.insert(key, members);
+            self.pending.insert(key, members | self.router_mask);
+        }
+    }
+
+    /// Writes every staged change: new and changed groups in one batch update
+    /// of the outer map, removed groups in one batch delete. Each group's
+    /// entry is replaced whole, so no other group's traffic is touched.
+    pub fn flush(&mut self) -> Result<()> {
+        let pending: Vec<(GroupKey, PortMask)> = self.pending.drain().collect();
+        let mut update_keys = Vec::new();
+        let mut update_fds = Vec::new();
+        let mut updated = Vec::new();
+        let mut delete_keys = Vec::new();
+        for (key, mask) in pending {
+            if mask == 0 {
+                if self.installed.contains_key(&key) {
+                    delete_keys.push(key);
+                }
+            } else if self.installed.get(&key) != Some(&mask) {
+                self.acquire(mask)?;
+                let Map::DevMapHash(inner) = &self.sets[&mask].map else {
+                    unreachable!("interned sets are devmap hashes")
+                };
+                update_keys.push(key);
+                update_fds.push(inner.fd().as_fd().as_raw_fd() as u32);
+                updated.push((key, mask));
+            }
+        }
+        if let Err(e) = batch::update(self.groups_fd, &update_keys, &update_fds) {
+            for (_, mask) in &updated {
+                self.release(*mask);
+            }
+            return Err(Error::Batch {
+                what: "update",
+                count: update_keys.len(),
+                source: e,
+            });
+        }
+        for (key, mask) in updated {
+            let info = GroupInfo {
+                copies: mask.count_ones(),
+                _pad: 0,
+            };
+            self.group_info
+                .insert(key, info, 0)
+                .map_err(map_err("GROUP_INFO"))?;
+            if let Some(old) = self.installed.insert(key, mask) {
+                self.release(old);
+            }
+        }
+        batch::delete(self.groups_fd, &delete_keys).map_err(|e| Error::Batch {
+            what: "delete",
+            count: delete_keys.len(),
+            source: e,
+        })?;
+        for key in delete_keys {
             let _ = self.group_info.remove(&key);
-            self.release(old);
+            if let Some(old) = self.installed.remove(&key) {
+                self.release(old);
+            }
         }
         Ok(())
     }
@@ -145,9 +221,9 @@ impl Forwarding {
         let groups: Vec<(GroupKey, PortMask)> =
             self.members.iter().map(|(k, m)| (*k, *m)).collect();
         for (key, members) in groups {
-            self.install(key, members | mask)?;
+            self.pending.insert(key, members | mask);
         }
-        Ok(())
+        self.flush()
     }
 
     pub fn set_flood_unregistered(&mut self, flood: bool) -> Result<()> {
@@ -177,32 +253,6 @@ impl Forwarding {
     /// Distinct port sets, i.e. inner maps, in the kernel now.
     pub fn inner_maps(&self) -> usize {
         self.sets.len()
-    }
-
-    fn install(&mut self, key: GroupKey, mask: PortMask) -> Result<()> {
-        if self.installed.get(&key) == Some(&mask) {
-            return Ok(());
-        }
-        self.acquire(mask)?;
-        let set = &self.sets[&mask];
-        let Map::DevMapHash(inner) = &set.map else {
-            unreachable!("interned sets are devmap hashes")
-        };
-        if let Err(e) = self.groups.insert(key, inner, 0) {
-            self.release(mask);
-            return Err(map_err("GROUPS")(e));
-        }
-        let info = GroupInfo {
-            copies: mask.count_ones(),
-            _pad: 0,
-        };
-        self.group_info
-            .insert(key, info, 0)
-            .map_err(map_err("GROUP_INFO"))?;
-        if let Some(old) = self.installed.insert(key, mask) {
-            self.release(old);
-        }
-        Ok(())
     }
 
     fn acquire(&mut self, mask: PortMask) -> Result<()> {

@@ -5,13 +5,19 @@
 //!
 //! Dropping the [`Dataplane`] detaches the program from every port and closes
 //! every map and socket.
+mod batch;
 pub mod error;
 pub mod forwarding;
 pub mod iface;
 pub mod stats;
 pub mod xsk;
 
-use std::{collections::HashSet, fmt, os::fd::RawFd, str::FromStr};
+use std::{
+    collections::HashSet,
+    fmt,
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    str::FromStr,
+};
 
 use aya::{
     Ebpf,
@@ -133,12 +139,29 @@ impl Dataplane {
         let mut port_map: HashMap<MapData, u32, PortConf> = take(&mut ebpf, "PORTS")?;
         let mut xsks: XskMap<MapData> = take(&mut ebpf, "XSKS")?;
         let ifindexes: Vec<u32> = resolved.iter().map(|(_, i)| *i).collect();
+        let groups_map = ebpf
+            .take_map("GROUPS")
+            .ok_or(Error::MissingMap { name: "GROUPS" })?;
+        let groups_fd = match &groups_map {
+            aya::maps::Map::HashOfMaps(data) => data.fd().as_fd().as_raw_fd(),
+            _ => {
+                return Err(Error::MissingMap {
+                    name: "GROUPS (as a hash of maps)",
+                });
+            }
+        };
         let forwarding = Forwarding::new(
-            take::<HashOfMaps<MapData, _, MapData>>(&mut ebpf, "GROUPS")?,
+            HashOfMaps::<MapData, _, MapData>::try_from(groups_map).map_err(|source| {
+                Error::Map {
+                    name: "GROUPS",
+                    source,
+                }
+            })?,
             take(&mut ebpf, "GROUP_INFO")?,
             take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
             take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
             take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+            groups_fd,
             ifindexes,
         )?;
         let stats = Stats::new(

@@ -86,6 +86,7 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         let now = clock.now();
         engine.handle_timeout(now, &mut actions);
         apply(&mut dp, &mut actions, None, &mut counters);
+        flush(&mut dp, &mut counters);
 
         let sleep = engine
             .next_deadline()
@@ -114,6 +115,8 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             engine.handle_frame(clock.now(), *port as u8, frame, &mut actions);
             apply(&mut dp, &mut actions, Some(frame), &mut counters);
         }
+
+        flush(&mut dp, &mut counters);
 
         server.serve(|request| {
             counters.ipc_requests += 1;
@@ -152,10 +155,8 @@ fn apply(
         match action {
             Action::GroupPorts { vlan, group, ports } => {
                 debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
-                if let Err(e) = dp.forwarding.set_group(vlan, group.octets(), ports.0) {
-                    counters.map_errors += 1;
-                    error!(%group, vlan, error = %e, "cannot update the group map");
-                }
+                // Written with the others by `flush` (one kernel batch).
+                dp.forwarding.stage_group(vlan, group.octets(), ports.0);
             }
             Action::RouterPorts { ports } => apply_router_ports(dp, ports, counters),
             Action::Forward { ports } => {
@@ -165,6 +166,14 @@ fn apply(
             }
             Action::Transmit { ports, frame } => send_all(dp, ports, &frame, counters),
         }
+    }
+}
+
+/// Writes the staged group changes to the kernel.
+fn flush(dp: &mut Dataplane, counters: &mut DaemonCounters) {
+    if let Err(e) = dp.forwarding.flush() {
+        counters.map_errors += 1;
+        error!(error = %e, "cannot update the group map");
     }
 }
 
@@ -219,6 +228,7 @@ fn check_ports(
             dp.stats.flush_macs(None, Some(ifindex));
         }
         apply(dp, &mut actions, None, counters);
+        flush(dp, counters);
     }
 }
 
@@ -233,6 +243,7 @@ fn static_group_done(
 ) -> Result<Value, String> {
     done.map_err(|e| e.to_string())?;
     apply(dp, actions, None, counters);
+    flush(dp, counters);
     info!(%group, vlan, %port, "static group {what}");
     Ok(json!({ what: {"group": group.to_string(), "port": port, "vlan": vlan} }))
 }
