@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# igmpsnoop benchmark: igmpsnoop (XDP) against the Linux bridge (mcast_snooping 1,
+# mcast_querier 1) in the same kind of netns lab (scripts/lab.sh), same run.
+#
+#   sudo scripts/bench.sh [--quick] [--out FILE.json] [--no-cargo-bench]
+#
+# Figures (min/median/max over repeated runs, ratio igmpsnoop/bridge):
+#  1. throughput 1 -> 1,2,3 members (trafgen 60-byte UDP from h1, rx_packets deltas
+#     on the members' eth0), igmpsnoop native + generic XDP, bridge, and the ceiling
+#     (trafgen into the veth with nothing attached: p1 rx_packets)
+#  2. join latency (IP_ADD_MEMBERSHIP -> first datagram, h1 streaming 20 kpps)
+#  3. leave latency (IP_DROP_MEMBERSHIP -> last frame on eth0), default timers and fast leave
+#  4. scale: throughput with 1k/10k/100k other groups installed by IGMPv3 reports,
+#     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0)
+#  and the engine's cargo bench.
+# Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/lib.sh
+LOG_TAG=bench
+log() { printf "[bench %4ss] %s\n" "$SECONDS" "$*" >&2; }
+
+QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1
+while (($#)); do
+    case "$1" in
+    --quick) QUICK=1; shift ;;
+    --out) OUT="${2:?--out needs a file}"; shift 2 ;;
+    --no-cargo-bench) CARGO_BENCH=0; shift ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1" ;;
+    esac
+done
+[[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
+
+if ((QUICK)); then
+    REPS=2 DUR=0.7 JOINS=30 LEAVES_DEF=2 LEAVES_FAST=10 SCALES="1000 10000" RATES="5000 20000" RATE_N=1
+else
+    REPS=3 DUR=1.5 JOINS=200 LEAVES_DEF=4 LEAVES_FAST=20 SCALES="1000 10000 100000" RATES="5000 20000 50000 100000" RATE_N=1
+fi
+STREAM_PPS=20000
+
+ensure_setup
+export IGMPSNOOP_SETUP_DONE=1
+log "building (release)"
+cargo build --release --locked -q -p igmpsnoop-control -p igmpsnoop-tests --bins
+BIN="$ROOT/target/release/igmpsnoop"
+MCAST="$ROOT/target/release/mcast-tool"
+PY="$ROOT/.venv/bin/python"
+HELP="$ROOT/scripts/bench/bench.py"
+
+LAB="bn$$"
+SW="$LAB-sw"
+TMP="$(mktemp -d /tmp/igmpsnoop-bench.XXXXXX)"
+SOCK="$TMP/igmpsnoop.sock"
+RES="$TMP/results.jsonl" # one JSON object per measurement
+: >"$RES"
+DAEMON_PID=""
+BG=()
+
+stop_bg() {
+    local p
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
+    BG=()
+}
+stop_daemon() {
+    if [[ -n "$DAEMON_PID" ]]; then
+        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" 2>/dev/null || true
+        DAEMON_PID=""
+    fi
+}
+lab_down() { stop_bg; stop_daemon; scripts/lab.sh down "$LAB" >/dev/null 2>&1 || true; }
+cleanup() { lab_down; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+H() { echo "$LAB-h$1"; }
+lab_up() { lab_down; scripts/lab.sh up 4 --name "$LAB" >/dev/null 2>&1 || die "lab up failed"; }
+now() { date +%s.%N; }
+rec() { echo "$1" >>"$RES"; } # a JSON object
+
+# --- switches ------------------------------------------------------------------
+daemon_up() { # extra args...
+    rm -f "$SOCK"
+    ip netns exec "$SW" "$BIN" run --port p1 --port p2 --port p3 --port p4 --querier \
+        --querier-address 10.77.0.254 --socket "$SOCK" "$@" 2>>"$TMP/daemon.log" &
+    DAEMON_PID=$!
+    for _ in $(seq 100); do [[ -S "$SOCK" ]] && return 0; sleep 0.1; done
+    tail -n 20 "$TMP/daemon.log" >&2
+    die "igmpsnoop did not start"
+}
+bridge_up() {
+    ip -n "$SW" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_hash_max 262144
+    local i
+    for i in 1 2 3 4; do ip -n "$SW" link set "p$i" master br0; done
+    ip -n "$SW" link set br0 up
+    sleep 1 # ports to forwarding (no STP), own querier running
+}
+# kind group -> number of member ports the switch lists for the group
+members_listed() {
+    if [[ $1 == bridge ]]; then
+        ip netns exec "$SW" bridge mdb show dev br0 | grep -c " grp $2 " || true
+    else
+        "$BIN" groups --json --socket "$SOCK" 2>/dev/null |
+            jq --arg g "$2" '[.. | objects | select((.group? // "") == $g) | (.ports? // [.port?]) | .[]?] | unique | length' 2>/dev/null || echo 0
+    fi
+}
+wait_members() { # kind group n
+    for _ in $(seq 100); do (($(members_listed "$1" "$2") >= $3)) && return 0; sleep 0.1; done
+    log "warning: $1 lists $(members_listed "$1" "$2") member ports of $2, wanted $3"
+}
+group_count() {
+    if [[ $1 == bridge ]]; then
+        ip netns exec "$SW" bridge mdb show dev br0 | grep -c " grp " || true
+    else
+        # the listing of a big table can time out on a busy daemon; the counters do not
+        "$BIN" stats --json --socket "$SOCK" 2>/dev/null | jq '.engine.groups_added - .engine.groups_removed' 2>/dev/null || echo 0
+    fi
+}
+join_hosts() { # host...: kernel joins of 239.1.1.1 (mcast-tool binds 5000, traffic goes to 5001)
+    local h
+    for h in "$@"; do
+        ip netns exec "$(H "$h")" "$MCAST" recv --group 239.1.1.1 --port 5000 \
+            --ready-file "$TMP/ready.$h" >/dev/null 2>&1 &
+        BG+=($!)
+    done
+}
+
+# --- traffic -------------------------------------------------------------------
+"$PY" "$HELP" data-cfg "$TMP/data.cfg"
+rx_of() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets"; }
+# measure LABEL KIND MEMBERS CEIL: trafgen full speed from h1 for DUR; per-member pps
+measure() {
+    local label=$1 kind=$2 m=$3 ceil=${4:-0} i t0 t1 tg
+    ip netns exec "$(H 1)" timeout 30 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
+        >/dev/null 2>&1 &
+    tg=$!
+    sleep 0.5
+    local -a b a
+    t0=$(now)
+    if ((ceil)); then b[0]=$(rx_of "$SW" p1); else for ((i = 2; i <= m + 1; i++)); do b[i]=$(rx_of "$(H "$i")" eth0); done; fi
+    sleep "$DUR"
+    if ((ceil)); then a[0]=$(rx_of "$SW" p1); else for ((i = 2; i <= m + 1; i++)); do a[i]=$(rx_of "$(H "$i")" eth0); done; fi
+    t1=$(now)
+    kill "$tg" 2>/dev/null; wait "$tg" 2>/dev/null || true
+    local tot=0
+    if ((ceil)); then tot=$((a[0] - b[0])); else for ((i = 2; i <= m + 1; i++)); do tot=$((tot + a[i] - b[i])); done; fi
+    local pps
+    pps=$(awk -v t="$tot" -v a="$t0" -v b="$t1" -v m="$((ceil ? 1 : m))" 'BEGIN{printf "%.0f", t/(b-a)/m}')
+    rec "{\"fig\":\"throughput\",\"label\":\"$label\",\"kind\":\"$kind\",\"members\":$m,\"pps_per_member\":$pps,\"copies_per_s\":$((pps * (ceil ? 1 : m)))}"
+    log "  $label $kind members=$m: $pps pps/member"
+}
+stream_start() { # h1 streams STREAM_PPS to 239.1.1.1:5001
+    ip netns exec "$(H 1)" timeout 600 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
+        -b "${STREAM_PPS}pps" >/dev/null 2>&1 &
+    BG+=($!)
+}
+latency() { # fig kind variant mode n [quiet]
+    local out
+    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" 239.1.1.1 5001 ${6:-} || echo '{"samples_ms":[],"timeouts":-1}')
+    rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" '{fig:$f,kind:$k,variant:$v,samples_ms,timeouts}' <<<"$out")"
+    log "  $1 $2 $3: $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
+}
+
+# ================================================================================
+# 1. Throughput
+log "1. throughput (${REPS}x ${DUR}s per point)"
+lab_up
+for ((r = 1; r <= REPS; r++)); do measure ceiling veth 1 1; done
+for kind in native generic bridge; do
+    lab_up
+    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --xdp-mode "$kind"; fi
+    sk=$([[ $kind == bridge ]] && echo bridge || echo igmpsnoop)
+    for m in 1 2 3; do
+        join_hosts "$((m + 1))"
+        wait_members "$sk" 239.1.1.1 "$m"
+        for ((r = 1; r <= REPS; r++)); do measure "$kind" "$sk" "$m"; done
+    done
+    stop_bg
+done
+
+# 2 + 3. Join and leave latency: h4 stays a member (so the group is registered and
+# not flooded), h2 joins and leaves. Joins run with fast leave on p2 so each leave
+# takes effect before the next join.
+log "2/3. join and leave latency (stream ${STREAM_PPS} pps)"
+for kind in igmpsnoop bridge; do
+    for fl in default fast; do
+        lab_up
+        if [[ $kind == bridge ]]; then
+            bridge_up
+            [[ $fl == fast ]] && ip netns exec "$SW" bridge link set dev p2 fastleave on
+        else
+            if [[ $fl == fast ]]; then daemon_up --fast-leave p2; else daemon_up; fi
+        fi
+        join_hosts 4
+        wait_members "$kind" 239.1.1.1 1
+        stream_start
+        sleep 0.5
+        if [[ $fl == fast ]]; then
+            latency join "$kind" fast-leave join "$JOINS"
+            latency leave "$kind" fast-leave leave "$LEAVES_FAST" 0.3
+        else
+            latency leave "$kind" default leave "$LEAVES_DEF" 0.5
+        fi
+        stop_bg
+    done
+done
+
+# 4. Scale
+log "4. scale: ${SCALES// /, } other groups"
+maps() { bpftool map list -j 2>/dev/null | jq length; }
+for kind in igmpsnoop bridge; do
+    for n in $SCALES; do
+        lab_up
+        base_maps=$(maps)
+        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 300000; fi
+        join_hosts 2
+        wait_members "$kind" 239.1.1.1 1
+        t0=$(now)
+        ip netns exec "$(H 3)" "$PY" "$HELP" v3-send 3 "$n" 100 >/dev/null
+        end=$((SECONDS + 60))
+        while ((SECONDS < end)); do c=$(group_count "$kind"); ((${c:-0} >= n + 1)) && break; sleep 0.3; done
+        t1=$(now)
+        g=$(group_count "$kind"); g=${g:-0}
+        rss=0 nmaps=0
+        if [[ $kind == igmpsnoop ]]; then
+            rss=$(awk '/VmRSS/{print $2}' "/proc/$DAEMON_PID/status")
+            nmaps=$(($(maps) - base_maps))
+        fi
+        secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+        rec "{\"fig\":\"scale\",\"kind\":\"$kind\",\"groups_sent\":$n,\"groups_listed\":$g,\"install_s\":$secs,\"rss_kib\":$rss,\"bpf_maps_delta\":$nmaps}"
+        log "  $kind $n groups: listed $g in ${secs}s, rss ${rss} KiB, +$nmaps BPF maps"
+        for ((r = 1; r <= REPS; r++)); do measure "scale$n" "$kind" 1; done
+        stop_bg
+    done
+done
+
+# Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1.
+log "4b. report-processing rate (igmpsnoop with --control-rate-limit 0)"
+for kind in igmpsnoop bridge; do
+    lab_up
+    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 300000; fi
+    first=256
+    for rate in $RATES; do
+        cnt=$((rate * RATE_N))
+        "$PY" "$HELP" v2-cfg "$TMP/v2.cfg" "$first" "$cnt"
+        first=$((first + cnt))
+        g0=$(group_count "$kind")
+        rx0=0
+        [[ $kind == igmpsnoop ]] && rx0=$("$BIN" stats --json --socket "$SOCK" | jq ".engine.rx_igmp")
+        t0=$(now)
+        ip netns exec "$(H 1)" timeout 60 trafgen --dev eth0 --conf "$TMP/v2.cfg" --cpus 1 -q -C \
+            -b "${rate}pps" -n "$cnt" >/dev/null 2>&1 || true
+        t1=$(now)
+        sleep 1
+        g1=$(group_count "$kind")
+        rx1=0
+        [[ $kind == igmpsnoop ]] && rx1=$("$BIN" stats --json --socket "$SOCK" | jq ".engine.rx_igmp")
+        send_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+        rec "{\"fig\":\"report_rate\",\"kind\":\"$kind\",\"offered_pps\":$rate,\"sent\":$cnt,\"send_s\":$send_s,\"rx_igmp\":$((rx1 - rx0)),\"groups_learned\":$((g1 - g0))}"
+        log "  $kind $rate pps offered: sent $cnt in ${send_s}s, rx_igmp +$((rx1 - rx0)), groups +$((g1 - g0))"
+    done
+done
+lab_down
+
+# ================================================================================
+# Tables and JSON
+mkdir -p "$(dirname "$OUT")"
+CPU=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
+CB=""
+if ((CARGO_BENCH)); then
+    log "cargo bench -p igmpsnoop-control --bench engine"
+    CB=$(timeout 300 cargo bench --locked -q -p igmpsnoop-control --bench engine 2>/dev/null | grep -v '^\s*$' || echo "(cargo bench failed)")
+fi
+jq -s --arg cpu "$CPU" --arg kernel "$(uname -r)" --arg nproc "$(nproc)" --argjson quick "$QUICK" \
+    --arg cb "$CB" --arg date "$(date -u +%FT%TZ)" \
+    '{machine:{cpu:$cpu,kernel:$kernel,nproc:($nproc|tonumber)},quick:($quick==1),date:$date,
+      results:., cargo_bench:($cb|split("\n")|map(select(length>0)))}' "$RES" >"$OUT"
+"$PY" "$ROOT/scripts/bench/table.py" "$OUT"
+log "results: $OUT"

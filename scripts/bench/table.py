@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Prints the markdown tables of a scripts/bench.sh results JSON."""
+import json
+import statistics
+import sys
+
+d = json.load(open(sys.argv[1]))
+R = d["results"]
+
+
+def mmm(v, fmt="{:,.0f}"):
+    if not v:
+        return "n/a"
+    return "{} / {} / {}".format(fmt.format(min(v)), fmt.format(statistics.median(v)), fmt.format(max(v)))
+
+
+def med(v):
+    return statistics.median(v) if v else None
+
+
+def ratio(a, b):
+    return "{:.2f}".format(a / b) if a and b else "n/a"
+
+
+def pct(v, p):
+    if not v:
+        return None
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+m = d["machine"]
+print("Machine: {} x {}, kernel {}{}\n".format(m["nproc"], m["cpu"], m["kernel"], " (--quick)" if d["quick"] else ""))
+
+tp = [r for r in R if r["fig"] == "throughput"]
+ceil = [r["pps_per_member"] for r in tp if r["label"] == "ceiling"]
+print("### 1. Throughput, 60-byte UDP, 1 sender (pps per member; min / median / max)\n")
+print("ceiling (trafgen into a veth, nothing attached): {} pps\n".format(mmm(ceil)))
+print("| members | igmpsnoop native | igmpsnoop generic | bridge | native/bridge | generic/bridge | native copies/s | native % of ceiling |")
+print("|---|---|---|---|---|---|---|---|")
+for n in (1, 2, 3):
+    g = {k: [r["pps_per_member"] for r in tp if r["label"] == k and r["members"] == n] for k in ("native", "generic", "bridge")}
+    nat = med(g["native"])
+    print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        n, mmm(g["native"]), mmm(g["generic"]), mmm(g["bridge"]), ratio(nat, med(g["bridge"])),
+        ratio(med(g["generic"]), med(g["bridge"])), "{:,.0f}".format(nat * n) if nat else "n/a",
+        "{:.0f}%".format(100 * nat / med(ceil)) if nat and ceil else "n/a"))
+
+print("\n### 2/3. Join and leave latency (ms; h1 streams 20 kpps)\n")
+print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 |")
+print("|---|---|---|---|")
+for fig, var in (("join", "fast-leave"), ("leave", "default"), ("leave", "fast-leave")):
+    cells, p50s = [], []
+    for k in ("igmpsnoop", "bridge"):
+        x = [r for r in R if r["fig"] == fig and r["kind"] == k and r["variant"] == var]
+        s = x[0]["samples_ms"] if x else []
+        t = x[0]["timeouts"] if x else 0
+        p50s.append(pct(s, 50))
+        cells.append("{:.2f} / {:.2f} ({}{})".format(pct(s, 50), pct(s, 99), len(s), ", {} timeouts".format(t) if t else "") if s else "n/a")
+    print("| {} ({}) | {} | {} | {} |".format(fig, var, cells[0], cells[1], ratio(*p50s)))
+
+print("\n### 4. Scale: one group (1 member) while N other groups are installed\n")
+print("| other groups | igmpsnoop pps | bridge pps | ratio | groups listed (igmpsnoop / bridge) | install s (igmpsnoop / bridge) | daemon VmRSS MiB | BPF maps (delta) |")
+print("|---|---|---|---|---|---|---|---|")
+sc = [r for r in R if r["fig"] == "scale"]
+for n in sorted({r["groups_sent"] for r in sc}):
+    i = next((r for r in sc if r["kind"] == "igmpsnoop" and r["groups_sent"] == n), {})
+    b = next((r for r in sc if r["kind"] == "bridge" and r["groups_sent"] == n), {})
+    pi = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "igmpsnoop"]
+    pb = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "bridge"]
+    print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {:.1f} | {} |".format(
+        n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed"),
+        i.get("install_s"), b.get("install_s"), i.get("rss_kib", 0) / 1024, i.get("bpf_maps_delta")))
+
+print("\n### 4b. Report processing (IGMPv2 reports, distinct groups; igmpsnoop with --control-rate-limit 0)\n")
+print("| offered pps | sent | igmpsnoop rx_igmp | igmpsnoop groups learned | bridge groups learned | achieved send rate (pps) |")
+print("|---|---|---|---|---|---|")
+rr = [r for r in R if r["fig"] == "report_rate"]
+for rate in sorted({r["offered_pps"] for r in rr}):
+    i = next((r for r in rr if r["kind"] == "igmpsnoop" and r["offered_pps"] == rate), {})
+    b = next((r for r in rr if r["kind"] == "bridge" and r["offered_pps"] == rate), {})
+    print("| {:,} | {} | {} | {} | {} | {:,.0f} |".format(rate, i.get("sent"), i.get("rx_igmp"), i.get("groups_learned"),
+                                                    b.get("groups_learned"), i.get("sent", 0) / max(i.get("send_s", 1), 1e-3)))
+
+if d.get("cargo_bench"):
+    print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")
+    print("\n".join(d["cargo_bench"]))
+    print("```")
