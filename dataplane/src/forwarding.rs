@@ -147,7 +147,13 @@ impl Forwarding {
                     delete_keys.push(key);
                 }
             } else if self.installed.get(&key) != Some(&mask) {
-                self.acquire(mask)?;
+                if let Err(e) = self.acquire(mask) {
+                    // Give back what this flush took; nothing was written yet.
+                    for (_, taken) in &updated {
+                        self.release(*taken);
+                    }
+                    return Err(e);
+                }
                 let Map::DevMapHash(inner) = &self.sets[&mask].map else {
                     unreachable!("interned sets are devmap hashes")
                 };
