@@ -43,9 +43,7 @@ STREAM_PPS=20000
 ensure_setup
 export IGMPSNOOP_SETUP_DONE=1
 log "building (release)"
-cargo build --release --locked -q -p igmpsnoop-control -p igmpsnoop-tests --bins
-BIN="$ROOT/target/release/igmpsnoop"
-MCAST="$ROOT/target/release/mcast-tool"
+build_release_bins
 PY="$ROOT/.venv/bin/python"
 HELP="$ROOT/scripts/bench/bench.py"
 

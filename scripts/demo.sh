@@ -12,13 +12,11 @@ LOG_TAG=demo
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 [[ $EUID -eq 0 ]] || die "the demo creates network namespaces and attaches XDP programs: run it as root"
-scripts/setup.sh
+ensure_setup
 export IGMPSNOOP_SETUP_DONE=1
 
 say "Building igmpsnoop (release)"
-cargo build --release --locked -q -p igmpsnoop-control -p igmpsnoop-tests --bins
-BIN="$ROOT/target/release/igmpsnoop"
-MCAST="$ROOT/target/release/mcast-tool"
+build_release_bins
 
 LAB="demo$$"
 SOCK="/tmp/igmpsnoop-$LAB.sock"

@@ -42,3 +42,13 @@ ensure_setup() {
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     "$root/scripts/setup.sh"
 }
+
+# Builds the release binaries the demo and the benchmark run, and sets BIN and
+# MCAST to their paths.
+build_release_bins() {
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    (cd "$root" && cargo build --release --locked -q -p igmpsnoop-control -p igmpsnoop-tests --bins)
+    BIN="$root/target/release/igmpsnoop"
+    MCAST="$root/target/release/mcast-tool"
+}

@@ -163,6 +163,36 @@ impl Switch {
             .collect())
     }
 
+    /// Waits until `groups` lists exactly the ports `want` for `group`; panics
+    /// with the table after `timeout`. Returns the time it took.
+    pub fn wait_ports(
+        &self,
+        group: std::net::Ipv4Addr,
+        want: &[&str],
+        timeout: Duration,
+    ) -> Duration {
+        let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+        let t0 = Instant::now();
+        poll_until(timeout, || {
+            (self.group_ports(group).unwrap() == want).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "groups did not list {group} on exactly {want:?} within {timeout:?}: {:#?}",
+                self.groups_json().unwrap()
+            )
+        });
+        t0.elapsed()
+    }
+
+    /// The `groups --json` row of (group, port), if listed.
+    pub fn row(&self, group: std::net::Ipv4Addr, port: &str) -> Option<Value> {
+        self.groups_json()
+            .unwrap()
+            .into_iter()
+            .find(|r| r["group"] == group.to_string().as_str() && r["port"] == port)
+    }
+
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: i32) -> Result<()> {
         self.child.signal(sig)

@@ -86,30 +86,6 @@ fn rx(lab: &Lab, host: usize) -> u64 {
     lab.host_stats(host).unwrap().rx_packets
 }
 
-/// Waits until `groups` lists exactly `want` for `group`; panics with the
-/// table after `timeout`. Returns the time it took.
-fn wait_ports(sw: &Switch, group: Ipv4Addr, want: &[&str], timeout: Duration) -> Duration {
-    let want = ports(want);
-    let t0 = Instant::now();
-    poll_until(timeout, || {
-        (sw.group_ports(group).unwrap() == want).then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "groups did not list {group} on exactly {want:?} within {timeout:?}: {:#?}",
-            sw.groups_json().unwrap()
-        )
-    });
-    t0.elapsed()
-}
-
-fn row(sw: &Switch, group: Ipv4Addr, port: &str) -> Option<Value> {
-    sw.groups_json()
-        .unwrap()
-        .into_iter()
-        .find(|r| r["group"] == group.to_string().as_str() && r["port"] == port)
-}
-
 fn hosts_of(row: &Value) -> BTreeSet<String> {
     row["hosts"]
         .as_array()
@@ -217,8 +193,8 @@ fn kernel_host_join_and_leave(version: u8) {
         ],
     );
     let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &["p2"], Duration::from_secs(5));
-    let r = row(&sw, G, "p2").unwrap();
+    sw.wait_ports(G, &["p2"], Duration::from_secs(5));
+    let r = sw.row(G, "p2").unwrap();
     assert_eq!(r["version"], version, "compatibility mode of p2: {r}");
     assert!(hosts_of(&r).contains(&lab.host_mac(2)), "{r}");
 
@@ -239,12 +215,12 @@ fn kernel_host_join_and_leave(version: u8) {
             ports(&["p2"]),
             "a v1 host sends no leave, yet p2 was pruned within 1 s"
         );
-        let took = t0.elapsed() + wait_ports(&sw, G, &[], Duration::from_secs(8));
+        let took = t0.elapsed() + sw.wait_ports(G, &[], Duration::from_secs(8));
         eprintln!("v1: p2 aged out {took:?} after the host left");
     } else {
         // RFC 2236 §3 / RFC 3376 §6.4.2: leave → LMQC group-specific queries
         // LMQI apart → pruned after LMQT = 400 ms (nobody answers).
-        let took = wait_ports(&sw, G, &[], Duration::from_secs(4));
+        let took = sw.wait_ports(G, &[], Duration::from_secs(4));
         eprintln!("v{version}: p2 pruned {took:?} after the leave");
         assert!(
             took >= Duration::from_millis(300),
@@ -289,7 +265,7 @@ fn mixed_v1_v2_port_ignores_leave_until_v1_host_times_out() {
     ));
     let t_after = Instant::now();
     let r = poll_until(Duration::from_secs(3), || {
-        row(&sw, G, "p2").filter(|r| hosts_of(r).len() == 2)
+        sw.row(G, "p2").filter(|r| hosts_of(r).len() == 2)
     })
     .unwrap_or_else(|| panic!("v1 + v2 hosts not both listed: {:#?}", sw.groups_json()));
     assert_eq!(hosts_of(&r), ports(&[a, b]), "{r}");
@@ -313,7 +289,7 @@ fn mixed_v1_v2_port_ignores_leave_until_v1_host_times_out() {
     let got = burst(&lab, 1, G, &hosts, &[2]);
     assert_delivery("mixed port after the ignored leave", &hosts, &[2], &got);
 
-    wait_ports(&sw, G, &[], Duration::from_secs(10));
+    sw.wait_ports(G, &[], Duration::from_secs(10));
     let gone = Instant::now();
     let gmi = Duration::from_secs(5);
     eprintln!(
@@ -476,10 +452,10 @@ fn reports_and_leaves_reach_static_router_port_only() {
     let r1 = Receiver::start(&lab, 1, &[G2], UDP).unwrap();
     let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &["p2", "p3"], Duration::from_secs(5));
-    wait_ports(&sw, G2, &["p1"], Duration::from_secs(5));
+    sw.wait_ports(G, &["p2", "p3"], Duration::from_secs(5));
+    sw.wait_ports(G2, &["p1"], Duration::from_secs(5));
     r2.leave().unwrap();
-    wait_ports(&sw, G, &["p3"], Duration::from_secs(4));
+    sw.wait_ports(G, &["p3"], Duration::from_secs(4));
 
     let router = &caps[3];
     for (what, filter) in [
@@ -532,7 +508,7 @@ fn reports_reach_router_port_learned_from_queries_only() {
     })
     .unwrap_or_else(|| panic!("p3 not learned as router port: {:?}", sw.json(&["routers"])));
     let r1 = Receiver::start(&lab, 1, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &["p1"], Duration::from_secs(5));
+    sw.wait_ports(G, &["p1"], Duration::from_secs(5));
     caps[1]
         .wait_for(
             "igmp.type == 0x22 && ip.src == 10.77.0.1",
@@ -576,7 +552,7 @@ fn delivery_policy(flood: bool) {
         ],
     );
     let r3 = Receiver::start(&lab, 3, &[G, LINK_LOCAL], UDP).unwrap();
-    wait_ports(&sw, G, &["p3"], Duration::from_secs(5));
+    sw.wait_ports(G, &["p3"], Duration::from_secs(5));
     // The kernel reports 224.0.0.251 too (igmp_llm_reports): it is counted,
     // never listed.
     poll_until(Duration::from_secs(5), || {
@@ -689,13 +665,13 @@ fn v3_state_change_records() {
 
     // MODE_IS_EXCLUDE{} → member.
     v3(&mut s, &x, 2, G, &[]);
-    wait_ports(&sw, G, &["p2"], Duration::from_secs(3));
-    assert_eq!(hosts_of(&row(&sw, G, "p2").unwrap()), ports(&[&x]));
+    sw.wait_ports(G, &["p2"], Duration::from_secs(3));
+    assert_eq!(hosts_of(&sw.row(G, "p2").unwrap()), ports(&[&x]));
 
     // CHANGE_TO_INCLUDE{} → group-specific queries, pruned after LMQT.
     let t0 = Instant::now();
     v3(&mut s, &x, 3, G, &[]);
-    let took = t0.elapsed() + wait_ports(&sw, G, &[], Duration::from_secs(4));
+    let took = t0.elapsed() + sw.wait_ports(G, &[], Duration::from_secs(4));
     eprintln!("TO_IN{{}}: pruned after {took:?}");
     assert!(
         took >= Duration::from_millis(300),
@@ -707,17 +683,17 @@ fn v3_state_change_records() {
 
     // CHANGE_TO_EXCLUDE{} → member again.
     v3(&mut s, &x, 4, G, &[]);
-    wait_ports(&sw, G, &["p2"], Duration::from_secs(3));
+    sw.wait_ports(G, &["p2"], Duration::from_secs(3));
 
     // ALLOW{S1} from a host in INCLUDE{} (no state) → member.
     v3(&mut s, y, 5, G2, &[s1]);
-    wait_ports(&sw, G2, &["p2"], Duration::from_secs(3));
-    assert_eq!(hosts_of(&row(&sw, G2, "p2").unwrap()), ports(&[y]));
+    sw.wait_ports(G2, &["p2"], Duration::from_secs(3));
+    assert_eq!(hosts_of(&sw.row(G2, "p2").unwrap()), ports(&[y]));
 
     // BLOCK{S1} empties the INCLUDE set → a leave.
     let t0 = Instant::now();
     v3(&mut s, y, 6, G2, &[s1]);
-    let took = t0.elapsed() + wait_ports(&sw, G2, &[], Duration::from_secs(4));
+    let took = t0.elapsed() + sw.wait_ports(G2, &[], Duration::from_secs(4));
     assert!(
         took >= Duration::from_millis(300),
         "pruned {took:?} after BLOCK{{S1}}, before LMQT (400 ms)"
@@ -725,7 +701,7 @@ fn v3_state_change_records() {
 
     // MODE_IS_INCLUDE{S1,S2} → member.
     v3(&mut s, &x, 1, G3, &[s1, s2]);
-    wait_ports(&sw, G3, &["p2"], Duration::from_secs(3));
+    sw.wait_ports(G3, &["p2"], Duration::from_secs(3));
 
     let hosts = [2, 3];
     for (g, to) in [(G, &[2][..]), (G2, &[][..]), (G3, &[2][..])] {
@@ -855,12 +831,12 @@ fn transmitted_igmp_decodes_cleanly() {
     // h1 (v2) and h2 (v3) join and leave: v2 and v3 group-specific queries.
     let mut r1 = Receiver::start(&lab, 1, &[G], UDP).unwrap();
     let mut r2 = Receiver::start(&lab, 2, &[G2], UDP).unwrap();
-    wait_ports(&sw, G, &["p1"], Duration::from_secs(5));
-    wait_ports(&sw, G2, &["p2"], Duration::from_secs(5));
+    sw.wait_ports(G, &["p1"], Duration::from_secs(5));
+    sw.wait_ports(G2, &["p2"], Duration::from_secs(5));
     r1.leave().unwrap();
     r2.leave().unwrap();
-    wait_ports(&sw, G, &[], Duration::from_secs(4));
-    wait_ports(&sw, G2, &[], Duration::from_secs(4));
+    sw.wait_ports(G, &[], Duration::from_secs(4));
+    sw.wait_ports(G2, &[], Duration::from_secs(4));
     let ours = format!("ip.src == {OUR_QUERIER}");
     for (h, c) in caps.iter().enumerate() {
         c.wait_for(

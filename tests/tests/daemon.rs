@@ -70,34 +70,6 @@ fn wait_rx(lab: &Lab, host: usize, base: u64, want: u64) -> u64 {
     .unwrap_or_else(|| rx(lab, host) - base)
 }
 
-/// Waits until `groups` lists exactly `want` for `group`; panics with the table
-/// after `timeout`. Returns the time it took.
-fn wait_ports(
-    sw: &Switch,
-    group: Ipv4Addr,
-    want: &BTreeSet<String>,
-    timeout: Duration,
-) -> Duration {
-    let t0 = Instant::now();
-    poll_until(timeout, || {
-        (sw.group_ports(group).unwrap() == *want).then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "groups did not list {group} on exactly {want:?} within {timeout:?}: {:#?}",
-            sw.groups_json().unwrap()
-        )
-    });
-    t0.elapsed()
-}
-
-fn row(sw: &Switch, group: Ipv4Addr, port: &str) -> Option<Value> {
-    sw.groups_json()
-        .unwrap()
-        .into_iter()
-        .find(|r| r["group"] == group.to_string().as_str() && r["port"] == port)
-}
-
 /// A failed command with exactly one line on stderr containing every word of
 /// `words` (case-insensitive). Returns that line.
 fn one_line_error(out: &Output, words: &[&str]) -> String {
@@ -154,9 +126,9 @@ fn joins_are_listed_and_traffic_reaches_members_only(version: u8) {
 
     let r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &ports(&["p2", "p3"]), Duration::from_secs(1));
+    sw.wait_ports(G, &["p2", "p3"], Duration::from_secs(1));
     for h in [2, 3] {
-        let r = row(&sw, G, &format!("p{h}")).unwrap();
+        let r = sw.row(G, &format!("p{h}")).unwrap();
         assert_eq!(r["static"], false, "{r}");
         assert_eq!(r["version"], version, "{r}");
         assert!(
@@ -219,7 +191,7 @@ fn leave_prunes_after_last_member_queries(version: u8) {
     );
     let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &ports(&["p2", "p3"]), Duration::from_secs(2));
+    sw.wait_ports(G, &["p2", "p3"], Duration::from_secs(2));
 
     const STREAM: u64 = 300;
     let base3 = rx(&lab, 3);
@@ -324,11 +296,11 @@ fn fast_leave_prunes_at_once(version: u8) {
     let sw = start(&lab, &["--fast-leave", "p2"]);
     let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &ports(&["p2", "p3"]), Duration::from_secs(2));
+    sw.wait_ports(G, &["p2", "p3"], Duration::from_secs(2));
 
     let t0 = Instant::now();
     r2.leave().unwrap();
-    wait_ports(&sw, G, &ports(&["p3"]), Duration::from_secs(3));
+    sw.wait_ports(G, &["p3"], Duration::from_secs(3));
     let took = t0.elapsed();
     eprintln!("v{version}: fast-leave p2 pruned {took:?} after the leave");
     assert!(
@@ -404,7 +376,7 @@ fn querier_learns_from_queries_and_ages_out_silent_hosts() {
             "2",
         ],
     );
-    wait_ports(&sw, G, &ports(&["p2", "p3"]), Duration::from_secs(3));
+    sw.wait_ports(G, &["p2", "p3"], Duration::from_secs(3));
     let q = sw.json(&["querier"]).unwrap();
     assert_eq!(q[0]["state"], "querier", "{q}");
     assert_eq!(q[0]["our_address"], "10.77.0.254", "{q}");
@@ -412,7 +384,7 @@ fn querier_learns_from_queries_and_ages_out_silent_hosts() {
     // Wait for h3's membership to be refreshed by an answer to a query, then
     // silence h3 before the next query (2 s later).
     let (seen, expires) = poll_until(Duration::from_secs(5), || {
-        let ms = row(&sw, G, "p3")?["expires_ms"].as_u64()?;
+        let ms = sw.row(G, "p3")?["expires_ms"].as_u64()?;
         (ms >= 4700).then(|| (Instant::now(), Duration::from_millis(ms)))
     })
     .unwrap_or_else(|| panic!("p3 never refreshed: {:#?}", sw.groups_json()));
@@ -469,7 +441,7 @@ fn static_group_forwards_without_a_join_until_deleted() {
 
     let out = sw.cli(&["group", "add", &STATIC_G.to_string(), "--port", "p4"]);
     assert!(out.status.success(), "{out:?}");
-    let r = row(&sw, STATIC_G, "p4").expect("static group listed");
+    let r = sw.row(STATIC_G, "p4").expect("static group listed");
     assert_eq!(r["static"], true, "{r}");
     assert_eq!(r["expires_ms"], Value::Null, "{r}");
     assert_eq!(r["vlan"], 0, "{r}");
@@ -487,11 +459,7 @@ fn static_group_forwards_without_a_join_until_deleted() {
 
     let out = sw.cli(&["group", "del", &STATIC_G.to_string(), "--port", "p4"]);
     assert!(out.status.success(), "{out:?}");
-    assert!(
-        row(&sw, STATIC_G, "p4").is_none(),
-        "{:#?}",
-        sw.groups_json()
-    );
+    assert!(sw.row(STATIC_G, "p4").is_none(), "{:#?}", sw.groups_json());
     let (d4, _) = burst_to_h4();
     assert!(d4 < NOISE, "h4 got {d4} frames after `group del`");
 }
@@ -608,7 +576,7 @@ fn run_refuses_missing_ports_and_taken_ports_but_replaces_stale_sockets() {
     assert!(stale.exists());
     assert!(has_xdp(&lab, "p3"), "the refused daemon detached p3");
     let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
-    wait_ports(&first, G, &ports(&["p3"]), Duration::from_secs(2));
+    first.wait_ports(G, &["p3"], Duration::from_secs(2));
     const N: u64 = 100;
     let b3 = rx(&lab, 3);
     send(&lab, 1, G, UDP, N).unwrap();
@@ -691,10 +659,10 @@ fn config_file_is_read_and_flags_override_it() {
     // Fast leave from the file works: p2 goes at once.
     lab.set_igmp_version(2, 2).unwrap();
     let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
-    wait_ports(&sw, G, &ports(&["p2"]), Duration::from_secs(2));
+    sw.wait_ports(G, &["p2"], Duration::from_secs(2));
     let t0 = Instant::now();
     r2.leave().unwrap();
-    wait_ports(&sw, G, &ports(&[]), Duration::from_secs(3));
+    sw.wait_ports(G, &[], Duration::from_secs(3));
     let took = t0.elapsed();
     assert!(
         took <= Duration::from_millis(300),

@@ -165,6 +165,19 @@ fn malformed_control_frames_are_counted_by_reason_and_change_nothing() {
     );
 }
 
+/// Three ports, our querier at 10.77.0.254.
+const QUERIER_ON_3: [&str; 9] = [
+    "--port",
+    "p1",
+    "--port",
+    "p2",
+    "--port",
+    "p3",
+    "--querier",
+    "--querier-address",
+    "10.77.0.254",
+];
+
 /// Python: `n` IGMPv3 general queries from `src`, 100 ms apart.
 fn queries_from(src: &str, n: u32) -> String {
     format!(
@@ -188,19 +201,8 @@ fn routers(sw: &Switch) -> Vec<String> {
 fn guard_port_keeps_a_host_from_becoming_querier_or_router() {
     require_root_and_tools(TOOLS);
     let lab = Lab::new(3).expect("lab");
-    let args = [
-        "--port",
-        "p1",
-        "--port",
-        "p2",
-        "--port",
-        "p3",
-        "--guard-port",
-        "p3",
-        "--querier",
-        "--querier-address",
-        "10.77.0.254",
-    ];
+    let mut args = QUERIER_ON_3.to_vec();
+    args.extend(["--guard-port", "p3"]);
     let sw = Switch::start(&lab, &args).expect("switch");
     // h3 (guarded) claims to be a better querier (10.77.0.3 < 10.77.0.254).
     scapy(&lab, 3, &queries_from("10.77.0.3", 5)).expect("queries from h3");
@@ -226,18 +228,7 @@ fn guard_port_keeps_a_host_from_becoming_querier_or_router() {
 fn port_down_flushes_and_port_up_gets_a_query_at_once() {
     require_root_and_tools(TOOLS);
     let lab = Lab::new(3).expect("lab");
-    let args = [
-        "--port",
-        "p1",
-        "--port",
-        "p2",
-        "--port",
-        "p3",
-        "--querier",
-        "--querier-address",
-        "10.77.0.254",
-    ];
-    let sw = Switch::start(&lab, &args).expect("switch");
+    let sw = Switch::start(&lab, &QUERIER_ON_3).expect("switch");
     let g = Ipv4Addr::new(239, 1, 1, 1);
     let _rx = Receiver::start(&lab, 2, &[g], 5000).expect("receiver");
     assert!(
