@@ -14,7 +14,10 @@ use std::{
     time::Duration,
 };
 
-use igmpsnoop_control::{Action, Config, Engine, PortConfig, Timestamp, wire::frame};
+use igmpsnoop_control::{
+    Action, Config, Engine, PortConfig, Timestamp,
+    wire::{checksum, frame},
+};
 
 /// xorshift64*: small, deterministic from a seed.
 pub struct Rng(u64);
@@ -192,22 +195,6 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
         fix_checksums(&mut data);
     }
     data
-}
-
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for chunk in data.chunks(2) {
-        let word = if chunk.len() == 2 {
-            u16::from_be_bytes([chunk[0], chunk[1]])
-        } else {
-            u16::from(chunk[0]) << 8
-        };
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Recomputes the IPv4 header and IGMP checksums where the layout allows.

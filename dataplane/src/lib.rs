@@ -98,7 +98,7 @@ pub struct Received<'a> {
 pub struct Dataplane {
     // Field order is drop order: the program (and its links) goes first, so
     // nothing is attached once the maps and sockets close.
-    ebpf: Ebpf,
+    _ebpf: Ebpf,
     pub forwarding: Forwarding,
     pub stats: Stats,
     ports: Vec<PortInfo>,
@@ -221,7 +221,7 @@ impl Dataplane {
         }
 
         Ok(Self {
-            ebpf,
+            _ebpf: ebpf,
             forwarding,
             stats,
             ports,
@@ -263,11 +263,6 @@ impl Dataplane {
             .and_then(|s| s.first_mut())
             .ok_or(Error::NoSuchPort(port))?;
         socket.send(frame)
-    }
-
-    /// Number of BPF maps this switch holds open (the fixed ones plus interned port sets).
-    pub fn map_count(&self) -> usize {
-        self.ebpf.maps().count() + 10 + self.forwarding.inner_maps()
     }
 }
 

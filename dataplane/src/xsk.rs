@@ -73,7 +73,6 @@ fn frame_bytes(area: &Area, desc: XdpDesc) -> Option<&[u8]> {
 /// One AF_XDP socket bound to (interface, queue).
 pub struct XskSocket {
     name: String,
-    queue: u32,
     rx: RingRx,
     tx: RingTx,
     device: DeviceQueue,
@@ -142,7 +141,6 @@ impl XskSocket {
             .collect();
         Ok(Self {
             name: name.to_string(),
-            queue,
             rx,
             tx,
             device,
@@ -157,10 +155,6 @@ impl XskSocket {
     /// The socket's file descriptor: for the XSKMAP and for poll().
     pub fn fd(&self) -> RawFd {
         self.rx.as_raw_fd()
-    }
-
-    pub fn queue(&self) -> u32 {
-        self.queue
     }
 
     /// Hands every received frame to `f`, recycles the buffers, and returns how

@@ -67,7 +67,6 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .collect();
     info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
 
-    let mut up = PortMask::first(dp.ports().len());
     let mut last_port_check = Instant::now();
     let mut last_mac_age = Instant::now();
     let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -120,12 +119,12 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
 
         server.serve(|request| {
             counters.ipc_requests += 1;
-            handle(request, &mut engine, &mut dp, &clock, up, &mut counters)
+            handle(request, &mut engine, &mut dp, &clock, &mut counters)
         });
 
         if last_port_check.elapsed() >= PORT_CHECK_EVERY {
             last_port_check = Instant::now();
-            check_ports(&mut engine, &mut dp, &mut up, &clock, &mut counters);
+            check_ports(&mut engine, &mut dp, &clock, &mut counters);
         }
         if last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
             last_mac_age = Instant::now();
@@ -202,7 +201,6 @@ fn send_all(dp: &mut Dataplane, ports: PortMask, frame: &[u8], counters: &mut Da
 fn check_ports(
     engine: &mut Engine,
     dp: &mut Dataplane,
-    up: &mut PortMask,
     clock: &Clock,
     counters: &mut DaemonCounters,
 ) {
@@ -214,16 +212,15 @@ fn check_ports(
         .collect();
     for (index, name, ifindex) in ports {
         let is_up = iface::is_up(&name);
-        if is_up == up.contains(index) {
+        // The engine's record of which ports are up is the one we compare with.
+        if is_up == engine.ports_up().contains(index) {
             continue;
         }
         if is_up {
             info!(port = %name, "port up");
-            up.insert(index);
             engine.port_up(clock.now(), index, &mut actions);
         } else {
             info!(port = %name, "port down: flushing its memberships and MACs");
-            up.remove(index);
             engine.port_down(index, &mut actions);
             dp.stats.flush_macs(None, Some(ifindex));
         }
@@ -253,7 +250,6 @@ fn handle(
     engine: &mut Engine,
     dp: &mut Dataplane,
     clock: &Clock,
-    up: PortMask,
     counters: &mut DaemonCounters,
 ) -> Result<Value, String> {
     let now = clock.now();
@@ -270,7 +266,7 @@ fn handle(
         Request::Groups => views::groups(engine, dp, now),
         Request::Routers => views::routers(engine, dp, now),
         Request::Querier => views::querier(engine, now),
-        Request::Ports => views::ports(engine, dp, up.0),
+        Request::Ports => views::ports(engine, dp),
         Request::Macs => views::macs(dp),
         Request::Stats => {
             let daemon = json!({
@@ -280,14 +276,6 @@ fn handle(
                 "ipc_requests": counters.ipc_requests,
             });
             views::stats(engine, dp, daemon.as_object().expect("an object"))
-        }
-        Request::GroupAdd { group, port, vlan } | Request::GroupDel { group, port, vlan }
-            if !group.is_multicast() =>
-        {
-            let _ = (port, vlan);
-            return Err(format!(
-                "{group} is not an IPv4 multicast group (224.0.0.0/4)"
-            ));
         }
         Request::GroupAdd { group, port, vlan } => {
             let index = port_index(dp, &port)?;

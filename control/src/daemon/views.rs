@@ -99,7 +99,8 @@ pub fn querier(engine: &Engine, now: Timestamp) -> Value {
     )
 }
 
-pub fn ports(engine: &Engine, dp: &Dataplane, up: u64) -> Value {
+pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
+    let up = engine.ports_up();
     let configs = engine.port_configs();
     let groups = engine.groups();
     let routers = engine.router_ports();
@@ -115,7 +116,7 @@ pub fn ports(engine: &Engine, dp: &Dataplane, up: u64) -> Value {
                     "ifindex": p.ifindex,
                     "index": p.index,
                     "xdp_mode": p.mode.to_string(),
-                    "up": up & (1u64 << p.index) != 0,
+                    "up": up.contains(p.index as u8),
                     "fast_leave": cfg.is_some_and(|c| c.fast_leave),
                     "static_router": cfg.is_some_and(|c| c.static_router),
                     "guard": cfg.is_some_and(|c| c.guard),

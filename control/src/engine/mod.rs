@@ -182,14 +182,14 @@ impl Engine {
         .min()
     }
 
-    fn check_static(&self, group: Ipv4Addr, port: PortId) -> Result<GroupKey, TableError> {
+    fn static_key(&self, vlan: u16, group: Ipv4Addr, port: PortId) -> Result<GroupKey, TableError> {
         if usize::from(port) >= self.ports.len() {
             return Err(TableError::BadPort(port));
         }
         if !group.is_multicast() || is_link_local(group) {
             return Err(TableError::BadGroup(group));
         }
-        Ok(GroupKey { vlan: 0, group })
+        Ok(GroupKey { vlan, group })
     }
 
     /// Add a static membership (never ages; bypasses the group limits).
@@ -200,10 +200,7 @@ impl Engine {
         port: PortId,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
-        let key = GroupKey {
-            vlan,
-            ..self.check_static(group, port)?
-        };
+        let key = self.static_key(vlan, group, port)?;
         let before = self.table.len();
         if self.table.add_static(key, port)? {
             self.counters.groups_added += (self.table.len() - before) as u64;
@@ -220,10 +217,7 @@ impl Engine {
         port: PortId,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
-        let key = GroupKey {
-            vlan,
-            ..self.check_static(group, port)?
-        };
+        let key = self.static_key(vlan, group, port)?;
         if self.table.del_static(key, port)? {
             let ports = self.push_group(key, out);
             if ports.is_empty() {
@@ -231,6 +225,11 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Ports that are up (frames go out of these only).
+    pub fn ports_up(&self) -> PortMask {
+        self.up
     }
 
     /// The port went down: flush its memberships and learned router state.
