@@ -1,5 +1,10 @@
-//! Network interfaces: names, indexes, queue counts.
-use std::{ffi::CString, fs};
+//! Network interfaces: names, indexes, queue counts, MAC addresses, link state.
+//!
+//! Everything is asked of the kernel through a socket's ioctls, never read
+//! from /sys: sysfs shows the network namespace of whoever mounted it, which
+//! is not ours when the daemon runs under `nsenter --net` (or on a thread that
+//! entered a namespace). A socket always belongs to the caller's namespace.
+use std::{ffi::CString, os::fd::AsRawFd as _};
 
 use crate::error::{Error, Result};
 
@@ -18,33 +23,126 @@ pub fn ifindex(name: &str) -> Result<u32> {
     }
 }
 
-/// Number of RX queues, from sysfs (1 when sysfs does not say: veth, or a
-/// namespace whose /sys belongs to another).
-pub fn rx_queues(name: &str) -> u32 {
-    let Ok(dir) = fs::read_dir(format!("/sys/class/net/{name}/queues")) else {
-        return 1;
-    };
-    let n = dir
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        .count() as u32;
-    n.clamp(1, igmpsnoop_common::MAX_QUEUES)
+/// A datagram socket to hang interface ioctls on, closed on drop.
+fn control_socket() -> Option<std::os::fd::OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
-/// The interface's MAC address, from sysfs.
+/// An `ifreq` naming `name`, or None when the name does not fit.
+fn ifreq(name: &str) -> Option<libc::ifreq> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return None;
+    }
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    Some(req)
+}
+
+/// Runs one interface ioctl; the answer is in `req`.
+fn ioctl(request: libc::Ioctl, req: &mut libc::ifreq) -> bool {
+    let Some(sock) = control_socket() else {
+        return false;
+    };
+    // SAFETY: `req` is a valid ifreq for the duration of the call and every
+    // request used here reads or writes an ifreq (or, for SIOCETHTOOL, the
+    // buffer its ifr_data points at, which the caller keeps alive).
+    unsafe { libc::ioctl(sock.as_raw_fd(), request, req as *mut libc::ifreq) == 0 }
+}
+
+/// struct ethtool_channels (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// Number of RX queues (ETHTOOL_GCHANNELS: rx + combined), 1 when the driver
+/// does not say.
+pub fn rx_queues(name: &str) -> u32 {
+    let Some(mut req) = ifreq(name) else {
+        return 1;
+    };
+    let mut channels = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    req.ifr_ifru.ifru_data = (&mut channels as *mut EthtoolChannels).cast();
+    if !ioctl(libc::SIOCETHTOOL, &mut req) {
+        return 1;
+    }
+    (channels.rx_count + channels.combined_count).clamp(1, igmpsnoop_common::MAX_QUEUES)
+}
+
+/// The interface's MAC address.
 pub fn mac_address(name: &str) -> Option<[u8; 6]> {
-    let text = fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut req = ifreq(name)?;
+    if !ioctl(libc::SIOCGIFHWADDR, &mut req) {
+        return None;
+    }
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+    let addr = unsafe { req.ifr_ifru.ifru_hwaddr };
     let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    for (dst, src) in mac.iter_mut().zip(addr.sa_data) {
+        *dst = src as u8;
     }
     Some(mac)
 }
 
-/// Whether the interface is administratively and operationally up.
+/// Whether the interface is administratively up and its link is running
+/// (operstate up or unknown).
 pub fn is_up(name: &str) -> bool {
-    fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
-        .map(|s| matches!(s.trim(), "up" | "unknown"))
-        .unwrap_or(false)
+    let Some(mut req) = ifreq(name) else {
+        return false;
+    };
+    if !ioctl(libc::SIOCGIFFLAGS, &mut req) {
+        return false;
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+    flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback() {
+        assert_eq!(ifindex("lo").unwrap(), 1);
+        assert!(is_up("lo"));
+        assert_eq!(mac_address("lo"), Some([0; 6]));
+        assert!(rx_queues("lo") >= 1);
+    }
+
+    #[test]
+    fn unknown_and_bad_names() {
+        assert!(matches!(
+            ifindex("no-such-if0"),
+            Err(Error::NoSuchInterface { .. })
+        ));
+        assert!(!is_up("no-such-if0"));
+        assert_eq!(mac_address("no-such-if0"), None);
+        assert_eq!(rx_queues("no-such-if0"), 1);
+        assert!(!is_up("a-name-far-too-long-for-ifnamsiz"));
+        assert!(!is_up(""));
+    }
 }

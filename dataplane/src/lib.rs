@@ -31,7 +31,7 @@ pub use crate::{
     error::{Error, Result},
     forwarding::{Forwarding, PortMask},
     stats::{MacRow, PortCounters, Stats},
-    xsk::XskSocket,
+    xsk::{XskSocket, XskStats},
 };
 
 /// The XDP object built by build.rs from ebpf/xdp.
@@ -253,6 +253,15 @@ impl Dataplane {
             }
         }
         n
+    }
+
+    /// The AF_XDP sockets' drop counters of one port, summed over its queues.
+    pub fn socket_stats(&self, port: usize) -> XskStats {
+        let mut total = XskStats::default();
+        for socket in self.sockets.get(port).into_iter().flatten() {
+            total.add(&socket.statistics());
+        }
+        total
     }
 
     /// Sends one frame out of a port (through its first queue's socket).

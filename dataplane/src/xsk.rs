@@ -17,6 +17,10 @@ const FRAME_SIZE: u32 = 2048;
 const RX_FRAMES: u32 = 1024;
 const TX_FRAMES: u32 = 512;
 const RING_SIZE: u32 = 1024;
+/// Twice the RX frames: the kernel publishes how far it has read the fill ring
+/// only when it next runs out, so up to RX_FRAMES slots can look taken while
+/// every frame is back with us. With room for both, a refill always fits.
+const FILL_SIZE: u32 = 2 * RX_FRAMES;
 
 /// An anonymous, page-aligned mapping used as a UMEM.
 struct Area {
@@ -70,16 +74,41 @@ fn frame_bytes(area: &Area, desc: XdpDesc) -> Option<&[u8]> {
     Some(unsafe { std::slice::from_raw_parts(area.ptr.as_ptr().add(start), desc.len as usize) })
 }
 
+/// Frames the kernel could not hand to (or take from) a socket, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames dropped on receive for any reason (the sum of the rx reasons and more).
+    pub rx_dropped: u64,
+    /// The RX ring was full: the daemon did not drain it in time.
+    pub rx_ring_full: u64,
+    /// No free frame on the fill ring.
+    pub rx_fill_ring_empty: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+}
+
+impl XskStats {
+    pub fn add(&mut self, other: &XskStats) {
+        self.rx_dropped += other.rx_dropped;
+        self.rx_ring_full += other.rx_ring_full;
+        self.rx_fill_ring_empty += other.rx_fill_ring_empty;
+        self.rx_invalid_descs += other.rx_invalid_descs;
+        self.tx_invalid_descs += other.tx_invalid_descs;
+    }
+}
+
 /// One AF_XDP socket bound to (interface, queue).
 pub struct XskSocket {
     name: String,
     rx: RingRx,
     tx: RingTx,
     device: DeviceQueue,
-    _user: User,
+    user: User,
     _socket: Socket,
     umem: Umem,
     free_tx: Vec<u64>,
+    /// RX frames that are ours again, not yet back on the fill ring.
+    unfilled: Vec<u64>,
     // Last: the memory must outlive every ring and socket above.
     area: Area,
 }
@@ -99,7 +128,7 @@ impl XskSocket {
         let frames = RX_FRAMES + TX_FRAMES;
         let area = Area::new((frames * FRAME_SIZE) as usize)?;
         let config = UmemConfig {
-            fill_size: RING_SIZE,
+            fill_size: FILL_SIZE,
             complete_size: RING_SIZE,
             frame_size: FRAME_SIZE,
             headroom: 0,
@@ -114,7 +143,7 @@ impl XskSocket {
             .map_err(|e| err("interface lookup", e.get_raw()))?;
         info.set_queue(queue);
         let socket = Socket::with_shared(&info, &umem).map_err(|e| err("socket", e.get_raw()))?;
-        let mut device = umem
+        let device = umem
             .fq_cq(&socket)
             .map_err(|e| err("fill/completion rings", e.get_raw()))?;
         let rings = SocketConfig {
@@ -129,27 +158,24 @@ impl XskSocket {
         let rx = user.map_rx().map_err(|e| err("map rx ring", e.get_raw()))?;
         let tx = user.map_tx().map_err(|e| err("map tx ring", e.get_raw()))?;
 
-        // Hand every RX frame to the kernel.
-        let rx_offsets: Vec<u64> = (0..RX_FRAMES).map(|i| u64::from(i * FRAME_SIZE)).collect();
-        {
-            let mut fill = device.fill(RX_FRAMES);
-            fill.insert(rx_offsets.into_iter());
-            fill.commit();
-        }
         let free_tx = (RX_FRAMES..frames)
             .map(|i| u64::from(i * FRAME_SIZE))
             .collect();
-        Ok(Self {
+        let mut this = Self {
             name: name.to_string(),
             rx,
             tx,
             device,
-            _user: user,
+            user,
             _socket: socket,
             umem,
             free_tx,
+            unfilled: (0..RX_FRAMES).map(|i| u64::from(i * FRAME_SIZE)).collect(),
             area,
-        })
+        };
+        // Hand every RX frame to the kernel.
+        this.refill();
+        Ok(this)
     }
 
     /// The socket's file descriptor: for the XSKMAP and for poll().
@@ -160,24 +186,52 @@ impl XskSocket {
     /// Hands every received frame to `f`, recycles the buffers, and returns how
     /// many there were. Never blocks.
     pub fn receive(&mut self, mut f: impl FnMut(&[u8])) -> usize {
-        let mut recycled = Vec::new();
+        let mut n = 0;
         {
             let mut reader = self.rx.receive(RING_SIZE);
             while let Some(desc) = reader.read() {
                 if let Some(frame) = frame_bytes(&self.area, desc) {
                     f(frame);
                 }
-                recycled.push(desc.addr - desc.addr % u64::from(FRAME_SIZE));
+                self.unfilled
+                    .push(desc.addr - desc.addr % u64::from(FRAME_SIZE));
+                n += 1;
             }
             reader.release();
         }
-        let n = recycled.len();
-        if n > 0 {
-            let mut fill = self.device.fill(n as u32);
-            fill.insert(recycled.into_iter());
-            fill.commit();
-        }
+        self.refill();
         n
+    }
+
+    /// Gives every frame we hold back to the kernel's fill ring. A frame that
+    /// does not fit now (the ring is sized so that this should not happen)
+    /// stays in `unfilled` for the next call: a frame left out for good would
+    /// shrink the socket's receive capacity until it went deaf.
+    fn refill(&mut self) {
+        while !self.unfilled.is_empty() {
+            let mut fill = self.device.fill(self.unfilled.len() as u32);
+            let done = fill.insert(self.unfilled.iter().rev().copied()) as usize;
+            fill.commit();
+            if done == 0 {
+                break;
+            }
+            let keep = self.unfilled.len() - done;
+            self.unfilled.truncate(keep);
+        }
+    }
+
+    /// The kernel's drop counters for this socket (XDP_STATISTICS).
+    pub fn statistics(&self) -> XskStats {
+        match self.user.statistics_v2() {
+            Ok(s) => XskStats {
+                rx_dropped: s.rx_dropped,
+                rx_ring_full: s.rx_ring_full,
+                rx_fill_ring_empty: s.rx_fill_ring_empty_descs,
+                rx_invalid_descs: s.rx_invalid_descs,
+                tx_invalid_descs: s.tx_invalid_descs,
+            },
+            Err(_) => XskStats::default(),
+        }
     }
 
     /// Queues one frame for transmission out of this socket's interface.

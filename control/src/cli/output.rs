@@ -199,6 +199,7 @@ pub fn stats(data: &Value) -> String {
     for (section, title) in [
         ("engine", "control plane"),
         ("dataplane", "fast path (all ports)"),
+        ("control_sockets", "AF_XDP control sockets (all ports)"),
         ("daemon", "daemon"),
     ] {
         out.push_str(&format!("{title}:\n"));

@@ -124,6 +124,7 @@ pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
                     "groups": groups.iter().filter(|g| g.port as usize == p.index).count(),
                     "counters": counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                     "control": engine_counters,
+                    "control_socket": xsk_json(&dp.socket_stats(p.index)),
                 })
             })
             .collect(),
@@ -149,12 +150,29 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
         .zip(totals)
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
+    let mut sockets = igmpsnoop_dataplane::XskStats::default();
+    for p in dp.ports() {
+        sockets.add(&dp.socket_stats(p.index));
+    }
     json!({
         "engine": engine_counters,
         "dataplane": dataplane,
+        "control_sockets": xsk_json(&sockets),
         "daemon": daemon,
         "groups": engine.group_count(),
         "bpf_port_sets": dp.forwarding.inner_maps(),
+    })
+}
+
+/// The kernel's drop counters of AF_XDP sockets: control frames the XDP
+/// program handed over that never reached the daemon.
+fn xsk_json(s: &igmpsnoop_dataplane::XskStats) -> Value {
+    json!({
+        "rx_dropped": s.rx_dropped,
+        "rx_ring_full": s.rx_ring_full,
+        "rx_fill_ring_empty": s.rx_fill_ring_empty,
+        "rx_invalid_descs": s.rx_invalid_descs,
+        "tx_invalid_descs": s.tx_invalid_descs,
     })
 }
 
