@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 const EXPORTS: &[&str] = &[
     "igmpsnoop",
     "GROUPS",
-    "GROUP_INFO",
+    "PORT_SETS",
     "FLOOD",
     "ROUTERS",
     "PORTS",

@@ -60,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ports(a) => list(a, Request::Ports, output::ports),
         Command::Stats(a) => list(a, Request::Stats, output::stats),
         Command::Macs(a) => list(a, Request::Macs, output::macs),
+        Command::Detach(a) => detach(a),
         Command::Group { action } => {
             let (request, socket) = match action {
                 GroupAction::Add(a) => (
@@ -84,6 +85,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `igmpsnoop detach`: removes what a daemon that is gone left pinned.
+fn detach(args: cli::args::DetachArgs) -> anyhow::Result<()> {
+    let dir = args
+        .pin_dir
+        .pin_dir
+        .unwrap_or_else(|| cli::args::DEFAULT_PIN_DIR.into());
+    // A running daemon holds the lock too; asking its socket names it better.
+    let socket = args.socket.path();
+    if ipc::request(&socket, &Request::Stats).is_ok() {
+        anyhow::bail!(
+            "a daemon is running on {} (stop it with SIGTERM: a clean stop removes its pinned state)",
+            socket.display()
+        );
+    }
+    match igmpsnoop_dataplane::Dataplane::remove_pinned(&dir)? {
+        Some(r) => println!(
+            "removed {} pinned objects from {}: the ports no longer forward",
+            r.pins,
+            dir.display()
+        ),
+        None => println!("nothing pinned at {}", dir.display()),
+    }
+    Ok(())
 }
 
 fn list(

@@ -1,9 +1,7 @@
-//! Batched updates of the outer group map (BPF_MAP_UPDATE_BATCH /
-//! BPF_MAP_DELETE_BATCH), which aya 0.14 does not wrap.
-//!
-//! Every userspace write to a map-in-map waits for an RCU grace period (the
-//! kernel's maybe_wait_bpf_programs(), ~15 ms here), so one write per group
-//! caps the control plane at ~60 group changes a second. A batch waits once.
+//! Batched map writes (BPF_MAP_UPDATE_BATCH / BPF_MAP_DELETE_BATCH), which
+//! aya 0.14 does not wrap: one syscall for a whole event-loop round of group
+//! changes, and one RCU wait for a whole chunk of new port-set slots (every
+//! userspace write to a map of maps waits for a grace period, ~15 ms here).
 use std::{io, os::fd::RawFd};
 
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
@@ -23,7 +21,14 @@ struct BatchAttr {
     flags: u64,
 }
 
-fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<u32> {
+/// A batch that stopped early: the first `done` elements were written.
+#[derive(Debug)]
+pub struct Partial {
+    pub done: usize,
+    pub error: io::Error,
+}
+
+fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr, len: usize) -> Result<(), Partial> {
     // SAFETY: attr is a valid, initialised bpf_attr prefix of the given size;
     // the key and value pointers inside point at `count` elements that outlive
     // the call (the callers' slices).
@@ -35,38 +40,43 @@ fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<u32> {
             size_of::<BatchAttr>() as libc::c_uint,
         )
     };
+    // The kernel writes back how many elements it processed, also on error.
+    let done = (attr.count as usize).min(len);
     if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(attr.count)
+        return Err(Partial {
+            done,
+            error: io::Error::last_os_error(),
+        });
     }
+    if done != len {
+        return Err(Partial {
+            done,
+            error: io::Error::other(format!("batch stopped after {done} of {len}")),
+        });
+    }
+    Ok(())
 }
 
-/// Sets `keys[i]` to the inner map whose fd is `fds[i]`, for every i, at once.
-pub fn update<K>(map_fd: RawFd, keys: &[K], fds: &[u32]) -> io::Result<()> {
-    assert_eq!(keys.len(), fds.len());
+/// Sets `keys[i]` to `values[i]` for every i, in one syscall. For a map of
+/// maps the values are the inner maps' fds (u32).
+pub fn update<K, V>(map_fd: RawFd, keys: &[K], values: &[V]) -> Result<(), Partial> {
+    assert_eq!(keys.len(), values.len());
     if keys.is_empty() {
         return Ok(());
     }
     let mut attr = BatchAttr {
         keys: keys.as_ptr() as u64,
-        values: fds.as_ptr() as u64,
+        values: values.as_ptr() as u64,
         count: keys.len() as u32,
         map_fd: map_fd as u32,
         ..Default::default()
     };
-    let done = bpf_batch(BPF_MAP_UPDATE_BATCH, &mut attr)?;
-    if done as usize != keys.len() {
-        return Err(io::Error::other(format!(
-            "batch update stopped after {done} of {}",
-            keys.len()
-        )));
-    }
-    Ok(())
+    bpf_batch(BPF_MAP_UPDATE_BATCH, &mut attr, keys.len())
 }
 
-/// Deletes every key at once; keys that are absent are an error (ENOENT).
-pub fn delete<K>(map_fd: RawFd, keys: &[K]) -> io::Result<()> {
+/// Deletes every key in one syscall; a key that is absent stops the batch
+/// (ENOENT).
+pub fn delete<K>(map_fd: RawFd, keys: &[K]) -> Result<(), Partial> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -76,12 +86,5 @@ pub fn delete<K>(map_fd: RawFd, keys: &[K]) -> io::Result<()> {
         map_fd: map_fd as u32,
         ..Default::default()
     };
-    let done = bpf_batch(BPF_MAP_DELETE_BATCH, &mut attr)?;
-    if done as usize != keys.len() {
-        return Err(io::Error::other(format!(
-            "batch delete stopped after {done} of {}",
-            keys.len()
-        )));
-    }
-    Ok(())
+    bpf_batch(BPF_MAP_DELETE_BATCH, &mut attr, keys.len())
 }

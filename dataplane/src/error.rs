@@ -58,6 +58,30 @@ pub enum Error {
     FrameTooLong { len: usize, max: usize },
     #[error("no free transmit buffer on {name:?}")]
     TxFull { name: String },
+    #[error("the port-set table is full ({max} distinct port sets)")]
+    PortSetsFull { max: u32 },
+    #[error("pinned state at {}: {what}: {source}", path.display())]
+    Pin {
+        path: std::path::PathBuf,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "pinned state at {} is in use by another igmpsnoop (give each switch its own --pin-dir)",
+        path.display()
+    )]
+    PinBusy { path: std::path::PathBuf },
+    #[error(
+        "pinned state at {} cannot be adopted: {reason}; remove it with `igmpsnoop detach --pin-dir {}` \
+         (forwarding through it stops) or use another --pin-dir",
+        path.display(),
+        path.display()
+    )]
+    PinIncompatible {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

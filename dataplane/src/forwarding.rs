@@ -2,37 +2,47 @@
 //! set and policy.
 //!
 //! The control plane's record of a group is a u64 bitmap of port indexes. The
-//! kernel sees, per (VLAN, group), an inner DEVMAP_HASH of egress ifindexes.
-//! Inner maps are interned by port set and reference-counted, so the number of
-//! kernel maps follows the number of distinct port sets, not of groups. An
-//! interned map is never modified after it is published: changing a group's
-//! ports swaps one outer entry atomically, so no frame of any other group is
-//! lost or duplicated meanwhile.
-use std::collections::HashMap as StdHashMap;
-
-use aya::maps::{Array, DevMapHash, HashMap, HashOfMaps, Map, MapData};
-use aya_obj::generated::bpf_map_type;
-use igmpsnoop_common::{GroupInfo, GroupKey, MAX_PORTS, SwitchConf};
-
+//! kernel sees, per (VLAN, group), an entry of the GROUPS hash naming a slot
+//! of the port-set pool ([`crate::port_sets`]). Changing a group's ports
+//! swaps that one entry, atomically, so no frame of any other group is lost
+//! or duplicated meanwhile, and no write waits for an RCU grace period.
+//!
+//! State adopted from an earlier run (pinned maps) is *held*: each adopted
+//! group keeps at least the ports it had, on top of what the control plane
+//! sets, until [`Forwarding::release_held`], so that hosts which are still
+//! there lose nothing while they report again.
+use std::collections::{HashMap as StdHashMap, HashSet};
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+
+use aya::maps::{Array, DevMapHash, HashMap, Map, MapData};
+use igmpsnoop_common::{GroupEntry, GroupKey, SwitchConf};
+use tracing::{debug, warn};
 
 use crate::{
     batch,
     error::{Error, Result},
+    port_sets::PortSets,
 };
 
 pub type PortMask = u64;
 
-/// One interned inner map.
-struct PortSet {
-    map: Map,
-    refs: usize,
+/// What a restarted switch found in the pinned maps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Adopted {
+    /// Groups that were forwarding, now held.
+    pub groups: usize,
+    /// Router ports that were in place, now held.
+    pub router_ports: PortMask,
+    /// Port sets found published.
+    pub port_sets: usize,
 }
 
 pub struct Forwarding {
-    /// Owns the outer map; written through `groups_fd` in batches.
-    _groups: HashOfMaps<MapData, GroupKey, MapData>,
-    group_info: HashMap<MapData, GroupKey, GroupInfo>,
+    /// GROUPS, a hash of GroupKey -> GroupEntry, written in batches.
+    groups: Map,
+    /// PORT_SETS, the array of maps that `sets` manages.
+    _port_sets: Map,
+    sets: PortSets,
     flood: DevMapHash<MapData>,
     routers: DevMapHash<MapData>,
     config: Array<MapData, SwitchConf>,
@@ -40,16 +50,29 @@ pub struct Forwarding {
     ifindexes: Vec<u32>,
     /// Member ports per group, as the control plane last set them.
     members: StdHashMap<GroupKey, PortMask>,
-    /// Port set installed in the kernel per group (members ∪ routers).
-    installed: StdHashMap<GroupKey, PortMask>,
-    sets: StdHashMap<PortMask, PortSet>,
-    /// Changes not yet written to the kernel: the port set each group must
-    /// have (0 = removed). Written together by `flush`.
-    pending: StdHashMap<GroupKey, PortMask>,
-    /// The outer map's fd, for batch writes.
-    groups_fd: RawFd,
+    /// Adopted groups and their ports, kept until `release_held`.
+    held: StdHashMap<GroupKey, PortMask>,
+    held_routers: PortMask,
+    /// What the kernel holds, per group.
+    installed: StdHashMap<GroupKey, Installed>,
+    /// Groups whose kernel entry the next `flush` recomputes.
+    pending: HashSet<GroupKey>,
     router_mask: PortMask,
+    /// Ports in the ROUTERS devmap now.
+    routers_installed: PortMask,
     conf: SwitchConf,
+    adopted: Adopted,
+}
+
+/// A group's entry in the kernel.
+#[derive(Clone, Copy, Debug)]
+struct Installed {
+    /// The ports (of ours) its set delivers to.
+    mask: PortMask,
+    slot: u32,
+    /// False for an adopted set that also delivers elsewhere (ports that are
+    /// not ours any more) or names no slot: never kept as is.
+    exact: bool,
 }
 
 fn xdp_err(name: &'static str) -> impl Fn(aya::maps::xdp::XdpMapError) -> Error {
@@ -60,43 +83,189 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
     move |source| Error::Map { name, source }
 }
 
+fn raw_fd(map: &Map) -> RawFd {
+    match map {
+        Map::HashMap(d) | Map::ArrayOfMaps(d) => d.fd().as_fd().as_raw_fd(),
+        _ => unreachable!("GROUPS is a hash, PORT_SETS an array of maps"),
+    }
+}
+
+fn port_mask(ifindexes: &[u32], of: impl IntoIterator<Item = u32>) -> (PortMask, bool) {
+    let mut mask = 0;
+    let mut foreign = false;
+    for ifindex in of {
+        match ifindexes.iter().position(|i| *i == ifindex) {
+            Some(index) => mask |= 1u64 << index,
+            None => foreign = true,
+        }
+    }
+    (mask, foreign)
+}
+
 impl Forwarding {
-    pub(crate) fn new(
-        groups: HashOfMaps<MapData, GroupKey, MapData>,
-        group_info: HashMap<MapData, GroupKey, GroupInfo>,
+    /// Takes over the maps, adopting whatever they already hold (pinned maps
+    /// from an earlier run; fresh maps hold nothing). The flood set becomes
+    /// exactly our ports.
+    pub(crate) fn open(
+        groups: Map,
+        port_sets: Map,
         flood: DevMapHash<MapData>,
         routers: DevMapHash<MapData>,
         config: Array<MapData, SwitchConf>,
-        groups_fd: RawFd,
         ifindexes: Vec<u32>,
     ) -> Result<Self> {
+        let Map::ArrayOfMaps(sets_data) = &port_sets else {
+            return Err(Error::MissingMap {
+                name: "PORT_SETS (as an array of maps)",
+            });
+        };
+        if !matches!(groups, Map::HashMap(_)) {
+            return Err(Error::MissingMap {
+                name: "GROUPS (as a hash)",
+            });
+        }
+        let sets = PortSets::open(sets_data, ifindexes.clone())?;
         let mut this = Self {
-            _groups: groups,
-            group_info,
+            groups,
+            _port_sets: port_sets,
+            sets,
             flood,
             routers,
             config,
             ifindexes,
             members: StdHashMap::new(),
+            held: StdHashMap::new(),
+            held_routers: 0,
             installed: StdHashMap::new(),
-            sets: StdHashMap::new(),
-            pending: StdHashMap::new(),
-            groups_fd,
+            pending: HashSet::new(),
             router_mask: 0,
+            routers_installed: 0,
             conf: SwitchConf {
                 flood_unregistered: 1,
                 control_rate_pps: 0,
                 router_ports: 0,
                 _pad: 0,
             },
+            adopted: Adopted::default(),
         };
-        for &ifindex in &this.ifindexes {
-            this.flood
-                .insert(ifindex, ifindex, None, 0)
-                .map_err(xdp_err("FLOOD"))?;
-        }
+        this.adopt()?;
         this.write_conf()?;
         Ok(this)
+    }
+
+    /// Reads what the maps hold: groups (held), router ports (held), the
+    /// flood set (made exactly ours).
+    fn adopt(&mut self) -> Result<()> {
+        let entries: Vec<(GroupKey, GroupEntry)> =
+            HashMap::<_, GroupKey, GroupEntry>::try_from(&self.groups)
+                .map_err(map_err("GROUPS"))?
+                .iter()
+                .filter_map(|e| e.ok())
+                .collect();
+        for (key, entry) in entries {
+            match self.sets.content(entry.set) {
+                Some((mask, foreign)) => {
+                    self.sets.adopt_ref(entry.set);
+                    self.installed.insert(
+                        key,
+                        Installed {
+                            mask,
+                            slot: entry.set,
+                            exact: !foreign,
+                        },
+                    );
+                    if mask != 0 {
+                        self.held.insert(key, mask);
+                    }
+                    // A set with ports that are not ours any more (or none):
+                    // moved to a clean one, or removed, at the first flush.
+                    if foreign || mask == 0 {
+                        self.pending.insert(key);
+                    }
+                }
+                None => {
+                    // Points at no published slot: cannot be forwarding.
+                    warn!(group = ?key.group, vlan = key.vlan, slot = entry.set, "adopted group names no port set; removing it");
+                    self.installed.insert(
+                        key,
+                        Installed {
+                            mask: 0,
+                            slot: u32::MAX,
+                            exact: false,
+                        },
+                    );
+                    self.pending.insert(key);
+                }
+            }
+        }
+        self.sets.finish_adoption();
+
+        let routers: Vec<u32> = self.routers.keys().filter_map(|k| k.ok()).collect();
+        let (held_routers, _) = port_mask(&self.ifindexes, routers.iter().copied());
+        for ifindex in routers {
+            if !self.ifindexes.contains(&ifindex) {
+                self.routers.remove(ifindex).map_err(map_err("ROUTERS"))?;
+            }
+        }
+        self.held_routers = held_routers;
+        self.routers_installed = held_routers;
+        self.conf.router_ports = held_routers.count_ones();
+
+        let flood: Vec<u32> = self.flood.keys().filter_map(|k| k.ok()).collect();
+        for &ifindex in &flood {
+            if !self.ifindexes.contains(&ifindex) {
+                self.flood.remove(ifindex).map_err(map_err("FLOOD"))?;
+            }
+        }
+        for &ifindex in &self.ifindexes {
+            if !flood.contains(&ifindex) {
+                self.flood
+                    .insert(ifindex, ifindex, None, 0)
+                    .map_err(xdp_err("FLOOD"))?;
+            }
+        }
+        self.adopted = Adopted {
+            groups: self.held.len(),
+            router_ports: held_routers,
+            port_sets: self.sets.published(),
+        };
+        if !self.pending.is_empty() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// What the maps held when this switch started.
+    pub fn adopted(&self) -> Adopted {
+        self.adopted
+    }
+
+    /// Adopted groups still held.
+    pub fn held_groups(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Adopted groups still held, with the ports they had (router ports of
+    /// the earlier run included: the kernel did not tell them apart).
+    pub fn held(&self) -> impl Iterator<Item = (GroupKey, PortMask)> + '_ {
+        self.held.iter().map(|(k, m)| (*k, *m))
+    }
+
+    /// Ends the hold on adopted state: adopted groups that the control plane
+    /// has not set since are removed, the others keep exactly what it set;
+    /// adopted router ports that it has not confirmed go. Returns how many
+    /// adopted groups were removed.
+    pub fn release_held(&mut self) -> Result<usize> {
+        let held: Vec<GroupKey> = self.held.drain().map(|(k, _)| k).collect();
+        let removed = held
+            .iter()
+            .filter(|k| !self.members.contains_key(k))
+            .count();
+        self.pending.extend(held);
+        self.held_routers = 0;
+        self.write_routers()?;
+        self.flush()?;
+        Ok(removed)
     }
 
     fn all_ports(&self) -> PortMask {
@@ -104,6 +273,21 @@ impl Forwarding {
             u64::MAX
         } else {
             (1u64 << self.ifindexes.len()) - 1
+        }
+    }
+
+    fn effective_routers(&self) -> PortMask {
+        self.router_mask | self.held_routers
+    }
+
+    /// The port set `key` must have in the kernel now (0 = none).
+    fn wanted(&self, key: &GroupKey) -> PortMask {
+        let own =
+            self.members.get(key).copied().unwrap_or(0) | self.held.get(key).copied().unwrap_or(0);
+        if own == 0 {
+            0
+        } else {
+            own | self.effective_routers()
         }
     }
 
@@ -118,84 +302,105 @@ impl Forwarding {
         self.set_group(vlan, group, 0)
     }
 
-    /// Like `set_group`, but written to the kernel by the next `flush`, together
-    /// with every other staged change (one RCU wait for all of them).
+    /// Like `set_group`, but written to the kernel by the next `flush`,
+    /// together with every other staged change (one syscall for all).
     pub fn stage_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) {
         let key = GroupKey::new(vlan, group);
         let members = members & self.all_ports();
         if members == 0 {
             self.members.remove(&key);
-            self.pending.insert(key, 0);
         } else {
             self.members.insert(key, members);
-            self.pending.insert(key, members | self.router_mask);
         }
+        self.pending.insert(key);
     }
 
-    /// Writes every staged change: new and changed groups in one batch update
-    /// of the outer map, removed groups in one batch delete. Each group's
-    /// entry is replaced whole, so no other group's traffic is touched.
+    /// Writes every staged change: new and changed groups in one batch
+    /// update of GROUPS, removed groups in one batch delete. Each group's
+    /// entry is replaced whole, so no other group's traffic is touched. A
+    /// group whose port set cannot be had (the pool is full) keeps what it
+    /// had; the first such error is returned after the rest is written.
     pub fn flush(&mut self) -> Result<()> {
-        let pending: Vec<(GroupKey, PortMask)> = self.pending.drain().collect();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending: Vec<GroupKey> = self.pending.drain().collect();
         let mut update_keys = Vec::new();
-        let mut update_fds = Vec::new();
-        let mut updated = Vec::new();
+        let mut update_values = Vec::new();
+        let mut acquired = Vec::new();
         let mut delete_keys = Vec::new();
-        for (key, mask) in pending {
-            if mask == 0 {
-                if self.installed.contains_key(&key) {
+        let mut first_error = None;
+        for key in pending {
+            let want = self.wanted(&key);
+            let have = self.installed.get(&key).copied();
+            if want == 0 {
+                if have.is_some() {
                     delete_keys.push(key);
                 }
-            } else if self.installed.get(&key) != Some(&mask) {
-                if let Err(e) = self.acquire(mask) {
-                    // Give back what this flush took; nothing was written yet.
-                    for (_, taken) in &updated {
-                        self.release(*taken);
-                    }
-                    return Err(e);
+                continue;
+            }
+            if have.is_some_and(|h| h.exact && h.mask == want) {
+                continue;
+            }
+            match self.sets.acquire(want) {
+                Ok(slot) => {
+                    update_keys.push(key);
+                    update_values.push(GroupEntry {
+                        set: slot,
+                        copies: want.count_ones(),
+                    });
+                    acquired.push((key, want, slot));
                 }
-                let Map::DevMapHash(inner) = &self.sets[&mask].map else {
-                    unreachable!("interned sets are devmap hashes")
-                };
-                update_keys.push(key);
-                update_fds.push(inner.fd().as_fd().as_raw_fd() as u32);
-                updated.push((key, mask));
+                Err(e) => {
+                    warn!(group = ?key.group, vlan = key.vlan, error = %e, "no port set for the group");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        if let Err(e) = batch::update(self.groups_fd, &update_keys, &update_fds) {
-            for (_, mask) in &updated {
-                self.release(*mask);
+        let fd = raw_fd(&self.groups);
+        let (done, update_error) = match batch::update(fd, &update_keys, &update_values) {
+            Ok(()) => (acquired.len(), None),
+            Err(p) => (p.done, Some(p)),
+        };
+        for (i, (key, mask, slot)) in acquired.into_iter().enumerate() {
+            if i >= done {
+                self.sets.release(slot);
+                continue;
             }
+            let new = Installed {
+                mask,
+                slot,
+                exact: true,
+            };
+            if let Some(old) = self.installed.insert(key, new) {
+                self.sets.release(old.slot);
+            }
+        }
+        if let Some(p) = update_error {
             return Err(Error::Batch {
                 what: "update",
                 count: update_keys.len(),
-                source: e,
+                source: p.error,
             });
         }
-        for (key, mask) in updated {
-            let info = GroupInfo {
-                copies: mask.count_ones(),
-                _pad: 0,
-            };
-            self.group_info
-                .insert(key, info, 0)
-                .map_err(map_err("GROUP_INFO"))?;
-            if let Some(old) = self.installed.insert(key, mask) {
-                self.release(old);
+        let deleted = match batch::delete(fd, &delete_keys) {
+            Ok(()) => delete_keys.len(),
+            Err(p) => {
+                first_error.get_or_insert(Error::Batch {
+                    what: "delete",
+                    count: delete_keys.len(),
+                    source: p.error,
+                });
+                p.done
             }
-        }
-        batch::delete(self.groups_fd, &delete_keys).map_err(|e| Error::Batch {
-            what: "delete",
-            count: delete_keys.len(),
-            source: e,
-        })?;
-        for key in delete_keys {
-            let _ = self.group_info.remove(&key);
+        };
+        for key in delete_keys.into_iter().take(deleted) {
             if let Some(old) = self.installed.remove(&key) {
-                self.release(old);
+                self.sets.release(old.slot);
             }
         }
-        Ok(())
+        debug!(updated = done, deleted, "group map written");
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Router ports receive every registered and unregistered group (RFC 4541 §2.1.2).
@@ -204,32 +409,41 @@ impl Forwarding {
         if mask == self.router_mask {
             return Ok(());
         }
-        // Routers devmap: add new ones first, then remove old ones. The count
-        // the program checks is written in between, so it is never 0 while the
-        // new set is non-empty.
+        self.router_mask = mask;
+        self.write_routers()?;
+        let groups: Vec<GroupKey> = self
+            .members
+            .keys()
+            .chain(self.held.keys())
+            .copied()
+            .collect();
+        self.pending.extend(groups);
+        self.flush()
+    }
+
+    /// Makes the ROUTERS devmap hold the effective router ports: new ones
+    /// first, then the count the program checks, then the removals, so the
+    /// count is never 0 while the new set is not empty.
+    fn write_routers(&mut self) -> Result<()> {
+        let want = self.effective_routers();
         for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
-            if mask & bit != 0 && self.router_mask & bit == 0 {
+            if want & bit != 0 && self.routers_installed & bit == 0 {
                 self.routers
                     .insert(ifindex, ifindex, None, 0)
                     .map_err(xdp_err("ROUTERS"))?;
             }
         }
-        self.conf.router_ports = mask.count_ones();
+        self.conf.router_ports = want.count_ones();
         self.write_conf()?;
         for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
-            if mask & bit == 0 && self.router_mask & bit != 0 {
+            if want & bit == 0 && self.routers_installed & bit != 0 {
                 self.routers.remove(ifindex).map_err(map_err("ROUTERS"))?;
             }
         }
-        self.router_mask = mask;
-        let groups: Vec<(GroupKey, PortMask)> =
-            self.members.iter().map(|(k, m)| (*k, *m)).collect();
-        for (key, members) in groups {
-            self.pending.insert(key, members | mask);
-        }
-        self.flush()
+        self.routers_installed = want;
+        Ok(())
     }
 
     pub fn set_flood_unregistered(&mut self, flood: bool) -> Result<()> {
@@ -247,6 +461,7 @@ impl Forwarding {
         self.config.set(0, self.conf, 0).map_err(map_err("CONFIG"))
     }
 
+    /// Router ports the control plane set (adopted ones not included).
     pub fn router_ports(&self) -> PortMask {
         self.router_mask
     }
@@ -256,47 +471,21 @@ impl Forwarding {
         self.members.iter().map(|(k, m)| (*k, *m))
     }
 
-    /// Distinct port sets, i.e. inner maps, in the kernel now.
+    /// The port set in the kernel for (vlan, group), router ports and held
+    /// ports included; 0 when the group is not registered.
+    pub fn installed(&self, vlan: u16, group: [u8; 4]) -> PortMask {
+        self.installed
+            .get(&GroupKey::new(vlan, group))
+            .map_or(0, |i| i.mask)
+    }
+
+    /// Distinct port sets some group points at, i.e. inner maps in use.
     pub fn inner_maps(&self) -> usize {
-        self.sets.len()
+        self.sets.in_use()
     }
 
-    fn acquire(&mut self, mask: PortMask) -> Result<()> {
-        if let Some(set) = self.sets.get_mut(&mask) {
-            set.refs += 1;
-            return Ok(());
-        }
-        let obj = aya_obj::Map::new_from_params(
-            bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH as u32,
-            4,
-            8,
-            MAX_PORTS,
-            0,
-        );
-        let data = MapData::create(obj, "isn_portset", None).map_err(map_err("port set"))?;
-        let mut map = Map::DevMapHash(data);
-        {
-            let mut devmap = DevMapHash::try_from(&mut map).map_err(map_err("port set"))?;
-            for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-                if mask & (1u64 << index) != 0 {
-                    devmap
-                        .insert(ifindex, ifindex, None, 0)
-                        .map_err(xdp_err("port set"))?;
-                }
-            }
-        }
-        self.sets.insert(mask, PortSet { map, refs: 1 });
-        Ok(())
-    }
-
-    fn release(&mut self, mask: PortMask) {
-        if let Some(set) = self.sets.get_mut(&mask) {
-            set.refs -= 1;
-            if set.refs == 0 {
-                // Closing our fd; the kernel frees the map once no outer entry
-                // (and no in-flight program run) holds it.
-                self.sets.remove(&mask);
-            }
-        }
+    /// Port-set slots published in the kernel (in use, cached or free).
+    pub fn published_port_sets(&self) -> usize {
+        self.sets.published()
     }
 }

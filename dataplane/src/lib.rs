@@ -4,32 +4,42 @@
 //! the MAC table, receive control frames, send frames out of a port.
 //!
 //! Dropping the [`Dataplane`] detaches the program from every port and closes
-//! every map and socket.
+//! every map and socket; with pinning ([`Options::pin_dir`]) and
+//! [`Dataplane::keep_pinned`], the ports keep forwarding instead, for the
+//! next daemon to adopt.
 mod batch;
 pub mod error;
 pub mod forwarding;
 pub mod iface;
+mod pin;
+mod port_sets;
 pub mod stats;
 pub mod xsk;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap as StdHashMap, HashSet},
     fmt,
-    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    os::fd::RawFd,
+    path::{Path, PathBuf},
     str::FromStr,
 };
 
 use aya::{
-    Ebpf,
-    maps::{Array, DevMapHash, HashMap, HashOfMaps, MapData, PerCpuArray, XskMap},
-    programs::{Xdp, XdpMode as AyaXdpMode},
+    Ebpf, EbpfLoader,
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, XskMap},
+    programs::{
+        Xdp, XdpMode as AyaXdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
-use igmpsnoop_common::{MAX_PORTS, MAX_QUEUES, PortConf};
-use tracing::{debug, info};
+use igmpsnoop_common::{MAX_PORTS, MAX_QUEUES, PortConf, port_flags};
+use tracing::{debug, info, warn};
 
+use crate::pin::PinDir;
 pub use crate::{
     error::{Error, Result},
-    forwarding::{Forwarding, PortMask},
+    forwarding::{Adopted, Forwarding, PortMask},
     stats::{MacRow, PortCounters, Stats},
     xsk::{XskSocket, XskStats},
 };
@@ -45,6 +55,18 @@ pub enum XdpMode {
     Auto,
     Native,
     Generic,
+}
+
+impl XdpMode {
+    /// Whether a port running in `attached` mode satisfies this request.
+    fn allows(self, attached: AttachedMode) -> bool {
+        matches!(
+            (self, attached),
+            (Self::Auto, _)
+                | (Self::Native, AttachedMode::Native)
+                | (Self::Generic, AttachedMode::Generic)
+        )
+    }
 }
 
 impl FromStr for XdpMode {
@@ -96,9 +118,11 @@ pub struct Received<'a> {
 }
 
 pub struct Dataplane {
-    // Field order is drop order: the program (and its links) goes first, so
-    // nothing is attached once the maps and sockets close.
+    // Field order is drop order: the program and the links go first, so
+    // nothing is attached once the maps and sockets close (unless pinned).
     _ebpf: Ebpf,
+    /// Each port's XDP link (pinned too, when pinning).
+    _links: Vec<FdLink>,
     pub forwarding: Forwarding,
     pub stats: Stats,
     ports: Vec<PortInfo>,
@@ -106,7 +130,34 @@ pub struct Dataplane {
     sockets: Vec<Vec<XskSocket>>,
     _xsks: XskMap<MapData>,
     _port_map: HashMap<MapData, u32, PortConf>,
+    pins: Option<PinDir>,
+    /// Leave the pinned state in place when dropped (restart without loss).
+    keep_pinned: bool,
+    adopted: Option<Adopted>,
 }
+
+/// Options of [`Dataplane::open_with`].
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Pin the program, its links and maps here (a bpffs, mounted if need
+    /// be), adopting what an earlier run left pinned. None: nothing pinned,
+    /// nothing survives the process.
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// The program's maps, all pinned by name when pinning.
+const MAP_NAMES: &[&str] = &[
+    "GROUPS",
+    "PORT_SETS",
+    "FLOOD",
+    "ROUTERS",
+    "PORTS",
+    "XSKS",
+    "MACS",
+    "CONFIG",
+    "COUNTERS",
+    "RATE",
+];
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     ebpf: &mut Ebpf,
@@ -116,10 +167,31 @@ fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     T::try_from(map).map_err(|source| Error::Map { name, source })
 }
 
+fn take_raw(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map> {
+    ebpf.take_map(name).ok_or(Error::MissingMap { name })
+}
+
+/// What removing pinned state found (`igmpsnoop detach`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removed {
+    pub pins: usize,
+}
+
 impl Dataplane {
     /// Loads the program, opens an AF_XDP socket per port and queue, and
-    /// attaches to every port. On any error nothing stays attached.
+    /// attaches to every port; nothing is pinned. On any error nothing stays
+    /// attached.
     pub fn open(port_names: &[String], mode: XdpMode) -> Result<Self> {
+        Self::open_with(port_names, mode, &Options::default())
+    }
+
+    /// [`Dataplane::open`] with options. With a pin directory that holds an
+    /// earlier run's state, that state is adopted without a gap in
+    /// forwarding: the maps are reused as they are, and the new program
+    /// replaces the old one on each port atomically (bpf_link_update). On an
+    /// error, what this call pinned is removed again and adopted state is
+    /// left as it was.
+    pub fn open_with(port_names: &[String], mode: XdpMode, options: &Options) -> Result<Self> {
         if port_names.len() > MAX_PORTS as usize {
             return Err(Error::TooManyPorts {
                 count: port_names.len(),
@@ -134,40 +206,54 @@ impl Dataplane {
             }
             resolved.push((name.clone(), iface::ifindex(name)?));
         }
+        let pins = options.pin_dir.as_deref().map(PinDir::open).transpose()?;
+        let mut created = Unpin::default();
+        match Self::build(&resolved, mode, pins.as_ref(), &mut created) {
+            Ok(mut dp) => {
+                if let Some(p) = &pins
+                    && !p.existed()
+                {
+                    // Last: a directory with a meta holds a complete state.
+                    p.write_meta()?;
+                }
+                dp.pins = pins;
+                Ok(dp)
+            }
+            Err(e) => {
+                if let Some(p) = &pins {
+                    if p.existed() {
+                        for path in &created.links {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    } else {
+                        p.remove_all();
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
 
-        let mut ebpf = Ebpf::load(PROGRAM)?;
+    fn build(
+        resolved: &[(String, u32)],
+        mode: XdpMode,
+        pins: Option<&PinDir>,
+        guard: &mut Unpin,
+    ) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        if let Some(p) = pins {
+            for name in MAP_NAMES {
+                loader.map_pin_path(name, p.map_path(name));
+            }
+        }
+        let adopting = pins.is_some_and(PinDir::existed);
+        let mut ebpf = loader.load(PROGRAM)?;
         let mut port_map: HashMap<MapData, u32, PortConf> = take(&mut ebpf, "PORTS")?;
         let mut xsks: XskMap<MapData> = take(&mut ebpf, "XSKS")?;
         let ifindexes: Vec<u32> = resolved.iter().map(|(_, i)| *i).collect();
-        let groups_map = ebpf
-            .take_map("GROUPS")
-            .ok_or(Error::MissingMap { name: "GROUPS" })?;
-        let groups_fd = match &groups_map {
-            aya::maps::Map::HashOfMaps(data) => data.fd().as_fd().as_raw_fd(),
-            _ => {
-                return Err(Error::MissingMap {
-                    name: "GROUPS (as a hash of maps)",
-                });
-            }
-        };
-        let forwarding = Forwarding::new(
-            HashOfMaps::<MapData, _, MapData>::try_from(groups_map).map_err(|source| {
-                Error::Map {
-                    name: "GROUPS",
-                    source,
-                }
-            })?,
-            take(&mut ebpf, "GROUP_INFO")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
-            take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
-            groups_fd,
-            ifindexes,
-        )?;
-        let stats = Stats::new(
-            take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
-            take(&mut ebpf, "MACS")?,
-        );
+
+        // The previous run's ports: ifindex -> (index, flags).
+        let old_ports: StdHashMap<u32, PortConf> = port_map.iter().filter_map(|e| e.ok()).collect();
 
         let program: &mut Xdp = ebpf
             .program_mut("igmpsnoop")
@@ -177,8 +263,50 @@ impl Dataplane {
             .try_into()?;
         program.load()?;
         let mut ports = Vec::new();
+        let mut links = Vec::new();
         for (index, (name, ifindex)) in resolved.iter().enumerate() {
-            let attached = attach(program, name, *ifindex, mode)?;
+            let link_pin = pins.map(|p| p.link_path(*ifindex));
+            let adopted_mode = old_ports.get(ifindex).map(|c| {
+                if c.flags & port_flags::GENERIC != 0 {
+                    AttachedMode::Generic
+                } else {
+                    AttachedMode::Native
+                }
+            });
+            let (attached, link) = match (&link_pin, adopted_mode) {
+                (Some(path), Some(old_mode)) if path.exists() => {
+                    match replace_program(program, path) {
+                        Ok(link) => {
+                            if !mode.allows(old_mode) {
+                                warn!(port = %name, mode = %old_mode, "keeping the adopted XDP mode; a clean stop is needed to change it");
+                            }
+                            info!(port = %name, ifindex, index, mode = %old_mode, "adopted: program replaced in place");
+                            (old_mode, link)
+                        }
+                        Err(e) => {
+                            warn!(port = %name, error = %e, "cannot adopt the pinned link; attaching anew");
+                            let _ = std::fs::remove_file(path);
+                            attach(program, name, *ifindex, mode)?
+                        }
+                    }
+                }
+                _ => attach(program, name, *ifindex, mode)?,
+            };
+            let link = match link_pin {
+                // Adopted: the pin is there already and now holds the new program.
+                Some(path) if path.exists() => link,
+                Some(path) => {
+                    let pinned = link.pin(&path).map_err(|e| Error::Pin {
+                        path: path.clone(),
+                        what: format!("pin XDP link: {e}"),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                    guard.link_pinned(path);
+                    FdLink::from(pinned)
+                }
+                None => link,
+            };
+            links.push(link);
             info!(port = %name, ifindex, index, mode = %attached, "attached");
             ports.push(PortInfo {
                 name: name.clone(),
@@ -189,17 +317,46 @@ impl Dataplane {
                 mac: iface::mac_address(name),
             });
         }
-        // Attaching first means a port that is already taken fails with a clear
-        // error before anything else is touched. A control frame arriving in the
-        // moment before its socket is registered is counted (drop_no_socket).
-        let mut sockets = Vec::new();
-        for (index, (name, ifindex)) in resolved.iter().enumerate() {
+        if let Some(p) = pins {
+            // Ports of the earlier run that are not ports now: detach.
+            for ifindex in p.pinned_links() {
+                if !ifindexes.contains(&ifindex) {
+                    info!(ifindex, "no longer a port: detaching");
+                    let _ = std::fs::remove_file(p.link_path(ifindex));
+                }
+            }
+            let path = p.prog_path();
+            let _ = std::fs::remove_file(&path);
+            program.pin(&path).map_err(|e| Error::Pin {
+                path: path.clone(),
+                what: format!("pin program: {e}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+
+        // The port table: exactly our ports now. Counters are per port index,
+        // so they restart when indexes moved.
+        let renumbered = resolved.iter().enumerate().any(|(index, (_, ifindex))| {
+            old_ports
+                .get(ifindex)
+                .is_some_and(|c| c.index as usize != index)
+        }) || old_ports.keys().any(|i| !ifindexes.contains(i));
+        for ifindex in old_ports.keys() {
+            if !ifindexes.contains(ifindex) {
+                let _ = port_map.remove(ifindex);
+            }
+        }
+        for (index, port) in ports.iter().enumerate() {
+            let flags = match port.mode {
+                AttachedMode::Generic => port_flags::GENERIC,
+                AttachedMode::Native => 0,
+            };
             port_map
                 .insert(
-                    ifindex,
+                    port.ifindex,
                     PortConf {
                         index: index as u32,
-                        flags: 0,
+                        flags,
                     },
                     0,
                 )
@@ -207,6 +364,31 @@ impl Dataplane {
                     name: "PORTS",
                     source,
                 })?;
+        }
+
+        let forwarding = Forwarding::open(
+            take_raw(&mut ebpf, "GROUPS")?,
+            take_raw(&mut ebpf, "PORT_SETS")?,
+            take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
+            take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
+            take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+            ifindexes.clone(),
+        )?;
+        let mut stats = Stats::new(
+            take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
+            take(&mut ebpf, "MACS")?,
+        );
+        if adopting {
+            if renumbered {
+                stats.clear_counters()?;
+            }
+            stats.retain_macs(|ifindex| ifindexes.contains(&ifindex));
+        }
+
+        // Sockets last: a control frame arriving before its socket is
+        // registered is counted (drop_no_socket).
+        let mut sockets = Vec::new();
+        for (index, (name, ifindex)) in resolved.iter().enumerate() {
             let mut port_sockets = Vec::new();
             for queue in 0..iface::rx_queues(name) {
                 let socket = XskSocket::open(name, *ifindex, queue)?;
@@ -219,16 +401,53 @@ impl Dataplane {
             }
             sockets.push(port_sockets);
         }
+        let adopted = adopting.then(|| forwarding.adopted());
 
         Ok(Self {
             _ebpf: ebpf,
+            _links: links,
             forwarding,
             stats,
             ports,
             sockets,
             _xsks: xsks,
             _port_map: port_map,
+            pins: None,
+            keep_pinned: false,
+            adopted,
         })
+    }
+
+    /// Removes the state pinned at `dir` by a daemon that is gone (`kill -9`,
+    /// or `--keep-on-exit`): forwarding through it stops. None when nothing
+    /// of ours is pinned there.
+    pub fn remove_pinned(dir: &Path) -> Result<Option<Removed>> {
+        Ok(PinDir::open_existing(dir)?.map(|p| Removed {
+            pins: p.remove_all(),
+        }))
+    }
+
+    /// What this switch adopted from pinned state, if it did.
+    pub fn adopted(&self) -> Option<Adopted> {
+        self.adopted
+    }
+
+    /// Whether the pinned state dies with this process anyway: the bpffs was
+    /// mounted in a mount namespace of its own (`ip netns exec` makes one).
+    pub fn pins_are_transient(&self) -> bool {
+        self.pins.as_ref().is_some_and(PinDir::transient)
+    }
+
+    /// Where the state is pinned, if it is.
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pins.as_ref().map(PinDir::root)
+    }
+
+    /// Keep (true) or remove (false, the default) the pinned state when this
+    /// data plane is dropped. Kept, the ports go on forwarding with the last
+    /// state until a new daemon adopts it or `igmpsnoop detach` removes it.
+    pub fn keep_pinned(&mut self, keep: bool) {
+        self.keep_pinned = keep;
     }
 
     pub fn ports(&self) -> &[PortInfo] {
@@ -275,7 +494,27 @@ impl Dataplane {
     }
 }
 
-fn attach(program: &mut Xdp, name: &str, ifindex: u32, mode: XdpMode) -> Result<AttachedMode> {
+/// Attaches the program to a port and takes its link out of the program's
+/// keeping (so that it can be pinned, or dropped to detach).
+impl Drop for Dataplane {
+    /// Unless told to keep it, removes the pinned state: once the fields
+    /// drop right after, nothing of the switch is left in the kernel.
+    fn drop(&mut self) {
+        if let Some(p) = &self.pins
+            && !self.keep_pinned
+        {
+            let removed = p.remove_all();
+            debug!(dir = %p.root().display(), removed, "pinned state removed");
+        }
+    }
+}
+
+fn attach(
+    program: &mut Xdp,
+    name: &str,
+    ifindex: u32,
+    mode: XdpMode,
+) -> Result<(AttachedMode, FdLink)> {
     let try_mode = |program: &mut Xdp, m: AttachedMode| {
         let aya_mode = match m {
             AttachedMode::Native => AyaXdpMode::Driver,
@@ -287,21 +526,65 @@ fn attach(program: &mut Xdp, name: &str, ifindex: u32, mode: XdpMode) -> Result<
         };
         program
             .attach_to_if_index(ifindex, aya_mode)
-            .map(|_| m)
+            .map(|id| (m, id))
             .map_err(|source| error::attach_error(name, label, &source))
     };
-    match mode {
-        XdpMode::Native => try_mode(program, AttachedMode::Native),
-        XdpMode::Generic => try_mode(program, AttachedMode::Generic),
+    let (attached, id) = match mode {
+        XdpMode::Native => try_mode(program, AttachedMode::Native)?,
+        XdpMode::Generic => try_mode(program, AttachedMode::Generic)?,
         XdpMode::Auto => match try_mode(program, AttachedMode::Native) {
-            Ok(m) => Ok(m),
+            Ok(m) => m,
             // Busy means another program owns the port: falling back would not help.
-            Err(e) if is_busy(&e) => Err(e),
+            Err(e) if is_busy(&e) => return Err(e),
             Err(e) => {
                 debug!(port = %name, error = %e, "native XDP unavailable, using generic");
-                try_mode(program, AttachedMode::Generic)
+                try_mode(program, AttachedMode::Generic)?
             }
         },
+    };
+    let link = program.take_link(id)?;
+    // A bpf_link (every kernel since 5.9); the netlink fallback has no fd.
+    let link = FdLink::try_from(link).map_err(|e| Error::Attach {
+        name: name.to_string(),
+        mode: "link",
+        reason: format!("the kernel attached XDP without a bpf_link ({e})"),
+        errno: None,
+    })?;
+    Ok((attached, link))
+}
+
+/// Puts the new program into the pinned link of a port, atomically: the
+/// port never runs without one.
+fn replace_program(program: &mut Xdp, pin: &Path) -> Result<FdLink> {
+    let pinned = PinnedLink::from_pin(pin).map_err(|e| Error::Pin {
+        path: pin.to_path_buf(),
+        what: format!("open pinned link: {e}"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| Error::Pin {
+        path: pin.to_path_buf(),
+        what: format!("not an XDP link: {e}"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let id = program.attach_to_link(link)?;
+    let link = program.take_link(id)?;
+    FdLink::try_from(link).map_err(|e| Error::Pin {
+        path: pin.to_path_buf(),
+        what: format!("link: {e}"),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// The link pins one `open_with` created: removed again when it fails on
+/// adopted state (a fresh directory is removed whole).
+#[derive(Default)]
+struct Unpin {
+    links: Vec<PathBuf>,
+}
+
+impl Unpin {
+    fn link_pinned(&mut self, path: PathBuf) {
+        self.links.push(path);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reading the fast path's counters and MAC table.
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use igmpsnoop_common::{MacEntry, MacKey, counter};
+use igmpsnoop_common::{COUNTERS_SIZE, MacEntry, MacKey, counter};
 
 use crate::error::{Error, Result};
 
@@ -75,6 +75,35 @@ impl Stats {
             .collect();
         rows.sort_by_key(|r| (r.vlan, r.mac));
         rows
+    }
+
+    /// Zeroes every counter (port indexes changed across a restart).
+    pub fn clear_counters(&mut self) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| Error::Io(e))?;
+        for index in 0..COUNTERS_SIZE {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; cpus]).map_err(Error::Io)?;
+            self.counters
+                .set(index, zeros, 0)
+                .map_err(|source| Error::Map {
+                    name: "COUNTERS",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Forgets MACs learned on ports for which `keep(ifindex)` is false.
+    pub fn retain_macs(&mut self, keep: impl Fn(u32) -> bool) -> usize {
+        let gone: Vec<MacKey> = self
+            .mac_table()
+            .into_iter()
+            .filter(|r| !keep(r.ifindex))
+            .map(|r| MacKey {
+                mac: r.mac,
+                vlan: r.vlan,
+            })
+            .collect();
+        gone.iter().filter(|k| self.macs.remove(k).is_ok()).count()
     }
 
     /// Forgets MACs not seen for `max_age_secs`, or learned on `ifindex` when given.

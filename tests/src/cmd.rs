@@ -14,6 +14,16 @@ pub fn netns_command(ns: &str, args: &[&str]) -> Command {
     c
 }
 
+/// A `Command` that runs `args` in network namespace `ns` with `nsenter --net`,
+/// which, unlike `ip netns exec`, stays in the caller's mount namespace: a
+/// bpffs the command mounts outlives it (the daemon's pinned state does), and
+/// /sys is the root namespace's, not `ns`'s (the daemon never reads it).
+pub fn nsenter_command(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}")).arg("--").args(args);
+    c
+}
+
 /// Runs `cmd` to completion; errors (with stderr) on a non-zero exit.
 pub(crate) fn output_ok(mut cmd: Command) -> Result<Output> {
     let desc = format!("{cmd:?}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::cmd::{ChildGuard, netns_command};
+use crate::cmd::{ChildGuard, nsenter_command};
 use crate::lab::Lab;
 use crate::tools::igmpsnoop_bin;
 
@@ -43,10 +43,12 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 }
 
 /// A running `igmpsnoop run` in the lab's switch namespace, stopped on drop
-/// (SIGTERM, then SIGKILL if it does not exit within 2 s).
+/// (SIGTERM, then SIGKILL if it does not exit within 2 s). Its state is pinned
+/// next to its socket (`<socket>.bpf`) unless the arguments say otherwise.
 pub struct Switch {
     child: ChildGuard,
     socket: PathBuf,
+    pin_dir: Option<PathBuf>,
 }
 
 impl Switch {
@@ -58,7 +60,8 @@ impl Switch {
         Switch::start_at(lab, &socket, args)
     }
 
-    /// [`Switch::start`] with a given socket path.
+    /// [`Switch::start`] with a given socket path. Started again on the same
+    /// socket, a switch adopts what the one before left pinned.
     pub fn start_at(lab: &Lab, socket: &Path, args: &[&str]) -> Result<Switch> {
         let bin = igmpsnoop_bin();
         if !bin.is_file() {
@@ -69,7 +72,13 @@ impl Switch {
         let mut full = vec![bin_s.as_str(), "run"];
         full.extend_from_slice(args);
         full.extend(["--socket", sock_s.as_str()]);
-        let mut cmd = netns_command(&lab.switch_ns(), &full);
+        let chosen = args.iter().any(|a| *a == "--pin-dir" || *a == "--no-pin");
+        let pin_dir = (!chosen).then(|| socket.with_extension("bpf"));
+        let pin_s = pin_dir.as_ref().map(|p| p.to_string_lossy().into_owned());
+        if let Some(p) = &pin_s {
+            full.extend(["--pin-dir", p.as_str()]);
+        }
+        let mut cmd = nsenter_command(&lab.switch_ns(), &full);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
@@ -77,6 +86,7 @@ impl Switch {
         let mut sw = Switch {
             child,
             socket: socket.to_path_buf(),
+            pin_dir,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -102,6 +112,16 @@ impl Switch {
     /// The control socket path.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Where the daemon pins its state (when the test did not choose).
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pin_dir.as_deref()
+    }
+
+    /// `kill -9`: the daemon gets no chance to clean up; waits for the exit.
+    pub fn kill9(&mut self) -> Result<ExitStatus> {
+        self.child.stop(libc::SIGKILL, Duration::from_secs(5))
     }
 
     /// The daemon's pid.

@@ -43,8 +43,32 @@ fn lab_sh(args: &[&str]) -> Result<Output> {
 
 fn lab_down(name: &str) -> Result<()> {
     lab_sh(&["down", name]).map(|_| ())?;
-    let _ = std::fs::remove_dir_all(scratch_root().join(name));
+    let scratch = scratch_root().join(name);
+    unmount_below(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// Lazily unmounts whatever is mounted at or below `dir` (the bpffs a killed
+/// daemon left pinned state on), deepest first.
+fn unmount_below(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        // /proc/mounts escapes spaces and the like as octal; lab paths have none.
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
+            // SAFETY: c is a valid NUL-terminated path for the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
 }
 
 extern "C" fn remove_registered_labs() {

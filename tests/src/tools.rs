@@ -26,7 +26,7 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 }
 
 /// Panics, naming everything missing, unless running as root with every tool in
-/// `tools` (plus `ip` and `ethtool`, which every lab needs) available. A netns
+/// `tools` (plus `ip`, `ethtool` and `nsenter`, which every lab needs) available. A netns
 /// test must fail rather than skip when it cannot run.
 pub fn require_root_and_tools(tools: &[&str]) {
     let mut missing = Vec::new();
@@ -34,7 +34,7 @@ pub fn require_root_and_tools(tools: &[&str]) {
     if unsafe { libc::geteuid() } != 0 {
         missing.push("root (euid 0)".to_string());
     }
-    for t in ["ip", "ethtool"].iter().chain(tools) {
+    for t in ["ip", "ethtool", "nsenter"].iter().chain(tools) {
         if which(t).is_none() && !missing.iter().any(|m| m == t) {
             missing.push((*t).to_string());
         }

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use super::duration::parse_duration;
 
 pub const DEFAULT_SOCKET: &str = "/run/igmpsnoop/igmpsnoop.sock";
+pub const DEFAULT_PIN_DIR: &str = "/run/igmpsnoop/bpf";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +41,26 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupAction,
     },
+    /// Remove the pinned state a daemon left behind (after `kill -9` or
+    /// `run --keep-on-exit`): the ports stop forwarding.
+    Detach(DetachArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct PinDirArg {
+    /// Where the program, its links and maps are pinned (a bpffs; mounted
+    /// there when it is not one) [default: /run/igmpsnoop/bpf]
+    #[arg(long, env = "IGMPSNOOP_PIN_DIR", value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub pin_dir: PinDirArg,
+    /// The control socket of the daemon that must not be running.
+    #[command(flatten)]
+    pub socket: SocketArg,
 }
 
 #[derive(Debug, Args, Default)]
@@ -145,6 +166,16 @@ pub struct RunArgs {
     /// How long a learned MAC lives without traffic.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub mac_age: Option<Duration>,
+    #[command(flatten)]
+    pub pin_dir: PinDirArg,
+    /// Pin nothing: the ports stop forwarding when the daemon ends, however
+    /// it ends.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// On SIGTERM/SIGINT, leave the pinned state in place: the ports keep
+    /// forwarding for the next daemon to adopt (`igmpsnoop detach` removes it).
+    #[arg(long)]
+    pub keep_on_exit: bool,
     /// TOML file with the same keys as these flags.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -60,6 +60,7 @@ pub fn groups(data: &Value) -> String {
                     .as_array()
                     .map(|h| h.iter().map(s).collect())
                     .unwrap_or_default();
+                let adopted = g["adopted"].as_bool() == Some(true);
                 let expires = if g["static"].as_bool() == Some(true) {
                     "static".into()
                 } else {
@@ -69,9 +70,15 @@ pub fn groups(data: &Value) -> String {
                     s(&g["group"]),
                     s(&g["vlan"]),
                     s(&g["port"]),
-                    format!("v{}", s(&g["version"])),
+                    if adopted {
+                        "-".into()
+                    } else {
+                        format!("v{}", s(&g["version"]))
+                    },
                     expires,
-                    if hosts.is_empty() {
+                    if adopted {
+                        "(adopted at restart, not reported again yet)".into()
+                    } else if hosts.is_empty() {
                         "-".into()
                     } else {
                         hosts.join(",")
@@ -213,10 +220,25 @@ pub fn stats(data: &Value) -> String {
         }
     }
     out.push_str(&format!(
-        "groups: {}   kernel port sets: {}\n",
+        "groups: {}   kernel port sets: {} in use, {} published\n",
         s(&data["groups"]),
-        s(&data["bpf_port_sets"])
+        s(&data["bpf_port_sets"]),
+        s(&data["bpf_port_sets_published"])
     ));
+    match data["pinned"].as_object() {
+        Some(p) => {
+            out.push_str(&format!("pinned at {}", s(&p["dir"])));
+            if let Some(a) = p["adopted"].as_object() {
+                out.push_str(&format!(
+                    "; adopted {} groups at start, {} still held",
+                    s(&a["groups"]),
+                    s(&p["held_groups"])
+                ));
+            }
+            out.push('\n');
+        }
+        None => out.push_str("not pinned: forwarding stops with the daemon\n"),
+    }
     out.push_str("(counters that are zero are not shown; --json lists all)\n");
     out
 }

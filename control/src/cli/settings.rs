@@ -8,7 +8,7 @@ use igmpsnoop_dataplane::XdpMode;
 use serde::Deserialize;
 
 use super::{
-    args::{DEFAULT_SOCKET, RunArgs, XdpModeArg},
+    args::{DEFAULT_PIN_DIR, DEFAULT_SOCKET, RunArgs, XdpModeArg},
     duration::parse_duration,
 };
 
@@ -39,6 +39,9 @@ struct FileConfig {
     control_rate_limit: Option<u32>,
     mac_age: Option<String>,
     socket: Option<PathBuf>,
+    pin_dir: Option<PathBuf>,
+    no_pin: Option<bool>,
+    keep_on_exit: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -50,6 +53,9 @@ pub struct Settings {
     pub control_rate_limit: u32,
     pub mac_age: Duration,
     pub socket: PathBuf,
+    /// None: pin nothing.
+    pub pin_dir: Option<PathBuf>,
+    pub keep_on_exit: bool,
 }
 
 /// Default cap on control frames per port per second: far above any real
@@ -159,6 +165,10 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         engine.flood_unregistered = v;
     }
     if let Some(v) = pick(args.max_groups, file.max_groups) {
+        let cap = igmpsnoop_common::MAX_GROUPS as usize;
+        if v > cap {
+            bail!("--max-groups {v}: the fast path holds at most {cap} groups");
+        }
         engine.max_groups = v;
     }
     if engine.querier && engine.querier_address.is_none() {
@@ -199,7 +209,20 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         XdpModeArg::Native => XdpMode::Native,
         XdpModeArg::Generic => XdpMode::Generic,
     };
+    let no_pin = args.no_pin || file.no_pin.unwrap_or(false);
+    let keep_on_exit = args.keep_on_exit || file.keep_on_exit.unwrap_or(false);
+    if no_pin && keep_on_exit {
+        bail!("--keep-on-exit needs pinned state: drop --no-pin");
+    }
+    let pin_dir = (!no_pin).then(|| {
+        args.pin_dir
+            .pin_dir
+            .or(file.pin_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR))
+    });
     Ok(Settings {
+        pin_dir,
+        keep_on_exit,
         ports,
         xdp_mode,
         engine,

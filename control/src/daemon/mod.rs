@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
-use igmpsnoop_dataplane::{Dataplane, iface};
+use igmpsnoop_dataplane::{Dataplane, Options, iface};
 use serde_json::{Value, json};
 use tracing::{debug, error, info, warn};
 
@@ -42,7 +42,20 @@ struct DaemonCounters {
 pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     signals::install();
     let server = Server::bind(&settings.socket)?;
-    let mut dp = Dataplane::open(&settings.ports, settings.xdp_mode)?;
+    let options = Options {
+        pin_dir: settings.pin_dir.clone(),
+    };
+    let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
+    dp.keep_pinned(settings.keep_on_exit);
+    if dp.pins_are_transient() {
+        warn!(
+            dir = %dp.pin_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            "the bpffs for pinned state is mounted in this process's own mount namespace \
+             (ip netns exec makes one per command): it goes with the process, so a restart \
+             cannot adopt it; run under `nsenter --net=/run/netns/NAME`, or mount a bpffs \
+             at --pin-dir first"
+        );
+    }
     dp.forwarding
         .set_flood_unregistered(settings.engine.flood_unregistered)?;
     dp.forwarding
@@ -59,6 +72,24 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     let mut counters = DaemonCounters::default();
     let mut actions = Vec::new();
     apply_router_ports(&mut dp, engine.router_ports(), &mut counters);
+
+    // Adopted state is held (forwarding as it was) while the hosts report
+    // again; then the relearned table is all that counts.
+    let mut hold_until = None;
+    if let Some(adopted) = dp.adopted() {
+        let hold = engine.config().adoption_hold();
+        let solicited = engine.solicit_reports(clock.now(), &mut actions);
+        apply(&mut dp, &mut actions, None, &mut counters);
+        info!(
+            groups = adopted.groups,
+            router_ports = adopted.router_ports.count_ones(),
+            port_sets = adopted.port_sets,
+            hold_s = hold.as_secs_f64(),
+            solicited,
+            "adopted the pinned state: forwarding as it was until the hold ends"
+        );
+        hold_until = Some(Instant::now() + hold);
+    }
 
     let names: Vec<String> = dp
         .ports()
@@ -86,12 +117,30 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         engine.handle_timeout(now, &mut actions);
         apply(&mut dp, &mut actions, None, &mut counters);
         flush(&mut dp, &mut counters);
+        if hold_until.is_some_and(|t| Instant::now() >= t) {
+            hold_until = None;
+            match dp.forwarding.release_held() {
+                Ok(removed) => info!(
+                    removed,
+                    "hold on adopted state over: groups nobody reported again are gone"
+                ),
+                Err(e) => {
+                    counters.map_errors += 1;
+                    error!(error = %e, "cannot end the hold on adopted state");
+                }
+            }
+        }
 
         let sleep = engine
             .next_deadline()
             .map(|d| Duration::from_millis(d.as_millis().saturating_sub(now.as_millis())))
             .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
+            .min(MAX_SLEEP)
+            .min(
+                hold_until
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+                    .unwrap_or(MAX_SLEEP),
+            );
         // SAFETY: fds is a valid array of pollfd of the given length.
         let ready = unsafe {
             libc::poll(
@@ -117,9 +166,17 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
 
         flush(&mut dp, &mut counters);
 
+        let hold_left = hold_until.map(|t| t.saturating_duration_since(Instant::now()));
         server.serve(|request| {
             counters.ipc_requests += 1;
-            handle(request, &mut engine, &mut dp, &clock, &mut counters)
+            handle(
+                request,
+                &mut engine,
+                &mut dp,
+                &clock,
+                &mut counters,
+                hold_left,
+            )
         });
 
         if last_port_check.elapsed() >= PORT_CHECK_EVERY {
@@ -136,7 +193,13 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
-    info!("stopping: detaching from every port");
+    if settings.keep_on_exit && dp.pin_dir().is_some() {
+        info!(
+            "stopping: the ports keep forwarding (--keep-on-exit); `igmpsnoop detach` removes the pinned state"
+        );
+    } else {
+        info!("stopping: detaching from every port");
+    }
     drop(dp);
     drop(server);
     Ok(())
@@ -251,6 +314,7 @@ fn handle(
     dp: &mut Dataplane,
     clock: &Clock,
     counters: &mut DaemonCounters,
+    hold_left: Option<Duration>,
 ) -> Result<Value, String> {
     let now = clock.now();
     let port_index = |dp: &Dataplane, name: &str| {
@@ -263,7 +327,7 @@ fn handle(
         })
     };
     Ok(match request {
-        Request::Groups => views::groups(engine, dp, now),
+        Request::Groups => views::groups(engine, dp, now, hold_left),
         Request::Routers => views::routers(engine, dp, now),
         Request::Querier => views::querier(engine, now),
         Request::Ports => views::ports(engine, dp),

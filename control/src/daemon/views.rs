@@ -4,6 +4,7 @@ use igmpsnoop_common::counter;
 use igmpsnoop_control::{Engine, Timestamp};
 use igmpsnoop_dataplane::Dataplane;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter()
@@ -26,24 +27,52 @@ fn ms_until(t: Option<Timestamp>, now: Timestamp) -> Value {
     }
 }
 
-pub fn groups(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
+/// The group-port table. After a restart, ports the adopted state still
+/// forwards to and that no host has reported on again are listed too, as
+/// `adopted`, expiring when the hold ends.
+pub fn groups(
+    engine: &Engine,
+    dp: &Dataplane,
+    now: Timestamp,
+    hold_left: Option<Duration>,
+) -> Value {
     let mut rows = engine.groups();
     rows.sort_by_key(|g| (g.vlan, u32::from(g.group), g.port));
-    Value::Array(
-        rows.iter()
-            .map(|g| {
-                json!({
-                    "group": g.group.to_string(),
-                    "vlan": g.vlan,
-                    "port": port_name(dp, g.port),
-                    "hosts": g.hosts.iter().map(mac_string).collect::<Vec<_>>(),
-                    "version": g.version,
-                    "expires_ms": ms_until(g.expires, now),
-                    "static": g.is_static,
-                })
-            })
-            .collect(),
-    )
+    let mut out: Vec<(u16, u32, u8, Value)> = rows
+        .iter()
+        .map(|g| {
+            let row = json!({
+                "group": g.group.to_string(),
+                "vlan": g.vlan,
+                "port": port_name(dp, g.port),
+                "hosts": g.hosts.iter().map(mac_string).collect::<Vec<_>>(),
+                "version": g.version,
+                "expires_ms": ms_until(g.expires, now),
+                "static": g.is_static,
+                "adopted": false,
+            });
+            (g.vlan, u32::from(g.group), g.port, row)
+        })
+        .collect();
+    for (key, mask) in dp.forwarding.held() {
+        let group = std::net::Ipv4Addr::from(key.group);
+        let learned = engine.lookup(key.vlan, group);
+        for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
+            let row = json!({
+                "group": group.to_string(),
+                "vlan": key.vlan,
+                "port": port_name(dp, port),
+                "hosts": Vec::<String>::new(),
+                "version": Value::Null,
+                "expires_ms": hold_left.map(|d| d.as_millis() as u64),
+                "static": false,
+                "adopted": true,
+            });
+            out.push((key.vlan, u32::from(group), port, row));
+        }
+    }
+    out.sort_by_key(|(v, g, p, _)| (*v, *g, *p));
+    Value::Array(out.into_iter().map(|(_, _, _, row)| row).collect())
 }
 
 pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
@@ -161,6 +190,24 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
         "daemon": daemon,
         "groups": engine.group_count(),
         "bpf_port_sets": dp.forwarding.inner_maps(),
+        "bpf_port_sets_published": dp.forwarding.published_port_sets(),
+        "pinned": pinned(dp),
+    })
+}
+
+/// Where the state is pinned, and what this daemon adopted at start.
+fn pinned(dp: &Dataplane) -> Value {
+    let Some(dir) = dp.pin_dir() else {
+        return Value::Null;
+    };
+    json!({
+        "dir": dir.display().to_string(),
+        "adopted": dp.adopted().map(|a| json!({
+            "groups": a.groups,
+            "router_ports": a.router_ports.count_ones(),
+            "port_sets": a.port_sets,
+        })),
+        "held_groups": dp.forwarding.held_groups(),
     })
 }
 

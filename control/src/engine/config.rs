@@ -92,6 +92,21 @@ impl Config {
         self.last_member_interval * u32::from(self.last_member_count)
     }
 
+    /// How long a restarted switch keeps the port sets it adopted from the
+    /// pinned state before it trusts its own, relearned table. As querier it
+    /// has sent its startup queries by then and had every answer (the last
+    /// startup query plus a response interval); otherwise it has solicited
+    /// reports once, and waits a group membership interval, the longest a
+    /// switch that never restarted would have kept a silent member.
+    pub fn adoption_hold(&self) -> Duration {
+        if self.querier {
+            self.startup_interval() * u32::from(self.startup_count().saturating_sub(1))
+                + self.query_response_interval
+        } else {
+            self.group_membership_interval()
+        }
+    }
+
     pub fn router_timeout(&self) -> Duration {
         self.router_port_timeout
             .unwrap_or_else(|| self.other_querier_present_interval())
@@ -196,6 +211,23 @@ mod tests {
         assert_eq!(c.router_timeout(), Duration::from_secs(255));
         assert!(c.flood_unregistered && !c.querier);
         assert_eq!(c.validate(64), Ok(()));
+    }
+
+    #[test]
+    fn adoption_hold() {
+        let q = Config {
+            querier: true,
+            querier_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            ..Config::default()
+        };
+        // Second startup query at QI/4 = 31.25 s, answers within QRI = 10 s.
+        assert_eq!(q.adoption_hold(), Duration::from_millis(41_250));
+        let one = Config {
+            startup_query_count: Some(1),
+            ..q.clone()
+        };
+        assert_eq!(one.adoption_hold(), Duration::from_secs(10));
+        assert_eq!(Config::default().adoption_hold(), Duration::from_secs(260));
     }
 
     #[test]

@@ -257,6 +257,25 @@ impl Engine {
         self.sync_routers(out);
     }
 
+    /// A restarted switch asks its hosts to report again. As querier its
+    /// startup queries (the first due at once) do that already; otherwise
+    /// it sends one general query on every up port of each querier VLAN,
+    /// from the querier address or 0.0.0.0: RFC 4541 §2.1.1 lets a snooping
+    /// switch query with source 0.0.0.0, which no querier election counts.
+    /// Returns the number of queries sent.
+    pub fn solicit_reports(&mut self, now: Timestamp, out: &mut Vec<Action>) -> usize {
+        self.now = now;
+        if self.config.querier {
+            return 0;
+        }
+        let vlans = self.config.querier_vlans.clone();
+        let ports = self.up;
+        for &vlan in &vlans {
+            self.send_general_query(vlan, ports, out);
+        }
+        if ports.is_empty() { 0 } else { vlans.len() }
+    }
+
     /// Every (vlan, group, port) membership, sorted.
     pub fn groups(&self) -> Vec<GroupPortView> {
         self.table

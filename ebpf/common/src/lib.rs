@@ -11,6 +11,9 @@ pub const MAX_QUEUES: u32 = 16;
 pub const XSKMAP_SIZE: u32 = MAX_PORTS * MAX_QUEUES;
 /// Distinct (VLAN, group) entries the fast path can hold.
 pub const MAX_GROUPS: u32 = 262_144;
+/// Slots of the port-set array: distinct egress port sets the fast path can
+/// hold at once (groups with equal port sets share one).
+pub const MAX_PORT_SETS: u32 = 65_536;
 /// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
 pub const MAX_MACS: u32 = 65_536;
 
@@ -40,13 +43,14 @@ impl GroupKey {
     }
 }
 
-/// Value of the group-info map: how many ports the group replicates to, so
-/// the program can count copies without walking the devmap.
+/// Value of the group map: the port set (a slot of the port-set array) the
+/// group replicates to, and how many ports that set holds (for the
+/// replicated-copies counter, without walking the devmap).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct GroupInfo {
+pub struct GroupEntry {
+    pub set: u32,
     pub copies: u32,
-    pub _pad: u32,
 }
 
 /// Key of the MAC table: (MAC, VLAN).
@@ -73,7 +77,14 @@ pub struct MacEntry {
 pub struct PortConf {
     /// Port index 0..MAX_PORTS: the bit in the control plane's port bitmaps.
     pub index: u32,
+    /// `port_flags::*`; the program does not read them, the control plane
+    /// keeps them with the pinned state so that a restarted daemon knows.
     pub flags: u32,
+}
+
+pub mod port_flags {
+    /// The program runs on this port in generic (skb) mode, not native.
+    pub const GENERIC: u32 = 1;
 }
 
 /// Global switch configuration, the single entry of the config array.
@@ -158,7 +169,7 @@ mod pod {
     // fields, so every bit pattern is valid and there are no implicit holes.
     unsafe impl aya::Pod for super::GroupKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::GroupInfo {}
+    unsafe impl aya::Pod for super::GroupEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::MacKey {}
     // SAFETY: as above.

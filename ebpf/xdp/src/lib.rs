@@ -13,26 +13,36 @@
 #![no_std]
 
 use aya_ebpf::{
-    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, xdp_action},
-    btf_maps::{Array, DevMapHash, HashMap, HashOfMaps, LruHashMap, PerCpuArray, XskMap},
+    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
+    btf_maps::{Array, ArrayOfMaps, DevMapHash, HashMap, LruHashMap, PerCpuArray, XskMap},
     helpers::{bpf_ktime_get_ns, bpf_redirect},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupInfo, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
-    MAX_MACS, MAX_PORTS, MAX_QUEUES, MacEntry, MacKey, PortConf, RateState, SwitchConf,
-    XSKMAP_SIZE, counter,
+    ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupEntry, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
+    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MacEntry, MacKey, PortConf, RateState,
+    SwitchConf, XSKMAP_SIZE, counter,
 };
 
-/// Per-group egress port sets; the inner maps are shared between groups with
-/// the same port set (the control plane interns them).
+/// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
+/// userspace write to a map-in-map waits for an RCU grace period (~15 ms
+/// here), a write to this does not, so a join reaches the fast path in
+/// microseconds. Not preallocated: entries are freed after a grace period,
+/// so a lookup racing an update never reads a recycled element.
 #[btf_map]
-static GROUPS: HashOfMaps<GroupKey, DevMapHash<{ MAX_PORTS as usize }>, { MAX_GROUPS as usize }> =
-    HashOfMaps::new();
-/// Copies per group, for the replicated-copies counter.
+static GROUPS: HashMap<
+    GroupKey,
+    GroupEntry,
+    { MAX_GROUPS as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+/// Egress port sets, one devmap each, shared by every group with that set.
+/// The control plane publishes slots in batches ahead of need and never
+/// changes a set some group points at.
 #[btf_map]
-static GROUP_INFO: HashMap<GroupKey, GroupInfo, { MAX_GROUPS as usize }> = HashMap::new();
+static PORT_SETS: ArrayOfMaps<DevMapHash<{ MAX_PORTS as usize }>, { MAX_PORT_SETS as usize }> =
+    ArrayOfMaps::new();
 /// Every port: the flood set.
 #[btf_map]
 static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
@@ -160,13 +170,16 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
         return Some(flood(port));
     }
     let key = GroupKey::new(vlan, daddr);
-    // SAFETY: the inner map reference is only used for the redirect helper.
-    if let Some(ports) = unsafe { GROUPS.get(&key) } {
+    // SAFETY: the entry is copied out at once (no-prealloc: never recycled
+    // under us).
+    if let Some(entry) = unsafe { GROUPS.get(key) }.copied() {
+        let Some(ports) = PORT_SETS.get(entry.set) else {
+            // A group always points at a published set; never seen.
+            count(port, counter::DROP_REDIRECT);
+            return Some(xdp_action::XDP_DROP);
+        };
         count(port, counter::REPLICATED);
-        // SAFETY: copied out at once.
-        if let Some(info) = unsafe { GROUP_INFO.get(key) } {
-            add(port, counter::REPLICATED_COPIES, info.copies as u64);
-        }
+        add(port, counter::REPLICATED_COPIES, u64::from(entry.copies));
         return Some(redirected(
             ports.redirect(0, BROADCAST),
             port,

@@ -1,0 +1,327 @@
+//! Pinned state on a bpffs, so that forwarding outlives the daemon: the XDP
+//! links (which hold the program on every port), the program and every map
+//! are pinned under one directory, a bpffs the daemon mounts itself when the
+//! directory is not one already. A `kill -9` leaves all of it in place; the
+//! next daemon adopts it; a clean stop (or `igmpsnoop detach`) removes it.
+//!
+//! ```text
+//! DIR/meta          who pinned this: layout version, network namespace
+//! DIR/prog          the program
+//! DIR/maps/NAME     every map of the program
+//! DIR/links/IFINDEX the XDP link of each port
+//! ```
+//!
+//! One daemon at a time: the directory is flock()ed while in use.
+use std::{
+    ffi::CString,
+    fs::{self, File},
+    os::{
+        fd::AsRawFd as _,
+        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    },
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{Array, Map, MapData};
+use tracing::debug;
+
+use crate::error::{Error, Result};
+
+/// statfs f_type of a bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+/// Bumped whenever a map's type, key or value changes: pinned state of
+/// another layout cannot be adopted.
+pub const STATE_LAYOUT: u32 = 2;
+const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
+
+/// The single value of DIR/meta.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StateMeta {
+    magic: u32,
+    layout: u32,
+    netns_dev: u64,
+    netns_ino: u64,
+    /// 1 when igmpsnoop mounted the bpffs itself (and so unmounts it).
+    mounted_by_us: u32,
+    _pad: u32,
+}
+
+// SAFETY: #[repr(C)] plain data with explicit padding: every bit pattern is
+// valid and there are no implicit holes.
+unsafe impl aya::Pod for StateMeta {}
+
+/// The network namespace of the calling thread, as (device, inode).
+fn netns_id() -> (u64, u64) {
+    fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap_or((0, 0))
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain data; zeroes are a valid value to overwrite.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and st is writable; both outlive the call.
+    let ok = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0;
+    ok && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+fn mount_bpffs(path: &Path) -> Result<()> {
+    let err = |what: &str| Error::Pin {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source: std::io::Error::last_os_error(),
+    };
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Pin {
+        path: path.to_path_buf(),
+        what: "path".into(),
+        source: std::io::Error::from_raw_os_error(libc::EINVAL),
+    })?;
+    // SAFETY: every pointer is a valid NUL-terminated string for the call.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            c.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(err("mount bpffs"));
+    }
+    Ok(())
+}
+
+/// Whether this process has a mount namespace of its own, not its parent's
+/// (`ip netns exec` makes one per command; so does a systemd unit with
+/// PrivateTmp): a mount made there dies with the namespace, and with it
+/// everything pinned there. Unknown counts as no.
+fn in_private_mount_ns() -> bool {
+    let id = |p: &str| fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    match (
+        id("/proc/thread-self/ns/mnt"),
+        id(&format!("/proc/{parent}/ns/mnt")),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
+}
+
+/// An open pin directory, locked against a second daemon.
+pub struct PinDir {
+    root: PathBuf,
+    _lock: File,
+    meta: StateMeta,
+    /// The directory held igmpsnoop state when opened.
+    existed: bool,
+    /// We mounted the bpffs in a mount namespace of our own.
+    transient: bool,
+}
+
+impl PinDir {
+    /// Opens `root` (mounting a bpffs there when it is not one), locks it,
+    /// and checks that any state found there is ours to adopt.
+    pub fn open(root: &Path) -> Result<PinDir> {
+        let io = |what: &str, source: std::io::Error| Error::Pin {
+            path: root.to_path_buf(),
+            what: what.to_string(),
+            source,
+        };
+        fs::create_dir_all(root).map_err(|e| io("create directory", e))?;
+        let mut mounted_here = false;
+        if !is_bpffs(root) {
+            mount_bpffs(root)?;
+            mounted_here = true;
+            debug!(dir = %root.display(), "mounted a bpffs for pinned state");
+        }
+        let lock = lock(root)?;
+        for sub in ["maps", "links"] {
+            fs::create_dir_all(root.join(sub)).map_err(|e| io("create directory", e))?;
+        }
+        let (netns_dev, netns_ino) = netns_id();
+        let meta_path = root.join("meta");
+        let (meta, existed) = match read_meta(&meta_path)? {
+            Some(old) => {
+                if old.magic != META_MAGIC || old.layout != STATE_LAYOUT {
+                    return Err(Error::PinIncompatible {
+                        path: root.to_path_buf(),
+                        reason: format!(
+                            "it was made by an igmpsnoop with state layout {} (this one has {STATE_LAYOUT})",
+                            old.layout
+                        ),
+                    });
+                }
+                if (old.netns_dev, old.netns_ino) != (netns_dev, netns_ino) {
+                    return Err(Error::PinIncompatible {
+                        path: root.to_path_buf(),
+                        reason: "it belongs to a switch in another network namespace".into(),
+                    });
+                }
+                let meta = StateMeta {
+                    mounted_by_us: old.mounted_by_us | u32::from(mounted_here),
+                    ..old
+                };
+                (meta, true)
+            }
+            None => (
+                StateMeta {
+                    magic: META_MAGIC,
+                    layout: STATE_LAYOUT,
+                    netns_dev,
+                    netns_ino,
+                    mounted_by_us: u32::from(mounted_here),
+                    _pad: 0,
+                },
+                false,
+            ),
+        };
+        Ok(PinDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+            meta,
+            existed,
+            transient: mounted_here && in_private_mount_ns(),
+        })
+    }
+
+    /// Opens `root` only to remove what is pinned there (`igmpsnoop detach`);
+    /// None when nothing of ours is there.
+    pub fn open_existing(root: &Path) -> Result<Option<PinDir>> {
+        if !is_bpffs(root) {
+            return Ok(None);
+        }
+        let lock = lock(root)?;
+        let Some(meta) = read_meta(&root.join("meta"))? else {
+            return Ok(None);
+        };
+        Ok(Some(PinDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+            meta,
+            existed: true,
+            transient: false,
+        }))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the bpffs was mounted in a mount namespace that dies with
+    /// this process, so that nothing pinned there can outlive it.
+    pub fn transient(&self) -> bool {
+        self.transient
+    }
+
+    /// Whether the directory held a switch's state when opened.
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
+    pub fn map_path(&self, name: &str) -> PathBuf {
+        self.root.join("maps").join(name)
+    }
+
+    pub fn link_path(&self, ifindex: u32) -> PathBuf {
+        self.root.join("links").join(ifindex.to_string())
+    }
+
+    pub fn prog_path(&self) -> PathBuf {
+        self.root.join("prog")
+    }
+
+    /// Ifindexes with a pinned link.
+    pub fn pinned_links(&self) -> Vec<u32> {
+        let Ok(dir) = fs::read_dir(self.root.join("links")) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Writes DIR/meta (after everything else is pinned: a directory with a
+    /// meta holds a complete state).
+    pub fn write_meta(&self) -> Result<()> {
+        let path = self.root.join("meta");
+        let _ = fs::remove_file(&path);
+        let mut array = Array::<MapData, StateMeta>::create(1, 0).map_err(|source| Error::Map {
+            name: "meta",
+            source,
+        })?;
+        array.set(0, self.meta, 0).map_err(|source| Error::Map {
+            name: "meta",
+            source,
+        })?;
+        array.pin(&path).map_err(|e| Error::Pin {
+            path,
+            what: format!("pin: {e}"),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// Unpins everything (links first: that detaches the program from every
+    /// port once their last fd closes), then unmounts the bpffs if
+    /// igmpsnoop mounted it. Returns how many pins were removed.
+    pub fn remove_all(&self) -> usize {
+        let mut removed = 0;
+        for sub in ["links", "maps"] {
+            let dir = self.root.join(sub);
+            if let Ok(entries) = fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    removed += usize::from(fs::remove_file(e.path()).is_ok());
+                }
+            }
+            let _ = fs::remove_dir(&dir);
+        }
+        for name in ["prog", "meta"] {
+            removed += usize::from(fs::remove_file(self.root.join(name)).is_ok());
+        }
+        if self.meta.mounted_by_us != 0
+            && let Ok(c) = CString::new(self.root.as_os_str().as_bytes())
+        {
+            // SAFETY: c is a valid NUL-terminated path for the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = fs::remove_dir(&self.root);
+        removed
+    }
+}
+
+fn lock(root: &Path) -> Result<File> {
+    let file = File::open(root).map_err(|source| Error::Pin {
+        path: root.to_path_buf(),
+        what: "open".into(),
+        source,
+    })?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::PinBusy {
+            path: root.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
+fn read_meta(path: &Path) -> Result<Option<StateMeta>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(path).map_err(|source| Error::Map {
+        name: "meta",
+        source,
+    })?;
+    let array = Array::<_, StateMeta>::try_from(Map::Array(data)).map_err(|source| Error::Map {
+        name: "meta",
+        source,
+    })?;
+    array.get(&0, 0).map(Some).map_err(|source| Error::Map {
+        name: "meta",
+        source,
+    })
+}

@@ -1,0 +1,378 @@
+//! The pool of egress port sets: the slots of the PORT_SETS array of maps,
+//! each a DEVMAP_HASH of ifindexes that the XDP program broadcasts into.
+//!
+//! Groups with equal port sets share one slot (interned by content and
+//! reference-counted), so the number of kernel maps follows the number of
+//! distinct port sets, not of groups.
+//!
+//! Publishing a slot is a write to a map of maps, which waits for an RCU grace
+//! period (~15 ms here), so slots are published ahead of need, a chunk at a
+//! time in one batch. A slot's content is written only while no group points
+//! at it: fresh slots are empty and unreferenced; a slot that lost its last
+//! group is kept (a later group with the same set reuses it as is) and only
+//! rewritten for another set after a quarantine far longer than any XDP run,
+//! so a frame that read the old slot id just before its group moved never
+//! sees a set it was not meant for.
+use std::{
+    collections::{HashMap as StdHashMap, VecDeque},
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{DevMapHash, Map, MapData, MapError};
+use aya_obj::generated::bpf_map_type;
+use igmpsnoop_common::{MAX_PORT_SETS, MAX_PORTS};
+use tracing::debug;
+
+use crate::{
+    batch,
+    error::{Error, Result},
+    forwarding::PortMask,
+};
+
+/// Slots published at a time (one RCU wait per chunk).
+const CHUNK: u32 = 256;
+/// How long an unreferenced slot keeps its content before it may be
+/// rewritten for another set.
+const QUARANTINE: Duration = Duration::from_secs(2);
+
+struct Slot {
+    map: Map,
+    /// Ports (by index) the devmap holds.
+    content: PortMask,
+    /// The devmap also holds ifindexes that are not our ports (adopted from
+    /// an earlier run with other ports): never shared, rewritten before reuse.
+    foreign: bool,
+    refs: usize,
+    /// When the last reference went, while unreferenced.
+    retired_at: Option<Instant>,
+}
+
+pub(crate) struct PortSets {
+    /// The PORT_SETS array (owned by the Forwarding that owns us).
+    array_fd: RawFd,
+    ifindexes: Vec<u32>,
+    /// Index = slot id; published slots are always a prefix of the array.
+    slots: Vec<Slot>,
+    /// Shareable slots by content.
+    by_mask: StdHashMap<PortMask, u32>,
+    /// Published, empty, unreferenced.
+    free: Vec<u32>,
+    /// Unreferenced slots in the order they were retired; an entry is stale
+    /// when the slot was taken again since (checked on use).
+    retired: VecDeque<(u32, Instant)>,
+}
+
+fn devmap(map: &mut Map) -> Result<DevMapHash<&mut MapData>> {
+    DevMapHash::try_from(map).map_err(|source| Error::Map {
+        name: "port set",
+        source,
+    })
+}
+
+fn map_fd(map: &Map) -> RawFd {
+    match map {
+        Map::DevMapHash(data) => data.fd().as_fd().as_raw_fd(),
+        _ => unreachable!("port sets are devmap hashes"),
+    }
+}
+
+impl PortSets {
+    /// Takes over whatever slots `array` already holds (a pinned array from
+    /// an earlier run; a new one holds none). Every slot starts unreferenced:
+    /// the caller counts the groups that point at each with `adopt_ref` and
+    /// then calls `finish_adoption`.
+    pub fn open(array: &MapData, ifindexes: Vec<u32>) -> Result<Self> {
+        let array_fd = array.fd().as_fd().as_raw_fd();
+        let mut this = Self {
+            array_fd,
+            ifindexes,
+            slots: Vec::new(),
+            by_mask: StdHashMap::new(),
+            free: Vec::new(),
+            retired: VecDeque::new(),
+        };
+        for id in 0..MAX_PORT_SETS {
+            let data = match inner_map(array_fd, id) {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(Error::Map {
+                        name: "PORT_SETS",
+                        source,
+                    });
+                }
+            };
+            let mut map = Map::DevMapHash(data);
+            let ifindexes: Vec<u32> = devmap(&mut map)?.keys().filter_map(|k| k.ok()).collect();
+            let (content, foreign) = this.mask_of(&ifindexes);
+            this.slots.push(Slot {
+                map,
+                content,
+                foreign,
+                refs: 0,
+                retired_at: None,
+            });
+        }
+        Ok(this)
+    }
+
+    /// Port mask of a list of ifindexes, and whether any was not ours.
+    fn mask_of(&self, ifindexes: &[u32]) -> (PortMask, bool) {
+        let mut mask = 0;
+        let mut foreign = false;
+        for ifindex in ifindexes {
+            match self.ifindexes.iter().position(|i| i == ifindex) {
+                Some(index) => mask |= 1u64 << index,
+                None => foreign = true,
+            }
+        }
+        (mask, foreign)
+    }
+
+    /// The ports an adopted slot delivers to (ours only), if it exists.
+    pub fn content(&self, id: u32) -> Option<(PortMask, bool)> {
+        self.slots.get(id as usize).map(|s| (s.content, s.foreign))
+    }
+
+    /// One adopted group points at `id`.
+    pub fn adopt_ref(&mut self, id: u32) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            slot.refs += 1;
+        }
+    }
+
+    /// After counting adopted references: index what can be shared, free
+    /// what is empty, retire the rest (quarantine from now).
+    pub fn finish_adoption(&mut self) {
+        let now = Instant::now();
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            let id = id as u32;
+            if !slot.foreign && slot.content != 0 {
+                self.by_mask.entry(slot.content).or_insert(id);
+            }
+            if slot.refs > 0 {
+                continue;
+            }
+            if slot.content == 0 && !slot.foreign {
+                self.free.push(id);
+            } else {
+                slot.retired_at = Some(now);
+                self.retired.push_back((id, now));
+            }
+        }
+        // Pop the lowest ids first.
+        self.free.reverse();
+    }
+
+    /// A slot holding exactly `mask`, referenced once more.
+    pub fn acquire(&mut self, mask: PortMask) -> Result<u32> {
+        if let Some(&id) = self.by_mask.get(&mask) {
+            let slot = &mut self.slots[id as usize];
+            slot.refs += 1;
+            slot.retired_at = None;
+            return Ok(id);
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => match self.reclaim() {
+                Some(id) => id,
+                None => {
+                    self.grow()?;
+                    self.free
+                        .pop()
+                        .ok_or(Error::PortSetsFull { max: MAX_PORT_SETS })?
+                }
+            },
+        };
+        if let Err(e) = self.write(id, mask) {
+            // Unreferenced either way; it can be tried again later.
+            self.retire(id);
+            return Err(e);
+        }
+        let slot = &mut self.slots[id as usize];
+        slot.refs = 1;
+        slot.retired_at = None;
+        self.by_mask.insert(mask, id);
+        Ok(id)
+    }
+
+    /// One reference fewer.
+    pub fn release(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        slot.refs = slot.refs.saturating_sub(1);
+        if slot.refs == 0 {
+            self.retire(id);
+        }
+    }
+
+    fn retire(&mut self, id: u32) {
+        let now = Instant::now();
+        self.slots[id as usize].retired_at = Some(now);
+        self.retired.push_back((id, now));
+    }
+
+    /// The oldest unreferenced slot whose quarantine is over, unlinked from
+    /// its old content.
+    fn reclaim(&mut self) -> Option<u32> {
+        while let Some(&(id, at)) = self.retired.front() {
+            let slot = &self.slots[id as usize];
+            if slot.refs > 0 || slot.retired_at != Some(at) {
+                self.retired.pop_front(); // taken again since
+                continue;
+            }
+            if at.elapsed() < QUARANTINE {
+                return None;
+            }
+            self.retired.pop_front();
+            if self.by_mask.get(&slot.content) == Some(&id) {
+                self.by_mask.remove(&slot.content);
+            }
+            return Some(id);
+        }
+        None
+    }
+
+    /// Rewrites an unreferenced slot's devmap to hold exactly `mask`.
+    fn write(&mut self, id: u32, mask: PortMask) -> Result<()> {
+        let ifindexes = self.ifindexes.clone();
+        let slot = &mut self.slots[id as usize];
+        let mut map = devmap(&mut slot.map)?;
+        if slot.foreign {
+            let all: Vec<u32> = map.keys().filter_map(|k| k.ok()).collect();
+            for ifindex in all {
+                map.remove(ifindex).map_err(|source| Error::Map {
+                    name: "port set",
+                    source,
+                })?;
+            }
+            slot.foreign = false;
+            slot.content = 0;
+        }
+        for (index, &ifindex) in ifindexes.iter().enumerate() {
+            let bit = 1u64 << index;
+            let (want, have) = (mask & bit != 0, slot.content & bit != 0);
+            if want && !have {
+                map.insert(ifindex, ifindex, None, 0)
+                    .map_err(|source| Error::XdpMap {
+                        name: "port set",
+                        source,
+                    })?;
+                slot.content |= bit;
+            } else if have && !want {
+                map.remove(ifindex).map_err(|source| Error::Map {
+                    name: "port set",
+                    source,
+                })?;
+                slot.content &= !bit;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the next chunk of empty slots in one batch (one RCU wait).
+    fn grow(&mut self) -> Result<()> {
+        let first = self.slots.len() as u32;
+        let count = CHUNK.min(MAX_PORT_SETS - first);
+        if count == 0 {
+            return Err(Error::PortSetsFull { max: MAX_PORT_SETS });
+        }
+        let mut maps = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let obj = aya_obj::Map::new_from_params(
+                bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH as u32,
+                4,
+                8,
+                MAX_PORTS,
+                0,
+            );
+            let data = MapData::create(obj, "isn_portset", None).map_err(|source| Error::Map {
+                name: "port set",
+                source,
+            })?;
+            maps.push(Map::DevMapHash(data));
+        }
+        let keys: Vec<u32> = (first..first + count).collect();
+        let fds: Vec<u32> = maps.iter().map(|m| map_fd(m) as u32).collect();
+        // A slot the batch did reach is published; keep those.
+        let result = batch::update(self.array_fd, &keys, &fds);
+        let done = match &result {
+            Ok(()) => count as usize,
+            Err(p) => p.done,
+        };
+        for map in maps.into_iter().take(done) {
+            self.free.push(self.slots.len() as u32);
+            self.slots.push(Slot {
+                map,
+                content: 0,
+                foreign: false,
+                refs: 0,
+                retired_at: None,
+            });
+        }
+        self.free.reverse();
+        debug!(first, published = done, "port-set slots published");
+        result.map_err(|p| Error::Batch {
+            what: "publish of port sets",
+            count: count as usize,
+            source: p.error,
+        })
+    }
+
+    /// Distinct port sets some group points at.
+    pub fn in_use(&self) -> usize {
+        self.slots.iter().filter(|s| s.refs > 0).count()
+    }
+
+    /// Slots published in the kernel (in use, cached or free).
+    pub fn published(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// The inner map at `id` of an array of maps, or None for an empty slot.
+fn inner_map(array_fd: RawFd, id: u32) -> std::result::Result<Option<MapData>, MapError> {
+    let mut value: u32 = 0;
+    let mut attr = LookupAttr {
+        map_fd: array_fd as u32,
+        _pad: 0,
+        key: &id as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: BPF_MAP_LOOKUP_ELEM with a valid attr whose key and value point
+    // at live u32s (an array of maps has 4-byte keys and returns 4-byte ids).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &mut attr as *mut LookupAttr,
+            size_of::<LookupAttr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(None);
+        }
+        return Err(MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_lookup_elem",
+            io_error: err,
+        }));
+    }
+    MapData::from_id(value).map(Some)
+}
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+
+/// The element-access member of `union bpf_attr`.
+#[repr(C)]
+struct LookupAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
