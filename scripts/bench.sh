@@ -8,10 +8,11 @@
 #  1. throughput 1 -> 1,2,3 members (trafgen 60-byte UDP from h1, rx_packets deltas
 #     on the members' eth0), igmpsnoop native + generic XDP, bridge, and the ceiling
 #     (trafgen into the veth with nothing attached: p1 rx_packets)
-#  2. join latency (IP_ADD_MEMBERSHIP -> first datagram, h1 streaming 20 kpps)
-#  3. leave latency (IP_DROP_MEMBERSHIP -> last frame on eth0), default timers and fast leave
+#  2. join latency (the host's report on the wire -> its first datagram, h1 streaming ~20 kpps)
+#  3. leave latency (the host's leave on the wire -> its last datagram), default timers and fast leave
 #  4. scale: throughput with 1k/10k/100k other groups installed by IGMPv3 reports,
-#     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0)
+#     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0) at
+#     rising offered rates until reports are lost
 #  and the engine's cargo bench.
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
 set -euo pipefail
@@ -33,12 +34,16 @@ while (($#)); do
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
 
+# Report rates: RATE:COUNT steps of IGMPv2 reports for distinct groups, paced by
+# mcast-tool (trafgen's -b does not pace here, and its -t tops out near 40 kpps).
 if ((QUICK)); then
-    REPS=2 DUR=0.7 JOINS=30 LEAVES_DEF=2 LEAVES_FAST=10 SCALES="1000 10000" RATES="5000 20000" RATE_N=1
+    REPS=2 DUR=0.7 JOINS=50 LEAVES_DEF=3 LEAVES_FAST=10 SCALES="1000 10000" RATES="20000:20000 100000:50000"
 else
-    REPS=3 DUR=1.5 JOINS=200 LEAVES_DEF=4 LEAVES_FAST=20 SCALES="1000 10000 100000" RATES="5000 20000 50000 100000" RATE_N=1
+    REPS=3 DUR=1.5 JOINS=200 LEAVES_DEF=5 LEAVES_FAST=30 SCALES="1000 10000 100000"
+    RATES="10000:10000 20000:20000 50000:25000 100000:50000 200000:50000 400000:80000"
 fi
-STREAM_PPS=20000
+# trafgen gap (us) for the stream the latency runs measure against: ~20 kpps here.
+STREAM_GAP_US=20
 
 ensure_setup
 export IGMPSNOOP_SETUP_DONE=1
@@ -51,6 +56,7 @@ LAB="bn$$"
 SW="$LAB-sw"
 TMP="$(mktemp -d /tmp/igmpsnoop-bench.XXXXXX)"
 SOCK="$TMP/igmpsnoop.sock"
+PIN="$TMP/bpf"
 RES="$TMP/results.jsonl" # one JSON object per measurement
 : >"$RES"
 DAEMON_PID=""
@@ -71,7 +77,12 @@ stop_daemon() {
         DAEMON_PID=""
     fi
 }
-lab_down() { stop_bg; stop_daemon; scripts/lab.sh down "$LAB" >/dev/null 2>&1 || true; }
+lab_down() {
+    stop_bg
+    stop_daemon
+    umount -l "$PIN" 2>/dev/null || true
+    scripts/lab.sh down "$LAB" >/dev/null 2>&1 || true
+}
 cleanup() { lab_down; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -84,15 +95,19 @@ rec() { echo "$1" >>"$RES"; } # a JSON object
 # --- switches ------------------------------------------------------------------
 daemon_up() { # extra args...
     rm -f "$SOCK"
-    ip netns exec "$SW" "$BIN" run --port p1 --port p2 --port p3 --port p4 --querier \
-        --querier-address 10.77.0.254 --socket "$SOCK" "$@" 2>>"$TMP/daemon.log" &
+    # nsenter, not ip netns exec: the daemon's bpffs (pinned state) lives in our
+    # mount namespace, where lab_down can unmount it.
+    nsenter --net="/run/netns/$SW" "$BIN" run --port p1 --port p2 --port p3 --port p4 --querier \
+        --querier-address 10.77.0.254 --socket "$SOCK" --pin-dir "$PIN" "$@" 2>>"$TMP/daemon.log" &
     DAEMON_PID=$!
     for _ in $(seq 100); do [[ -S "$SOCK" ]] && return 0; sleep 0.1; done
     tail -n 20 "$TMP/daemon.log" >&2
     die "igmpsnoop did not start"
 }
 bridge_up() {
-    ip -n "$SW" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_hash_max 262144
+    # IGMPv3 queries, as igmpsnoop sends: the hosts stay in v3 with both switches.
+    ip -n "$SW" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_igmp_version 3 \
+        mcast_hash_max 262144
     local i
     for i in 1 2 3 4; do ip -n "$SW" link set "p$i" master br0; done
     ip -n "$SW" link set br0 up
@@ -152,16 +167,21 @@ measure() {
     rec "{\"fig\":\"throughput\",\"label\":\"$label\",\"kind\":\"$kind\",\"members\":$m,\"pps_per_member\":$pps,\"copies_per_s\":$((pps * (ceil ? 1 : m)))}"
     log "  $label $kind members=$m: $pps pps/member"
 }
-stream_start() { # h1 streams STREAM_PPS to 239.1.1.1:5001
-    ip netns exec "$(H 1)" timeout 600 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
-        -b "${STREAM_PPS}pps" >/dev/null 2>&1 &
+stream_start() { # h1 streams ~20 kpps to 239.1.1.1:5001; records the rate it reached
+    ip netns exec "$(H 1)" timeout 900 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
+        -t "${STREAM_GAP_US}us" >/dev/null 2>&1 &
     BG+=($!)
+    sleep 0.5
+    local a b
+    a=$(rx_of "$SW" p1); sleep 1; b=$(rx_of "$SW" p1)
+    STREAM_PPS=$((b - a))
 }
 latency() { # fig kind variant mode n [quiet]
     local out
-    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" 239.1.1.1 5001 ${6:-} || echo '{"samples_ms":[],"timeouts":-1}')
-    rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" '{fig:$f,kind:$k,variant:$v,samples_ms,timeouts}' <<<"$out")"
-    log "  $1 $2 $3: $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
+    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" 239.1.1.1 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
+    rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" --argjson pps "$STREAM_PPS" \
+        '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps}' <<<"$out")"
+    log "  $1 $2 $3 (stream $STREAM_PPS pps): $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
 }
 
 # ================================================================================
@@ -184,7 +204,7 @@ done
 # 2 + 3. Join and leave latency: h4 stays a member (so the group is registered and
 # not flooded), h2 joins and leaves. Joins run with fast leave on p2 so each leave
 # takes effect before the next join.
-log "2/3. join and leave latency (stream ${STREAM_PPS} pps)"
+log "2/3. join and leave latency (stream at a ${STREAM_GAP_US} us gap)"
 for kind in igmpsnoop bridge; do
     for fl in default fast; do
         lab_up
@@ -197,12 +217,11 @@ for kind in igmpsnoop bridge; do
         join_hosts 4
         wait_members "$kind" 239.1.1.1 1
         stream_start
-        sleep 0.5
         if [[ $fl == fast ]]; then
             latency join "$kind" fast-leave join "$JOINS"
             latency leave "$kind" fast-leave leave "$LEAVES_FAST" 0.3
         else
-            latency leave "$kind" default leave "$LEAVES_DEF" 0.5
+            latency leave "$kind" default leave "$LEAVES_DEF" 1.0
         fi
         stop_bg
     done
@@ -215,7 +234,7 @@ for kind in igmpsnoop bridge; do
     for n in $SCALES; do
         lab_up
         base_maps=$(maps)
-        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 300000; fi
+        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 262144; fi
         join_hosts 2
         wait_members "$kind" 239.1.1.1 1
         t0=$(now)
@@ -237,30 +256,31 @@ for kind in igmpsnoop bridge; do
     done
 done
 
-# Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1.
+# Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1,
+# until the switch learns fewer groups than were sent.
 log "4b. report-processing rate (igmpsnoop with --control-rate-limit 0)"
+igm() { "$BIN" stats --json --socket "$SOCK" | jq "$1"; }
 for kind in igmpsnoop bridge; do
     lab_up
-    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 300000; fi
-    first=256
-    for rate in $RATES; do
-        cnt=$((rate * RATE_N))
-        "$PY" "$HELP" v2-cfg "$TMP/v2.cfg" "$first" "$cnt"
-        first=$((first + cnt))
+    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 262144; fi
+    first=$((236 << 24))
+    for step in $RATES; do
+        rate=${step%%:*} cnt=${step##*:}
         g0=$(group_count "$kind")
-        rx0=0
-        [[ $kind == igmpsnoop ]] && rx0=$("$BIN" stats --json --socket "$SOCK" | jq ".engine.rx_igmp")
-        t0=$(now)
-        ip netns exec "$(H 1)" timeout 60 trafgen --dev eth0 --conf "$TMP/v2.cfg" --cpus 1 -q -C \
-            -b "${rate}pps" -n "$cnt" >/dev/null 2>&1 || true
-        t1=$(now)
-        sleep 1
-        g1=$(group_count "$kind")
-        rx1=0
-        [[ $kind == igmpsnoop ]] && rx1=$("$BIN" stats --json --socket "$SOCK" | jq ".engine.rx_igmp")
-        send_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
-        rec "{\"fig\":\"report_rate\",\"kind\":\"$kind\",\"offered_pps\":$rate,\"sent\":$cnt,\"send_s\":$send_s,\"rx_igmp\":$((rx1 - rx0)),\"groups_learned\":$((g1 - g0))}"
-        log "  $kind $rate pps offered: sent $cnt in ${send_s}s, rx_igmp +$((rx1 - rx0)), groups +$((g1 - g0))"
+        rx0=0 drop0=0
+        if [[ $kind == igmpsnoop ]]; then rx0=$(igm .engine.rx_igmp); drop0=$(igm .control_sockets.rx_dropped); fi
+        grp="$((first >> 24 & 255)).$((first >> 16 & 255)).$((first >> 8 & 255)).$((first & 255))"
+        sent=$(ip netns exec "$(H 1)" "$MCAST" reports --iface eth0 --src 10.77.0.1 --group "$grp" \
+            --count "$cnt" --rate "$rate")
+        first=$((first + cnt))
+        # Until the count stops moving (a slow learner catches up), at most 10 s.
+        prev=-1 g1=0
+        for _ in $(seq 50); do g1=$(group_count "$kind"); ((g1 == prev)) && break; prev=$g1; sleep 0.2; done
+        rx1=0 drop1=0
+        if [[ $kind == igmpsnoop ]]; then rx1=$(igm .engine.rx_igmp); drop1=$(igm .control_sockets.rx_dropped); fi
+        pps=$(jq '.pps | round' <<<"$sent")
+        rec "{\"fig\":\"report_rate\",\"kind\":\"$kind\",\"offered_pps\":$rate,\"sent\":$cnt,\"achieved_pps\":$pps,\"rx_igmp\":$((rx1 - rx0)),\"socket_drops\":$((drop1 - drop0)),\"groups_learned\":$((g1 - g0))}"
+        log "  $kind $rate pps offered ($pps sent): rx_igmp +$((rx1 - rx0)), socket drops +$((drop1 - drop0)), groups +$((g1 - g0)) of $cnt"
     done
 done
 lab_down

@@ -150,6 +150,8 @@ impl Forwarding {
         };
         this.adopt()?;
         this.write_conf()?;
+        // Slots ready before the first join, which then waits for nothing.
+        this.sets.maintain()?;
         Ok(this)
     }
 
@@ -401,6 +403,12 @@ impl Forwarding {
         }
         debug!(updated = done, deleted, "group map written");
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Housekeeping for idle moments: publishes port-set slots ahead of need
+    /// (that waits for an RCU grace period, so not in the middle of a burst).
+    pub fn maintain(&mut self) -> Result<()> {
+        self.sets.maintain()
     }
 
     /// Router ports receive every registered and unregistered group (RFC 4541 §2.1.2).

@@ -273,7 +273,7 @@ impl Dataplane {
                     AttachedMode::Native
                 }
             });
-            let (attached, link) = match (&link_pin, adopted_mode) {
+            let adopted_link = match (&link_pin, adopted_mode) {
                 (Some(path), Some(old_mode)) if path.exists() => {
                     match replace_program(program, path) {
                         Ok(link) => {
@@ -281,16 +281,24 @@ impl Dataplane {
                                 warn!(port = %name, mode = %old_mode, "keeping the adopted XDP mode; a clean stop is needed to change it");
                             }
                             info!(port = %name, ifindex, index, mode = %old_mode, "adopted: program replaced in place");
-                            (old_mode, link)
+                            Some((old_mode, link))
                         }
                         Err(e) => {
                             warn!(port = %name, error = %e, "cannot adopt the pinned link; attaching anew");
                             let _ = std::fs::remove_file(path);
-                            attach(program, name, *ifindex, mode)?
+                            None
                         }
                     }
                 }
-                _ => attach(program, name, *ifindex, mode)?,
+                _ => None,
+            };
+            let (attached, link) = match adopted_link {
+                Some(adopted) => adopted,
+                None => {
+                    let (m, link) = attach(program, name, *ifindex, mode)?;
+                    info!(port = %name, ifindex, index, mode = %m, "attached");
+                    (m, link)
+                }
             };
             let link = match link_pin {
                 // Adopted: the pin is there already and now holds the new program.
@@ -307,7 +315,6 @@ impl Dataplane {
                 None => link,
             };
             links.push(link);
-            info!(port = %name, ifindex, index, mode = %attached, "attached");
             ports.push(PortInfo {
                 name: name.clone(),
                 ifindex: *ifindex,

@@ -31,7 +31,10 @@ use crate::{
 };
 
 /// Slots published at a time (one RCU wait per chunk).
-const CHUNK: u32 = 256;
+const CHUNK: u32 = 64;
+/// `maintain` publishes another chunk below this many free slots, so that a
+/// burst of new port sets seldom waits for a grace period.
+const LOW_WATER: usize = 16;
 /// How long an unreferenced slot keeps its content before it may be
 /// rewritten for another set.
 const QUARANTINE: Duration = Duration::from_secs(2);
@@ -302,8 +305,10 @@ impl PortSets {
             Ok(()) => count as usize,
             Err(p) => p.done,
         };
+        // `free` pops the lowest id first: the new (higher) ones go under.
+        let new: Vec<u32> = (first..first + done as u32).rev().collect();
+        self.free.splice(0..0, new);
         for map in maps.into_iter().take(done) {
-            self.free.push(self.slots.len() as u32);
             self.slots.push(Slot {
                 map,
                 content: 0,
@@ -312,13 +317,26 @@ impl PortSets {
                 retired_at: None,
             });
         }
-        self.free.reverse();
-        debug!(first, published = done, "port-set slots published");
+        debug!(
+            first,
+            published = done,
+            free = self.free.len(),
+            "port-set slots published"
+        );
         result.map_err(|p| Error::Batch {
             what: "publish of port sets",
             count: count as usize,
             source: p.error,
         })
+    }
+
+    /// Publishes a chunk ahead of need when free slots run low: for idle
+    /// moments (it waits for an RCU grace period).
+    pub fn maintain(&mut self) -> Result<()> {
+        if self.free.len() < LOW_WATER && (self.slots.len() as u32) < MAX_PORT_SETS {
+            self.grow()?;
+        }
+        Ok(())
     }
 
     /// Distinct port sets some group points at.

@@ -6,17 +6,21 @@
                                             236.(FIRST+i) counting from FIRST, Router Alert, 60 bytes
   bench.py v3-send HOST N [PER]             send IGMPv3 reports (MODE_IS_EXCLUDE{}, PER records each)
                                             for N groups 235.0.0.0+i out of eth0 (scapy, paced)
-  bench.py join  N GROUP PORT               join latency: N x (IP_ADD_MEMBERSHIP -> first datagram)
-  bench.py leave N GROUP PORT QUIET_S       leave latency: N x (IP_DROP_MEMBERSHIP -> last frame on eth0)
-Latency commands print one JSON line: {"samples_ms":[...], "timeouts":K}.
+  bench.py join  N GROUP PORT               join latency: N x (the host's report on the wire -> the
+                                            first datagram of GROUP on eth0)
+  bench.py leave N GROUP PORT QUIET_S       leave latency: N x (the host's leave on the wire -> the
+                                            last datagram of GROUP on eth0, none for QUIET_S after)
+Latency commands print one JSON line: {"samples_ms":[...], "syscall_ms":[...], "timeouts":K}.
+Times are the kernel's packet timestamps (SO_TIMESTAMPNS) of an AF_PACKET socket on eth0, which
+sees the host's outgoing reports and the incoming stream alike; syscall_ms is from the
+IP_ADD/DROP_MEMBERSHIP call instead (it includes the host's own report delay).
 """
 import json
+import select
 import socket
 import struct
 import sys
 import time
-
-RX = "/sys/class/net/eth0/statistics/rx_packets"
 
 
 def csum(b):
@@ -89,25 +93,85 @@ def v3_send(host, n, per):
     print(json.dumps({"reports": sent, "groups": n}))
 
 
-def rx():
-    with open(RX) as f:
-        return int(f.read())
+ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35
+PACKET_OUTGOING = 4
 
 
-def wait_quiet(quiet, limit):
-    """Until rx_packets has not moved for `quiet` s (bounded by `limit` s); returns the
-    monotonic time of the last change seen."""
-    t_end = time.monotonic() + limit
-    last_v, last_t = rx(), time.monotonic()
-    while time.monotonic() < t_end:
-        time.sleep(0.0005)
-        v = rx()
-        now = time.monotonic()
-        if v != last_v:
-            last_v, last_t = v, now
-        elif now - last_t >= quiet:
-            return last_t, True
-    return last_t, False
+class Wire:
+    """An AF_PACKET socket on eth0 with kernel timestamps: the host's IGMP
+    reports going out and GROUP's datagrams coming in."""
+
+    def __init__(self, group):
+        self.group = socket.inet_aton(group)
+        self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.s.bind(("eth0", 0))
+
+    def next(self, timeout):
+        """(kind, t) of the next interesting frame within `timeout` s, or None: kind is
+        'data' (GROUP in), 'join' or 'leave' (our report for GROUP out)."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.s], [], [], left)
+            if not r:
+                return None
+            data, anc, _, addr = self.s.recvmsg(2048, socket.CMSG_SPACE(16))
+            t = None
+            for level, typ, val in anc:
+                if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", val[:16])
+                    t = sec + nsec * 1e-9
+            kind = self.classify(data, addr[2] == PACKET_OUTGOING)
+            if kind and t is not None:
+                return kind, t
+
+    def classify(self, f, outgoing):
+        if len(f) < 34 or f[12:14] != b"\x08\x00":
+            return None
+        ihl = (f[14] & 0x0F) * 4
+        proto, dst = f[23], f[30:34]
+        if proto == 17 and not outgoing and dst == self.group:
+            return "data"
+        if proto != 2 or not outgoing:
+            return None
+        ig = f[14 + ihl:]
+        if len(ig) < 8:
+            return None
+        if ig[0] in (0x12, 0x16) and ig[4:8] == self.group:
+            return "join"
+        if ig[0] == 0x17 and ig[4:8] == self.group:
+            return "leave"
+        if ig[0] == 0x22:  # v3: the record for GROUP says which
+            n, off = struct.unpack("!H", ig[6:8])[0], 8
+            for _ in range(n):
+                if len(ig) < off + 8:
+                    break
+                rtype, aux, nsrc = ig[off], ig[off + 1], struct.unpack("!H", ig[off + 2:off + 4])[0]
+                if ig[off + 4:off + 8] == self.group:
+                    # TO_EX / IS_EX: joined; TO_IN / IS_IN with no sources: left.
+                    if rtype in (2, 4):
+                        return "join"
+                    if rtype in (1, 3) and nsrc == 0:
+                        return "leave"
+                off += 8 + 4 * nsrc + 4 * aux
+        return None
+
+    def quiet(self, quiet, limit):
+        """Until no datagram of GROUP for `quiet` s (at most `limit` s); returns the
+        timestamp of the last one seen (or None) and whether it went quiet."""
+        last, end = None, time.monotonic() + limit
+        while time.monotonic() < end:
+            ev = self.next(quiet)
+            if ev is None:
+                return last, True
+            if ev[0] == "data":
+                last = ev[1]
+        return last, False
 
 
 def mreq(group):
@@ -122,47 +186,73 @@ def new_sock(port):
     return s
 
 
+def out(samples, syscall, timeouts):
+    print(json.dumps({"samples_ms": samples, "syscall_ms": syscall, "timeouts": timeouts}))
+
+
 def join(n, group, port):
-    out, timeouts = [], 0
+    w = Wire(group)
+    samples, syscall, timeouts = [], [], 0
     for _ in range(n):
-        wait_quiet(0.03, 3)  # not a member any more: the stream has stopped here
+        w.quiet(0.03, 3)  # not a member any more: the stream has stopped here
         s = new_sock(port)
-        s.settimeout(2.0)
-        t0 = time.monotonic()
+        t_call = time.time()
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(group))
-        try:
-            s.recv(2048)
-            out.append((time.monotonic() - t0) * 1e3)
-        except socket.timeout:
+        t_join = t_data = None
+        end = time.monotonic() + 2
+        while t_data is None and time.monotonic() < end:
+            ev = w.next(end - time.monotonic())
+            if ev is None:
+                break
+            if ev[0] == "join" and t_join is None:
+                t_join = ev[1]
+            elif ev[0] == "data" and t_join is not None:
+                t_data = ev[1]
+        if t_data is None:
             timeouts += 1
+        else:
+            samples.append((t_data - t_join) * 1e3)
+            syscall.append((t_data - t_call) * 1e3)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(group))
         s.close()
-    print(json.dumps({"samples_ms": out, "timeouts": timeouts}))
+    out(samples, syscall, timeouts)
 
 
 def leave(n, group, port, quiet):
-    out, timeouts = [], 0
+    w = Wire(group)
+    samples, syscall, timeouts = [], [], 0
     for _ in range(n):
-        wait_quiet(0.03, 3)
+        w.quiet(0.03, 3)
         s = new_sock(port)
-        s.settimeout(2.0)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(group))
-        try:
-            s.recv(2048)
-        except socket.timeout:
+        ev, end = None, time.monotonic() + 3
+        while time.monotonic() < end:
+            ev = w.next(end - time.monotonic())
+            if ev is None or ev[0] == "data":
+                break
+        if ev is None:
             timeouts += 1
             s.close()
             continue
-        time.sleep(0.2)
-        t0 = time.monotonic()
+        w.quiet(10, 0.2)  # a steady member for a moment
+        t_call = time.time()
         s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(group))
-        last, ok = wait_quiet(quiet, 10)
+        t_leave, last, end = None, None, time.monotonic() + 10
+        while time.monotonic() < end:
+            ev = w.next(quiet)
+            if ev is None:
+                break
+            if ev[0] == "leave" and t_leave is None:
+                t_leave = ev[1]
+            elif ev[0] == "data":
+                last = ev[1]
         s.close()
-        if ok:
-            out.append((last - t0) * 1e3)
-        else:
+        if ev is not None or t_leave is None or last is None:
             timeouts += 1
-    print(json.dumps({"samples_ms": out, "timeouts": timeouts}))
+        else:
+            samples.append(max(0.0, last - t_leave) * 1e3)
+            syscall.append(max(0.0, last - t_call) * 1e3)
+    out(samples, syscall, timeouts)
 
 
 if __name__ == "__main__":

@@ -267,3 +267,140 @@ fn port_down_flushes_and_port_up_gets_a_query_at_once() {
     });
     assert!(relearned.is_some(), "h2 was not re-learned from its answer");
 }
+
+/// trafgen: IGMPv2 reports for random groups in 239/8 from h1, with valid IP
+/// and IGMP checksums (Router Alert, TTL 1), as fast as trafgen can send.
+const REPORT_FLOOD: &str = "{
+  0x01, 0x00, 0x5e, drnd(3),
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+  0x08, 0x00,
+  0x46, 0xc0, 0x00, 0x20, drnd(2), 0x40, 0x00, 0x01, 0x02, csumip(14, 37),
+  10, 77, 0, 1,
+  239, drnd(3),
+  0x94, 0x04, 0x00, 0x00,
+  0x16, 0x00, csumip(38, 45), 239, drnd(3),
+  fill(0x00, 14),
+}
+";
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("daemon status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// `igmpsnoop ports --json` row of port `index`.
+fn port_row(sw: &Switch, index: usize) -> Value {
+    sw.json(&["ports"]).expect("ports --json")[index].clone()
+}
+
+#[test]
+fn a_report_flood_is_rate_limited_and_bounded_and_other_ports_keep_working() {
+    require_root_and_tools(&["trafgen", "timeout"]);
+    let lab = Lab::new(4).expect("lab");
+    const LIMIT: u64 = 500;
+    let sw = Switch::start(
+        &lab,
+        &[
+            "--port",
+            "p1",
+            "--port",
+            "p2",
+            "--port",
+            "p3",
+            "--port",
+            "p4",
+            "--querier",
+            "--querier-address",
+            "10.77.0.254",
+            "--max-groups-per-port",
+            "500",
+        ],
+    )
+    .expect("switch");
+    let established = Ipv4Addr::new(232, 9, 9, 9);
+    let joined_late = Ipv4Addr::new(232, 8, 8, 8);
+    let r4 = Receiver::start(&lab, 4, &[established], 5000).expect("h4 joins");
+    sw.wait_ports(established, &["p4"], Duration::from_secs(3));
+    let rss_before = vm_rss_kib(sw.pid());
+    let p1_before = port_row(&sw, 0);
+
+    let cfg = lab.scratch_file("flood").with_extension("cfg");
+    std::fs::write(&cfg, REPORT_FLOOD).expect("write trafgen config");
+    const FLOOD_S: u64 = 6;
+    let t_flood = std::time::Instant::now();
+    let mut flood = lab
+        .spawn(
+            &lab.host_ns(1),
+            &[
+                "timeout",
+                &FLOOD_S.to_string(),
+                "trafgen",
+                "--dev",
+                "eth0",
+                "--conf",
+                &cfg.to_string_lossy(),
+                "--cpus",
+                "1",
+                "-q",
+                "-C",
+            ],
+        )
+        .expect("trafgen");
+    let underway = poll_until(Duration::from_secs(3), || {
+        (port_row(&sw, 0)["counters"]["drop_rate_limit"].as_u64() > Some(10_000)).then_some(())
+    });
+    assert!(underway.is_some(), "the flood never hit the rate limit");
+
+    // During the flood: an established group's stream, and a join elsewhere.
+    const N: u64 = 2000;
+    let join_took = std::thread::scope(|s| {
+        let stream = s.spawn(|| igmpsnoop_tests::send(&lab, 3, established, 5000, N));
+        let _r2 = Receiver::start(&lab, 2, &[joined_late], 5000).expect("h2 joins");
+        let took = sw.wait_ports(joined_late, &["p2"], Duration::from_secs(2));
+        stream.join().unwrap().expect("stream");
+        took
+    });
+    let rss_flood = vm_rss_kib(sw.pid());
+    let _ = flood.wait_timeout(Duration::from_secs(FLOOD_S + 5));
+    let flood_s = t_flood.elapsed().as_secs_f64();
+    let p1 = port_row(&sw, 0);
+    let d =
+        |k: &str| p1["counters"][k].as_u64().unwrap() - p1_before["counters"][k].as_u64().unwrap();
+    let (offered, limited, to_control) = (d("rx"), d("drop_rate_limit"), d("to_control"));
+    eprintln!(
+        "flood: {offered} reports from h1 in {flood_s:.1} s ({:.0} pps); {limited} dropped by \
+         the XDP rate limit, {to_control} to the daemon; h2's join listed after {join_took:?}; \
+         daemon VmRSS {rss_before} -> {rss_flood} KiB",
+        offered as f64 / flood_s
+    );
+
+    // The established group lost nothing; the other port's join was learned.
+    assert_eq!(r4.finish().expect("h4")[&established], N, "stream loss");
+    assert!(
+        join_took < Duration::from_secs(1),
+        "join took {join_took:?}"
+    );
+    // The rate limit held (2000 per second per CPU) ...
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    assert!(limited > 0);
+    assert!(
+        (to_control as f64) <= 2000.0 * cpus * (flood_s + 1.0),
+        "{to_control} control frames in {flood_s:.1} s passed the limit"
+    );
+    // ... the port's group limit held, and said so ...
+    assert_eq!(p1["groups"].as_u64(), Some(LIMIT), "{p1}");
+    assert!(engine_counters(&sw)["reject_limit_port"] > 0);
+    assert!(
+        sw.log().contains("port group limit reached"),
+        "no log line for the full port"
+    );
+    // ... and the daemon's memory stayed flat.
+    assert!(
+        rss_flood < rss_before + 8 * 1024,
+        "VmRSS grew {rss_before} -> {rss_flood} KiB"
+    );
+}

@@ -156,6 +156,12 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             }
             continue;
         }
+        if ready == 0
+            && let Err(e) = dp.forwarding.maintain()
+        {
+            counters.map_errors += 1;
+            error!(error = %e, "cannot publish port sets");
+        }
 
         frames.clear();
         dp.receive(|r| frames.push((r.port, r.frame.to_vec())));

@@ -291,9 +291,13 @@ pub struct MembershipTable {
 
 impl MembershipTable {
     /// `max_groups` bounds distinct (VLAN, group) keys learned dynamically.
+    /// Room for all of them is reserved up front: growing a big table moves
+    /// every entry at once, a stall of tens of milliseconds at 100k groups
+    /// in which control frames pile up in the socket (the reservation is
+    /// address space; pages are touched as groups arrive).
     pub fn new(timers: Timers, max_groups: usize) -> MembershipTable {
         MembershipTable {
-            groups: HashMap::with_hasher(KeyHasherBuilder::new()),
+            groups: HashMap::with_capacity_and_hasher(max_groups, KeyHasherBuilder::new()),
             heap: BinaryHeap::new(),
             port_groups: [0; MAX_PORTS],
             port_limits: [u32::MAX; MAX_PORTS],

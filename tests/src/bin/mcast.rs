@@ -8,7 +8,13 @@
 //! mcast-tool send --group G --port P [--iface eth0] [--count N] [--interval-ms M]
 //!                 [--ttl T] [--tag TAG] [--size BYTES] [--loop]
 //! mcast-tool ping --dst IP [--count N] [--timeout-ms M]
+//! mcast-tool reports --group FIRST --src IP --count N --rate PPS [--iface eth0]
 //! ```
+//!
+//! `reports` sends N raw IGMPv2 membership reports (Router Alert, TTL 1) for the
+//! distinct groups FIRST, FIRST+1, ... at a steady PPS (paced on the clock, not
+//! in bursts: trafgen's rate option does not pace on this kernel), prints
+//! `{"sent":N,"seconds":S,"pps":R}`.
 //!
 //! `ping` exists because this machine has no ping binary: raw-socket ICMP echo,
 //! prints `{"sent":N,"received":M}` and exits 0 iff at least one reply came back.
@@ -74,6 +80,8 @@ fn install_signal_handlers() -> Result<()> {
 
 struct Args {
     dst: Option<Ipv4Addr>,
+    src: Option<Ipv4Addr>,
+    rate: f64,
     timeout: Duration,
     groups: Vec<Ipv4Addr>,
     port: u16,
@@ -91,6 +99,8 @@ struct Args {
 fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
     let mut a = Args {
         dst: None,
+        src: None,
+        rate: 1000.0,
         timeout: Duration::from_millis(1000),
         groups: Vec::new(),
         port: 0,
@@ -113,6 +123,8 @@ fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
         let bad = |e: &dyn std::fmt::Display| anyhow!("{flag} {val}: {e}");
         match flag.as_str() {
             "--dst" => a.dst = Some(val.parse().map_err(|e| bad(&e))?),
+            "--src" => a.src = Some(val.parse().map_err(|e| bad(&e))?),
+            "--rate" => a.rate = val.parse().map_err(|e| bad(&e))?,
             "--timeout-ms" => a.timeout = Duration::from_millis(val.parse().map_err(|e| bad(&e))?),
             "--group" => a.groups.push(val.parse().map_err(|e| bad(&e))?),
             "--port" => a.port = val.parse().map_err(|e| bad(&e))?,
@@ -139,6 +151,12 @@ fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
     }
     if a.groups.is_empty() {
         bail!("--group is required");
+    }
+    if sub == "reports" {
+        if a.src.is_none() || a.rate.is_nan() || a.rate <= 0.0 {
+            bail!("--src and a positive --rate are required");
+        }
+        return Ok(a);
     }
     if a.port == 0 {
         bail!("--port is required");
@@ -523,6 +541,99 @@ fn ping(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// One IGMPv2 report for `group` from `src`, as a 60-byte Ethernet frame.
+fn v2_report(src_mac: [u8; 6], src: Ipv4Addr, group: Ipv4Addr, ident: u16) -> Vec<u8> {
+    let g = group.octets();
+    let mut f = vec![0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]];
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x46, 0xc0, 0, 32];
+    ip.extend_from_slice(&ident.to_be_bytes());
+    ip.extend_from_slice(&[0x40, 0, 1, 2, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&g);
+    ip.extend_from_slice(&[0x94, 0x04, 0, 0]); // Router Alert
+    let ck = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    let mut igmp = vec![0x16, 0, 0, 0];
+    igmp.extend_from_slice(&g);
+    let ck = inet_checksum(&igmp);
+    igmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&igmp);
+    f.resize(60, 0);
+    f
+}
+
+fn reports(a: Args) -> Result<()> {
+    let idx = ifindex(&a.iface)?;
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{}/address", a.iface))
+        .with_context(|| format!("MAC address of {}", a.iface))?;
+    let mut mac = [0u8; 6];
+    for (b, part) in mac.iter_mut().zip(mac_text.trim().split(':')) {
+        *b = u8::from_str_radix(part, 16).context("MAC address")?;
+    }
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(os_err("AF_PACKET socket"));
+    }
+    let s = Sock(fd);
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = idx;
+    sll.sll_halen = 6;
+    let src = a.src.expect("checked in parse_args");
+    let first = u32::from(a.groups[0]);
+    let period = Duration::from_secs_f64(1.0 / a.rate);
+    let t0 = Instant::now();
+    for i in 0..a.count {
+        let due = t0 + period.mul_f64(i as f64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if due - now > Duration::from_micros(300) {
+                std::thread::sleep(due - now - Duration::from_micros(200));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let group = Ipv4Addr::from(first.wrapping_add(i as u32));
+        let frame = v2_report(mac, src, group, i as u16);
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        loop {
+            // SAFETY: frame and sll are live and sized as passed.
+            let n = unsafe {
+                libc::sendto(
+                    s.0,
+                    frame.as_ptr() as *const libc::c_void,
+                    frame.len(),
+                    0,
+                    &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if n >= 0 {
+                break;
+            }
+            // A full transmit queue: wait for it, never drop silently.
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOBUFS) {
+                return Err(os_err("sendto"));
+            }
+            std::thread::yield_now();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"sent": a.count, "seconds": secs, "pps": a.count as f64 / secs})
+    );
+    Ok(())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let sub = args.next().unwrap_or_default();
@@ -530,6 +641,7 @@ fn main() {
         "recv" => recv(a),
         "send" => send(a),
         "ping" => ping(a),
+        "reports" => reports(a),
         _ => bail!("usage: mcast-tool recv|send --group G --port P [options] (see source header)"),
     });
     if let Err(e) = res {
