@@ -377,6 +377,33 @@ fn querier_startup_then_periodic() {
 }
 
 #[test]
+fn a_restarted_switch_solicits_reports_once_unless_it_is_querier() {
+    // Not querier: one general query from 0.0.0.0 on every up port, now.
+    let mut h = Harness::plain();
+    let mut out = Vec::new();
+    assert_eq!(h.e.solicit_reports(ms(5), &mut out), 1);
+    let tx = transmits(&out);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].0, mask(&[0, 1, 2, 3]));
+    let (vlan, src, dst, repr) = decode(&tx[0].1);
+    assert_eq!((vlan, src, dst), (0, Ipv4Addr::UNSPECIFIED, ALL_HOSTS));
+    assert!(matches!(
+        repr,
+        igmp::Repr::Query { group, .. } if group == Ipv4Addr::UNSPECIFIED
+    ));
+    assert_eq!(h.counter("tx_general_query"), 1);
+    // And no querier state came of it: still nothing scheduled.
+    assert!(h.tick(200_000).is_empty());
+
+    // Querier: the startup queries do it; nothing extra.
+    let mut h = Harness::querier(3);
+    let mut out = Vec::new();
+    assert_eq!(h.e.solicit_reports(ms(0), &mut out), 0);
+    assert!(out.is_empty());
+    assert_eq!(transmits(&h.tick(0)).len(), 1, "the first startup query");
+}
+
+#[test]
 fn v2_general_query_format_and_configured_startup() {
     let c = Config {
         querier: true,

@@ -107,6 +107,7 @@ impl Forwarding {
     /// from an earlier run; fresh maps hold nothing). The flood set becomes
     /// exactly our ports.
     pub(crate) fn open(
+        capacity: usize,
         groups: Map,
         port_sets: Map,
         flood: DevMapHash<MapData>,
@@ -133,10 +134,10 @@ impl Forwarding {
             routers,
             config,
             ifindexes,
-            members: StdHashMap::new(),
+            members: StdHashMap::with_capacity(capacity),
             held: StdHashMap::new(),
             held_routers: 0,
-            installed: StdHashMap::new(),
+            installed: StdHashMap::with_capacity(capacity),
             pending: HashSet::new(),
             router_mask: 0,
             routers_installed: 0,

@@ -143,6 +143,9 @@ pub struct Options {
     /// be), adopting what an earlier run left pinned. None: nothing pinned,
     /// nothing survives the process.
     pub pin_dir: Option<PathBuf>,
+    /// Groups the control plane may install: the group records are sized
+    /// for them up front (growing a big table stalls the event loop).
+    pub max_groups: usize,
 }
 
 /// The program's maps, all pinned by name when pinning.
@@ -208,7 +211,10 @@ impl Dataplane {
         }
         let pins = options.pin_dir.as_deref().map(PinDir::open).transpose()?;
         let mut created = Unpin::default();
-        match Self::build(&resolved, mode, pins.as_ref(), &mut created) {
+        let capacity = options
+            .max_groups
+            .min(igmpsnoop_common::MAX_GROUPS as usize);
+        match Self::build(&resolved, capacity, mode, pins.as_ref(), &mut created) {
             Ok(mut dp) => {
                 if let Some(p) = &pins
                     && !p.existed()
@@ -236,6 +242,7 @@ impl Dataplane {
 
     fn build(
         resolved: &[(String, u32)],
+        capacity: usize,
         mode: XdpMode,
         pins: Option<&PinDir>,
         guard: &mut Unpin,
@@ -374,6 +381,7 @@ impl Dataplane {
         }
 
         let forwarding = Forwarding::open(
+            capacity,
             take_raw(&mut ebpf, "GROUPS")?,
             take_raw(&mut ebpf, "PORT_SETS")?,
             take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,

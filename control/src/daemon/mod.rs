@@ -44,6 +44,7 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     let server = Server::bind(&settings.socket)?;
     let options = Options {
         pin_dir: settings.pin_dir.clone(),
+        max_groups: settings.engine.max_groups,
     };
     let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
     dp.keep_pinned(settings.keep_on_exit);
