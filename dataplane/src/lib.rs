@@ -216,13 +216,14 @@ impl Dataplane {
             .min(igmpsnoop_common::MAX_GROUPS as usize);
         match Self::build(&resolved, capacity, mode, pins.as_ref(), &mut created) {
             Ok(mut dp) => {
-                if let Some(p) = &pins
+                dp.pins = pins;
+                if let Some(p) = &dp.pins
                     && !p.existed()
                 {
                     // Last: a directory with a meta holds a complete state.
+                    // On an error, dropping `dp` removes what it pinned.
                     p.write_meta()?;
                 }
-                dp.pins = pins;
                 Ok(dp)
             }
             Err(e) => {

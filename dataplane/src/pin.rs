@@ -169,17 +169,25 @@ impl PinDir {
                 };
                 (meta, true)
             }
-            None => (
-                StateMeta {
-                    magic: META_MAGIC,
-                    layout: STATE_LAYOUT,
-                    netns_dev,
-                    netns_ino,
-                    mounted_by_us: u32::from(mounted_here),
-                    _pad: 0,
-                },
-                false,
-            ),
+            None => {
+                // No meta, no complete state (a start that failed half way,
+                // or a crash before its end): nothing to adopt; start clean.
+                let stale = clear(root);
+                if stale > 0 {
+                    debug!(dir = %root.display(), stale, "removed pins of an incomplete state");
+                }
+                (
+                    StateMeta {
+                        magic: META_MAGIC,
+                        layout: STATE_LAYOUT,
+                        netns_dev,
+                        netns_ino,
+                        mounted_by_us: u32::from(mounted_here),
+                        _pad: 0,
+                    },
+                    false,
+                )
+            }
         };
         Ok(PinDir {
             root: root.to_path_buf(),
@@ -269,18 +277,10 @@ impl PinDir {
     /// port once their last fd closes), then unmounts the bpffs if
     /// igmpsnoop mounted it. Returns how many pins were removed.
     pub fn remove_all(&self) -> usize {
-        let mut removed = 0;
+        let removed =
+            clear(&self.root) + usize::from(fs::remove_file(self.root.join("meta")).is_ok());
         for sub in ["links", "maps"] {
-            let dir = self.root.join(sub);
-            if let Ok(entries) = fs::read_dir(&dir) {
-                for e in entries.flatten() {
-                    removed += usize::from(fs::remove_file(e.path()).is_ok());
-                }
-            }
-            let _ = fs::remove_dir(&dir);
-        }
-        for name in ["prog", "meta"] {
-            removed += usize::from(fs::remove_file(self.root.join(name)).is_ok());
+            let _ = fs::remove_dir(self.root.join(sub));
         }
         if self.meta.mounted_by_us != 0
             && let Ok(c) = CString::new(self.root.as_os_str().as_bytes())
@@ -291,6 +291,20 @@ impl PinDir {
         let _ = fs::remove_dir(&self.root);
         removed
     }
+}
+
+/// Removes the links (which detaches them), the maps and the program pinned
+/// under `root`; returns how many there were. The meta stays.
+fn clear(root: &Path) -> usize {
+    let mut removed = 0;
+    for sub in ["links", "maps"] {
+        if let Ok(entries) = fs::read_dir(root.join(sub)) {
+            for e in entries.flatten() {
+                removed += usize::from(fs::remove_file(e.path()).is_ok());
+            }
+        }
+    }
+    removed + usize::from(fs::remove_file(root.join("prog")).is_ok())
 }
 
 fn lock(root: &Path) -> Result<File> {

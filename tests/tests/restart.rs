@@ -248,3 +248,29 @@ fn pinned_state_of_another_namespace_is_refused_and_left_alone() {
     assert!(out.status.success(), "{out:?}");
     assert!(!has_xdp(&a, "p1"));
 }
+
+#[test]
+fn pins_without_a_meta_are_an_incomplete_state_and_start_clean() {
+    require();
+    let lab = Lab::new(2).unwrap();
+    let socket = lab.scratch_file("sw").with_extension("sock");
+    let args = ["--port", "p1", "--port", "p2", "--keep-on-exit"];
+    let mut sw = Switch::start_at(&lab, &socket, &args).unwrap();
+    let pin_dir = sw.pin_dir().unwrap().to_path_buf();
+    let r2 = Receiver::start(&lab, 2, &[G1], UDP).unwrap();
+    sw.wait_ports(G1, &["p2"], Duration::from_secs(3));
+    assert!(sw.stop(Duration::from_secs(5)).unwrap().success());
+    // What a start that died half way leaves: pins, but no meta.
+    std::fs::remove_file(pin_dir.join("meta")).unwrap();
+
+    let sw = Switch::start_at(&lab, &socket, &args[..4]).unwrap();
+    let p = pinned(&sw);
+    assert!(p["adopted"].is_null(), "adopted an incomplete state: {p}");
+    assert_eq!(p["held_groups"], 0, "holds stale groups: {p}");
+    // A fresh switch: h2's next report is learned and forwarded as usual.
+    drop(r2);
+    let r2 = Receiver::start(&lab, 2, &[G1], UDP).unwrap();
+    sw.wait_ports(G1, &["p2"], Duration::from_secs(3));
+    send(&lab, 1, G1, UDP, 50).unwrap();
+    assert_eq!(r2.finish().unwrap()[&G1], 50);
+}
