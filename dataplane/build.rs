@@ -15,21 +15,8 @@ use std::{
 
 use anyhow::{Context, bail};
 
-/// Symbols the object must keep: the program, the maps and the license.
-const EXPORTS: &[&str] = &[
-    "igmpsnoop",
-    "GROUPS",
-    "PORT_SETS",
-    "FLOOD",
-    "ROUTERS",
-    "PORTS",
-    "XSKS",
-    "MACS",
-    "CONFIG",
-    "COUNTERS",
-    "RATE",
-    "LICENSE",
-];
+/// Symbols the object must keep besides the maps: the program and the license.
+const EXPORTS: &[&str] = &["igmpsnoop", "LICENSE"];
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -101,7 +88,12 @@ fn main() -> anyhow::Result<()> {
             "--btf",
             "-O3",
             "--export",
-            &EXPORTS.join(","),
+            &EXPORTS
+                .iter()
+                .chain(igmpsnoop_common::MAP_NAMES.iter())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(","),
         ])
         .arg("-o")
         .arg(&object)

@@ -148,20 +148,6 @@ pub struct Options {
     pub max_groups: usize,
 }
 
-/// The program's maps, all pinned by name when pinning.
-const MAP_NAMES: &[&str] = &[
-    "GROUPS",
-    "PORT_SETS",
-    "FLOOD",
-    "ROUTERS",
-    "PORTS",
-    "XSKS",
-    "MACS",
-    "CONFIG",
-    "COUNTERS",
-    "RATE",
-];
-
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -250,7 +236,7 @@ impl Dataplane {
     ) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         if let Some(p) = pins {
-            for name in MAP_NAMES {
+            for name in igmpsnoop_common::MAP_NAMES {
                 loader.map_pin_path(name, p.map_path(name));
             }
         }

@@ -281,6 +281,14 @@ impl Lab {
         self.hosts().map(|i| self.port(i)).collect()
     }
 
+    /// `--port p1 ... --port pN`: every port of the lab, for `igmpsnoop run`.
+    pub fn port_args(&self) -> Vec<String> {
+        self.ports()
+            .into_iter()
+            .flat_map(|p| ["--port".to_string(), p])
+            .collect()
+    }
+
     /// Host i's address, 10.77.0.i.
     pub fn host_ip(&self, i: usize) -> Ipv4Addr {
         self.check(i);

@@ -41,16 +41,8 @@ fn ports(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-/// `--port p1 ... --port pN` for every port of the lab.
-fn port_args(lab: &Lab) -> Vec<String> {
-    lab.ports()
-        .into_iter()
-        .flat_map(|p| ["--port".to_string(), p])
-        .collect()
-}
-
 fn start(lab: &Lab, extra: &[&str]) -> Switch {
-    let mut args = port_args(lab);
+    let mut args = lab.port_args();
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Switch::start(lab, &args).expect("igmpsnoop run")

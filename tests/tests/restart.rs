@@ -26,15 +26,7 @@ const NOISE: u64 = 20;
 
 /// Querier with short timers: startup queries 2 s apart, answers within 2 s,
 /// so the hold on adopted state is 2 s + 2 s.
-const ARGS: &[&str] = &[
-    "--port",
-    "p1",
-    "--port",
-    "p2",
-    "--port",
-    "p3",
-    "--port",
-    "p4",
+const QUERIER: &[&str] = &[
     "--querier",
     "--querier-address",
     "10.77.0.254",
@@ -72,6 +64,17 @@ fn is_mounted(dir: &Path) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some(&*dir.to_string_lossy()))
 }
 
+/// Every port of the lab, the short-timer querier, and `extra`.
+fn args(lab: &Lab, extra: &[&str]) -> Vec<String> {
+    let mut args = lab.port_args();
+    args.extend(QUERIER.iter().chain(extra).map(|s| s.to_string()));
+    args
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn pinned(sw: &Switch) -> serde_json::Value {
     sw.json(&["stats"]).expect("stats")["pinned"].clone()
 }
@@ -81,7 +84,8 @@ fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
     require();
     let lab = Lab::new(4).unwrap();
     let socket = lab.scratch_file("sw").with_extension("sock");
-    let mut sw = Switch::start_at(&lab, &socket, ARGS).unwrap();
+    let args = args(&lab, &[]);
+    let mut sw = Switch::start_at(&lab, &socket, &strs(&args)).unwrap();
     let pin_dir = sw.pin_dir().unwrap().to_path_buf();
     let r2 = Receiver::start(&lab, 2, &[G1], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G1], UDP).unwrap();
@@ -106,7 +110,7 @@ fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
         }
         std::thread::sleep(Duration::from_secs(1));
         let t0 = Instant::now();
-        let sw2 = Switch::start_at(&lab, &socket, ARGS).unwrap();
+        let sw2 = Switch::start_at(&lab, &socket, &strs(&args)).unwrap();
         let restart = t0.elapsed();
         let adopted = pinned(&sw2);
         sender.join().unwrap().unwrap();
@@ -135,11 +139,9 @@ fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
 fn a_group_left_while_the_daemon_was_dead_is_pruned_when_the_hold_ends() {
     require();
     let lab = Lab::new(3).unwrap();
-    let args = &ARGS[..6];
-    let mut args = args.to_vec();
-    args.extend_from_slice(&ARGS[8..]);
     // Unregistered groups go nowhere (no router ports): pruned means gone.
-    args.extend(["--flood-unregistered", "false"]);
+    let args = args(&lab, &["--flood-unregistered", "false"]);
+    let args = strs(&args);
     let socket = lab.scratch_file("sw").with_extension("sock");
     let mut sw = Switch::start_at(&lab, &socket, &args).unwrap();
     let _r2 = Receiver::start(&lab, 2, &[G1], UDP).unwrap();

@@ -302,25 +302,13 @@ fn a_report_flood_is_rate_limited_and_bounded_and_other_ports_keep_working() {
     require_root_and_tools(&["trafgen", "timeout"]);
     let lab = Lab::new(4).expect("lab");
     const LIMIT: u64 = 500;
-    let sw = Switch::start(
-        &lab,
-        &[
-            "--port",
-            "p1",
-            "--port",
-            "p2",
-            "--port",
-            "p3",
-            "--port",
-            "p4",
-            "--querier",
-            "--querier-address",
-            "10.77.0.254",
-            "--max-groups-per-port",
-            "500",
-        ],
-    )
-    .expect("switch");
+    let mut args = lab.port_args();
+    for a in ["--querier", "--querier-address", "10.77.0.254"] {
+        args.push(a.into());
+    }
+    args.extend(["--max-groups-per-port".into(), LIMIT.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sw = Switch::start(&lab, &args).expect("switch");
     let established = Ipv4Addr::new(232, 9, 9, 9);
     let joined_late = Ipv4Addr::new(232, 8, 8, 8);
     let r4 = Receiver::start(&lab, 4, &[established], 5000).expect("h4 joins");

@@ -17,6 +17,21 @@ pub const MAX_PORT_SETS: u32 = 65_536;
 /// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
 pub const MAX_MACS: u32 = 65_536;
 
+/// Every map of the XDP program, by symbol name: exported by the linker,
+/// taken by the data plane, pinned by name.
+pub const MAP_NAMES: [&str; 10] = [
+    "GROUPS",
+    "PORT_SETS",
+    "FLOOD",
+    "ROUTERS",
+    "PORTS",
+    "XSKS",
+    "MACS",
+    "CONFIG",
+    "COUNTERS",
+    "RATE",
+];
+
 /// IPv4 protocol numbers the XDP program hands to the control plane.
 pub const IPPROTO_IGMP: u8 = 2;
 pub const IPPROTO_PIM: u8 = 103;
