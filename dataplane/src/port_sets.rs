@@ -13,6 +13,10 @@
 //! rewritten for another set after a quarantine far longer than any XDP run,
 //! so a frame that read the old slot id just before its group moved never
 //! sees a set it was not meant for.
+//!
+//! The pool keeps each slot's kernel map id, not an fd: the array holds the
+//! maps alive, and an fd is opened only to write a slot (rare), so 65536
+//! slots cost no file descriptors.
 use std::{
     collections::{HashMap as StdHashMap, VecDeque},
     os::fd::{AsFd as _, AsRawFd as _, RawFd},
@@ -40,7 +44,8 @@ const LOW_WATER: usize = 16;
 const QUARANTINE: Duration = Duration::from_secs(2);
 
 struct Slot {
-    map: Map,
+    /// Kernel id of the slot's devmap.
+    map_id: u32,
     /// Ports (by index) the devmap holds.
     content: PortMask,
     /// The devmap also holds ifindexes that are not our ports (adopted from
@@ -66,11 +71,17 @@ pub(crate) struct PortSets {
     retired: VecDeque<(u32, Instant)>,
 }
 
-fn devmap(map: &mut Map) -> Result<DevMapHash<&mut MapData>> {
-    DevMapHash::try_from(map).map_err(|source| Error::Map {
+fn map_err(source: MapError) -> Error {
+    Error::Map {
         name: "port set",
         source,
-    })
+    }
+}
+
+/// The devmap with kernel id `id`, opened for reading or writing.
+fn devmap(id: u32) -> Result<DevMapHash<MapData>> {
+    let data = MapData::from_id(id).map_err(map_err)?;
+    DevMapHash::try_from(Map::DevMapHash(data)).map_err(map_err)
 }
 
 fn map_fd(map: &Map) -> RawFd {
@@ -95,9 +106,9 @@ impl PortSets {
             free: Vec::new(),
             retired: VecDeque::new(),
         };
-        for id in 0..MAX_PORT_SETS {
-            let data = match inner_map(array_fd, id) {
-                Ok(Some(data)) => data,
+        for slot in 0..MAX_PORT_SETS {
+            let map_id = match inner_map_id(array_fd, slot) {
+                Ok(Some(id)) => id,
                 Ok(None) => break,
                 Err(source) => {
                     return Err(Error::Map {
@@ -106,11 +117,10 @@ impl PortSets {
                     });
                 }
             };
-            let mut map = Map::DevMapHash(data);
-            let ifindexes: Vec<u32> = devmap(&mut map)?.keys().filter_map(|k| k.ok()).collect();
+            let ifindexes: Vec<u32> = devmap(map_id)?.keys().filter_map(|k| k.ok()).collect();
             let (content, foreign) = this.mask_of(&ifindexes);
             this.slots.push(Slot {
-                map,
+                map_id,
                 content,
                 foreign,
                 refs: 0,
@@ -240,21 +250,17 @@ impl PortSets {
 
     /// Rewrites an unreferenced slot's devmap to hold exactly `mask`.
     fn write(&mut self, id: u32, mask: PortMask) -> Result<()> {
-        let ifindexes = self.ifindexes.clone();
         let slot = &mut self.slots[id as usize];
-        let mut map = devmap(&mut slot.map)?;
+        let mut map = devmap(slot.map_id)?;
         if slot.foreign {
             let all: Vec<u32> = map.keys().filter_map(|k| k.ok()).collect();
             for ifindex in all {
-                map.remove(ifindex).map_err(|source| Error::Map {
-                    name: "port set",
-                    source,
-                })?;
+                map.remove(ifindex).map_err(map_err)?;
             }
             slot.foreign = false;
             slot.content = 0;
         }
-        for (index, &ifindex) in ifindexes.iter().enumerate() {
+        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
             let (want, have) = (mask & bit != 0, slot.content & bit != 0);
             if want && !have {
@@ -265,10 +271,7 @@ impl PortSets {
                     })?;
                 slot.content |= bit;
             } else if have && !want {
-                map.remove(ifindex).map_err(|source| Error::Map {
-                    name: "port set",
-                    source,
-                })?;
+                map.remove(ifindex).map_err(map_err)?;
                 slot.content &= !bit;
             }
         }
@@ -283,6 +286,7 @@ impl PortSets {
             return Err(Error::PortSetsFull { max: MAX_PORT_SETS });
         }
         let mut maps = Vec::with_capacity(count as usize);
+        let mut map_ids = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let obj = aya_obj::Map::new_from_params(
                 bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH as u32,
@@ -291,32 +295,31 @@ impl PortSets {
                 MAX_PORTS,
                 0,
             );
-            let data = MapData::create(obj, "isn_portset", None).map_err(|source| Error::Map {
-                name: "port set",
-                source,
-            })?;
+            let data = MapData::create(obj, "isn_portset", None).map_err(map_err)?;
+            map_ids.push(data.info().map_err(map_err)?.id());
             maps.push(Map::DevMapHash(data));
         }
         let keys: Vec<u32> = (first..first + count).collect();
         let fds: Vec<u32> = maps.iter().map(|m| map_fd(m) as u32).collect();
-        // A slot the batch did reach is published; keep those.
+        // A slot the batch did reach is published; keep those. Our fds close
+        // when `maps` drops: the array keeps the maps alive.
         let result = batch::update(self.array_fd, &keys, &fds);
         let done = match &result {
             Ok(()) => count as usize,
             Err(p) => p.done,
         };
-        // `free` pops the lowest id first: the new (higher) ones go under.
-        let new: Vec<u32> = (first..first + done as u32).rev().collect();
-        self.free.splice(0..0, new);
-        for map in maps.into_iter().take(done) {
+        for &map_id in map_ids.iter().take(done) {
             self.slots.push(Slot {
-                map,
+                map_id,
                 content: 0,
                 foreign: false,
                 refs: 0,
                 retired_at: None,
             });
         }
+        // `free` pops the lowest id first: the new (higher) ones go under.
+        let new: Vec<u32> = (first..first + done as u32).rev().collect();
+        self.free.splice(0..0, new);
         debug!(
             first,
             published = done,
@@ -350,13 +353,14 @@ impl PortSets {
     }
 }
 
-/// The inner map at `id` of an array of maps, or None for an empty slot.
-fn inner_map(array_fd: RawFd, id: u32) -> std::result::Result<Option<MapData>, MapError> {
+/// The kernel id of the inner map in `slot` of an array of maps (what a
+/// userspace lookup returns), or None for an empty slot.
+fn inner_map_id(array_fd: RawFd, slot: u32) -> std::result::Result<Option<u32>, MapError> {
     let mut value: u32 = 0;
     let mut attr = LookupAttr {
         map_fd: array_fd as u32,
         _pad: 0,
-        key: &id as *const u32 as u64,
+        key: &slot as *const u32 as u64,
         value: &mut value as *mut u32 as u64,
         flags: 0,
     };
@@ -380,7 +384,7 @@ fn inner_map(array_fd: RawFd, id: u32) -> std::result::Result<Option<MapData>, M
             io_error: err,
         }));
     }
-    MapData::from_id(value).map(Some)
+    Ok(Some(value))
 }
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;

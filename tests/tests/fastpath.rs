@@ -604,3 +604,90 @@ in_both_modes!(
     malformed_frames_are_counted_and_survived,
     tagged_multicast_uses_its_vlans_group,
 );
+
+/// Descriptors this test process holds open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Sends N datagrams from h1 to `g` and checks the hosts' eth0 rx deltas:
+/// N at the ports of `mask` (bit i = host i+1), 0 elsewhere.
+fn delivers_to_mask(lab: &Lab, g: Ipv4Addr, mask: u64) {
+    let before = host_rx(lab);
+    send(lab, 1, g, 5040, N).unwrap();
+    std::thread::sleep(GRACE);
+    let got: Vec<u64> = before
+        .iter()
+        .zip(host_rx(lab))
+        .map(|(a, b)| b.rx_packets - a.rx_packets)
+        .collect();
+    let want: Vec<u64> = (0..lab.n_hosts())
+        .map(|i| if mask & (1 << i) != 0 { N } else { 0 })
+        .collect();
+    assert_eq!(got, want, "{g} with port set {mask:#x}");
+}
+
+// 9. Port sets are pooled: thousands of distinct sets publish slots in
+// chunks, hold no file descriptor each, and freed slots are reused.
+#[test]
+fn thousands_of_distinct_port_sets_are_pooled_without_holding_fds() {
+    require();
+    let lab = Lab::new(12).unwrap();
+    let dp = open(&lab, XdpMode::Native);
+    dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
+        .unwrap();
+    const SETS: u64 = 1500;
+    let group = |i: u64| Ipv4Addr::from(0xef02_0000u32 + i as u32);
+    // Group i goes to the ports of bit pattern (i+1) << 1: all distinct, and
+    // never port 0 (h1, the sender).
+    let mask = |i: u64| (i + 1) << 1;
+    let fds_before = open_fds();
+    dp.with(move |dp| {
+        for i in 0..SETS {
+            dp.forwarding.stage_group(0, group(i).octets(), mask(i));
+        }
+        dp.forwarding.flush()
+    })
+    .expect("flush");
+    assert_eq!(dp.with(|dp| dp.forwarding.inner_maps()), SETS as usize);
+    let published = dp.with(|dp| dp.forwarding.published_port_sets());
+    assert!(published >= SETS as usize, "{published} slots published");
+    let fds = open_fds();
+    assert!(
+        fds < fds_before + 50,
+        "{SETS} port sets took {} descriptors",
+        fds - fds_before
+    );
+    for i in [0, 1234] {
+        delivers_to_mask(&lab, group(i), mask(i));
+    }
+
+    // All gone; after the quarantine, as many new distinct sets fit in the
+    // slots already published.
+    dp.with(move |dp| {
+        for i in 0..SETS {
+            dp.forwarding.stage_group(0, group(i).octets(), 0);
+        }
+        dp.forwarding.flush()
+    })
+    .expect("flush");
+    assert_eq!(dp.with(|dp| dp.forwarding.inner_maps()), 0);
+    std::thread::sleep(Duration::from_millis(2500));
+    let other = move |i: u64| mask(i) ^ 0xffe;
+    dp.with(move |dp| {
+        for i in 0..SETS {
+            dp.forwarding
+                .stage_group(0, group(SETS + i).octets(), other(i));
+        }
+        dp.forwarding.flush()
+    })
+    .expect("flush");
+    assert_eq!(dp.with(|dp| dp.forwarding.inner_maps()), SETS as usize);
+    assert_eq!(
+        dp.with(|dp| dp.forwarding.published_port_sets()),
+        published,
+        "freed slots were not reused"
+    );
+    delivers_to_mask(&lab, group(SETS + 7), other(7));
+    delivers_to_mask(&lab, group(0), 0);
+}

@@ -47,7 +47,9 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         max_groups: settings.engine.max_groups,
     };
     let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
-    dp.keep_pinned(settings.keep_on_exit);
+    // Until the switch is up, a failing start leaves adopted state forwarding
+    // as it found it.
+    dp.keep_pinned(dp.adopted().is_some() || settings.keep_on_exit);
     if dp.pins_are_transient() {
         warn!(
             dir = %dp.pin_dir().map(|d| d.display().to_string()).unwrap_or_default(),
@@ -98,6 +100,7 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .map(|p| format!("{}({})", p.name, p.mode))
         .collect();
     info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
+    dp.keep_pinned(settings.keep_on_exit);
 
     let mut last_port_check = Instant::now();
     let mut last_mac_age = Instant::now();
