@@ -225,6 +225,14 @@ impl PortSets {
         let now = Instant::now();
         self.slots[id as usize].retired_at = Some(now);
         self.retired.push_back((id, now));
+        // A slot taken again leaves its old entry behind; a group flapping
+        // between two sets would grow the queue without end.
+        if self.retired.len() > 2 * self.slots.len() + CHUNK as usize {
+            let slots = &self.slots;
+            self.retired.retain(|&(id, at)| {
+                slots[id as usize].refs == 0 && slots[id as usize].retired_at == Some(at)
+            });
+        }
     }
 
     /// The oldest unreferenced slot whose quarantine is over, unlinked from

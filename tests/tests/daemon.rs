@@ -484,6 +484,28 @@ fn bad_command_lines_fail_with_one_line() {
     ]);
     usage_error(&out, &["5x", "--query-interval", "duration", "500ms"]);
 
+    let out = igmpsnoop_cli(&[
+        "run",
+        "--port",
+        "p1",
+        "--no-pin",
+        "--keep-on-exit",
+        "--socket",
+        &sock_s,
+    ]);
+    one_line_error(&out, &["--keep-on-exit", "--no-pin"]);
+
+    let out = igmpsnoop_cli(&[
+        "run",
+        "--port",
+        "p1",
+        "--max-groups",
+        "300000",
+        "--socket",
+        &sock_s,
+    ]);
+    one_line_error(&out, &["--max-groups", "262144"]);
+
     let out = igmpsnoop_cli(&["groups", "--socket", &sock_s]);
     let line = one_line_error(&out, &["no daemon is running", "igmpsnoop run"]);
     assert!(line.contains(&sock_s), "{line}");
