@@ -36,9 +36,8 @@ pub fn groups(
     now: Timestamp,
     hold_left: Option<Duration>,
 ) -> Value {
-    let mut rows = engine.groups();
-    rows.sort_by_key(|g| (g.vlan, u32::from(g.group), g.port));
-    let mut out: Vec<(u16, u32, u8, Value)> = rows
+    let mut out: Vec<(u16, u32, u8, Value)> = engine
+        .groups()
         .iter()
         .map(|g| {
             let row = json!({
