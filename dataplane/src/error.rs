@@ -120,4 +120,14 @@ pub(crate) fn attach_error(
     }
 }
 
+/// A pinning step on `path` that failed with an aya error (which carries
+/// its own cause as text).
+pub(crate) fn pin_error(path: &std::path::Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Pin {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -90,7 +90,9 @@ fn raw_fd(map: &Map) -> RawFd {
     }
 }
 
-fn port_mask(ifindexes: &[u32], of: impl IntoIterator<Item = u32>) -> (PortMask, bool) {
+/// The mask of the ports (by index into `ifindexes`) among `of`, and whether
+/// `of` held any ifindex that is not a port.
+pub(crate) fn port_mask(ifindexes: &[u32], of: impl IntoIterator<Item = u32>) -> (PortMask, bool) {
     let mut mask = 0;
     let mut foreign = false;
     for ifindex in of {

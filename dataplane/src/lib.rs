@@ -133,7 +133,6 @@ pub struct Dataplane {
     pins: Option<PinDir>,
     /// Leave the pinned state in place when dropped (restart without loss).
     keep_pinned: bool,
-    adopted: Option<Adopted>,
 }
 
 /// Options of [`Dataplane::open_with`].
@@ -196,11 +195,13 @@ impl Dataplane {
             resolved.push((name.clone(), iface::ifindex(name)?));
         }
         let pins = options.pin_dir.as_deref().map(PinDir::open).transpose()?;
-        let mut created = Unpin::default();
+        // Link pins this start created: removed again when it fails on
+        // adopted state (a fresh directory is removed whole).
+        let mut created_links = Vec::new();
         let capacity = options
             .max_groups
             .min(igmpsnoop_common::MAX_GROUPS as usize);
-        match Self::build(&resolved, capacity, mode, pins.as_ref(), &mut created) {
+        match Self::build(&resolved, capacity, mode, pins.as_ref(), &mut created_links) {
             Ok(mut dp) => {
                 dp.pins = pins;
                 if let Some(p) = &dp.pins
@@ -215,7 +216,7 @@ impl Dataplane {
             Err(e) => {
                 if let Some(p) = &pins {
                     if p.existed() {
-                        for path in &created.links {
+                        for path in &created_links {
                             let _ = std::fs::remove_file(path);
                         }
                     } else {
@@ -232,7 +233,7 @@ impl Dataplane {
         capacity: usize,
         mode: XdpMode,
         pins: Option<&PinDir>,
-        guard: &mut Unpin,
+        created_links: &mut Vec<PathBuf>,
     ) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         if let Some(p) = pins {
@@ -298,12 +299,10 @@ impl Dataplane {
                 // Adopted: the pin is there already and now holds the new program.
                 Some(path) if path.exists() => link,
                 Some(path) => {
-                    let pinned = link.pin(&path).map_err(|e| Error::Pin {
-                        path: path.clone(),
-                        what: format!("pin XDP link: {e}"),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
-                    guard.link_pinned(path);
+                    let pinned = link
+                        .pin(&path)
+                        .map_err(|e| error::pin_error(&path, "pin XDP link", e))?;
+                    created_links.push(path);
                     FdLink::from(pinned)
                 }
                 None => link,
@@ -328,11 +327,9 @@ impl Dataplane {
             }
             let path = p.prog_path();
             let _ = std::fs::remove_file(&path);
-            program.pin(&path).map_err(|e| Error::Pin {
-                path: path.clone(),
-                what: format!("pin program: {e}"),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            program
+                .pin(&path)
+                .map_err(|e| error::pin_error(&path, "pin program", e))?;
         }
 
         // The port table: exactly our ports now. Counters are per port index,
@@ -390,10 +387,10 @@ impl Dataplane {
         // Sockets last: a control frame arriving before its socket is
         // registered is counted (drop_no_socket).
         let mut sockets = Vec::new();
-        for (index, (name, ifindex)) in resolved.iter().enumerate() {
+        for (index, port) in ports.iter().enumerate() {
             let mut port_sockets = Vec::new();
-            for queue in 0..iface::rx_queues(name) {
-                let socket = XskSocket::open(name, *ifindex, queue)?;
+            for queue in 0..port.queues {
+                let socket = XskSocket::open(&port.name, port.ifindex, queue)?;
                 xsks.set(index as u32 * MAX_QUEUES + queue, socket.fd(), 0)
                     .map_err(|source| Error::Map {
                         name: "XSKS",
@@ -403,7 +400,6 @@ impl Dataplane {
             }
             sockets.push(port_sockets);
         }
-        let adopted = adopting.then(|| forwarding.adopted());
 
         Ok(Self {
             _ebpf: ebpf,
@@ -416,7 +412,6 @@ impl Dataplane {
             _port_map: port_map,
             pins: None,
             keep_pinned: false,
-            adopted,
         })
     }
 
@@ -431,7 +426,10 @@ impl Dataplane {
 
     /// What this switch adopted from pinned state, if it did.
     pub fn adopted(&self) -> Option<Adopted> {
-        self.adopted
+        self.pins
+            .as_ref()
+            .is_some_and(PinDir::existed)
+            .then(|| self.forwarding.adopted())
     }
 
     /// Whether the pinned state dies with this process anyway: the bpffs was
@@ -496,8 +494,6 @@ impl Dataplane {
     }
 }
 
-/// Attaches the program to a port and takes its link out of the program's
-/// keeping (so that it can be pinned, or dropped to detach).
 impl Drop for Dataplane {
     /// Unless told to keep it, removes the pinned state: once the fields
     /// drop right after, nothing of the switch is left in the kernel.
@@ -511,6 +507,8 @@ impl Drop for Dataplane {
     }
 }
 
+/// Attaches the program to a port and takes its link out of the program's
+/// keeping (so that it can be pinned, or dropped to detach).
 fn attach(
     program: &mut Xdp,
     name: &str,
@@ -558,36 +556,13 @@ fn attach(
 /// Puts the new program into the pinned link of a port, atomically: the
 /// port never runs without one.
 fn replace_program(program: &mut Xdp, pin: &Path) -> Result<FdLink> {
-    let pinned = PinnedLink::from_pin(pin).map_err(|e| Error::Pin {
-        path: pin.to_path_buf(),
-        what: format!("open pinned link: {e}"),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| Error::Pin {
-        path: pin.to_path_buf(),
-        what: format!("not an XDP link: {e}"),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let pinned =
+        PinnedLink::from_pin(pin).map_err(|e| error::pin_error(pin, "open pinned link", e))?;
+    let link = XdpLink::try_from(FdLink::from(pinned))
+        .map_err(|e| error::pin_error(pin, "not an XDP link", e))?;
     let id = program.attach_to_link(link)?;
     let link = program.take_link(id)?;
-    FdLink::try_from(link).map_err(|e| Error::Pin {
-        path: pin.to_path_buf(),
-        what: format!("link: {e}"),
-        source: std::io::Error::other(e.to_string()),
-    })
-}
-
-/// The link pins one `open_with` created: removed again when it fails on
-/// adopted state (a fresh directory is removed whole).
-#[derive(Default)]
-struct Unpin {
-    links: Vec<PathBuf>,
-}
-
-impl Unpin {
-    fn link_pinned(&mut self, path: PathBuf) {
-        self.links.push(path);
-    }
+    FdLink::try_from(link).map_err(|e| error::pin_error(pin, "link", e))
 }
 
 fn is_busy(e: &Error) -> bool {

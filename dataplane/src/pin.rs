@@ -266,11 +266,9 @@ impl PinDir {
             name: "meta",
             source,
         })?;
-        array.pin(&path).map_err(|e| Error::Pin {
-            path,
-            what: format!("pin: {e}"),
-            source: std::io::Error::other(e.to_string()),
-        })
+        array
+            .pin(&path)
+            .map_err(|e| crate::error::pin_error(&path, "pin", e))
     }
 
     /// Unpins everything (links first: that detaches the program from every

@@ -31,7 +31,7 @@ use tracing::debug;
 use crate::{
     batch,
     error::{Error, Result},
-    forwarding::PortMask,
+    forwarding::{PortMask, port_mask},
 };
 
 /// Slots published at a time (one RCU wait per chunk).
@@ -118,7 +118,7 @@ impl PortSets {
                 }
             };
             let ifindexes: Vec<u32> = devmap(map_id)?.keys().filter_map(|k| k.ok()).collect();
-            let (content, foreign) = this.mask_of(&ifindexes);
+            let (content, foreign) = port_mask(&this.ifindexes, ifindexes);
             this.slots.push(Slot {
                 map_id,
                 content,
@@ -128,19 +128,6 @@ impl PortSets {
             });
         }
         Ok(this)
-    }
-
-    /// Port mask of a list of ifindexes, and whether any was not ours.
-    fn mask_of(&self, ifindexes: &[u32]) -> (PortMask, bool) {
-        let mut mask = 0;
-        let mut foreign = false;
-        for ifindex in ifindexes {
-            match self.ifindexes.iter().position(|i| i == ifindex) {
-                Some(index) => mask |= 1u64 << index,
-                None => foreign = true,
-            }
-        }
-        (mask, foreign)
     }
 
     /// The ports an adopted slot delivers to (ours only), if it exists.

@@ -94,33 +94,28 @@ impl Stats {
 
     /// Forgets MACs learned on ports for which `keep(ifindex)` is false.
     pub fn retain_macs(&mut self, keep: impl Fn(u32) -> bool) -> usize {
-        let gone: Vec<MacKey> = self
-            .mac_table()
-            .into_iter()
-            .filter(|r| !keep(r.ifindex))
-            .map(|r| MacKey {
-                mac: r.mac,
-                vlan: r.vlan,
-            })
-            .collect();
-        gone.iter().filter(|k| self.macs.remove(k).is_ok()).count()
+        self.remove_macs(|r| !keep(r.ifindex))
     }
 
     /// Forgets MACs not seen for `max_age_secs`, or learned on `ifindex` when given.
     pub fn flush_macs(&mut self, max_age_secs: Option<u64>, ifindex: Option<u32>) -> usize {
-        let stale: Vec<MacKey> = self
+        self.remove_macs(|r| {
+            max_age_secs.is_some_and(|max| r.age_secs >= max) || ifindex == Some(r.ifindex)
+        })
+    }
+
+    /// Removes every learned MAC for which `gone` is true; returns how many.
+    fn remove_macs(&mut self, gone: impl Fn(&MacRow) -> bool) -> usize {
+        let keys: Vec<MacKey> = self
             .mac_table()
             .into_iter()
-            .filter(|r| {
-                max_age_secs.is_some_and(|max| r.age_secs >= max) || ifindex == Some(r.ifindex)
-            })
+            .filter(|r| gone(r))
             .map(|r| MacKey {
                 mac: r.mac,
                 vlan: r.vlan,
             })
             .collect();
-        stale
-            .iter()
+        keys.iter()
             .filter(|key| self.macs.remove(key).is_ok())
             .count()
     }

@@ -2,8 +2,6 @@
 """Helpers for scripts/bench.sh (run inside lab host namespaces).
 
   bench.py data-cfg OUT                     trafgen config: one 60-byte UDP frame h1 -> 239.1.1.1:5001
-  bench.py v2-cfg OUT FIRST COUNT           trafgen config: COUNT IGMPv2 reports (h1), distinct groups
-                                            236.(FIRST+i) counting from FIRST, Router Alert, 60 bytes
   bench.py v3-send HOST N [PER]             send IGMPv3 reports (MODE_IS_EXCLUDE{}, PER records each)
                                             for N groups 235.0.0.0+i out of eth0 (scapy, paced)
   bench.py join  N GROUP PORT               join latency: N x (the host's report on the wire -> the
@@ -62,15 +60,6 @@ def data_cfg(out):
     f = eth(mcast_mac("239.1.1.1"), ipv4("10.77.0.1", "239.1.1.1", 17, udp, 16))
     assert len(f) == 60
     open(out, "w").write(cfg_line(f))
-
-
-def v2_cfg(out, first, count):
-    with open(out, "w") as fh:
-        for i in range(first, first + count):
-            g = socket.inet_ntoa(struct.pack("!I", (236 << 24) + i))
-            ig = struct.pack("!BBH4s", 0x16, 0, 0, socket.inet_aton(g))
-            ig = ig[:2] + struct.pack("!H", csum(ig)) + ig[4:]
-            fh.write(cfg_line(eth(mcast_mac(g), ipv4("10.77.0.1", g, 2, ig, 1, b"\x94\x04\x00\x00"))))
 
 
 def v3_send(host, n, per):
@@ -259,8 +248,6 @@ if __name__ == "__main__":
     a = sys.argv[1:]
     if a[0] == "data-cfg":
         data_cfg(a[1])
-    elif a[0] == "v2-cfg":
-        v2_cfg(a[1], int(a[2]), int(a[3]))
     elif a[0] == "v3-send":
         v3_send(int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 100)
     elif a[0] == "join":
