@@ -2,17 +2,20 @@
 # The igmpsnoop network-namespace lab: one switch namespace, N host namespaces, one
 # veth pair per host.
 #
-#   scripts/lab.sh up [N] [--name NAME] [--ipv6]   build a lab (N defaults to 4)
+#   scripts/lab.sh up [N] [--name NAME] [--ipv6] [--defaults]
+#                                                  build a lab (N defaults to 4)
 #   scripts/lab.sh down NAME                       remove it (idempotent)
 #   scripts/lab.sh list                            labs present
 #
 # Topology (naming in scripts/lib.sh):
-#   <lab>-sw : p1..pN, up, no addresses, GRO on
-#   <lab>-hI : eth0 = 10.77.0.I/24, MAC 02:00:00:00:00:0I, lo up, GRO on,
-#              route 224.0.0.0/4 dev eth0 (joins on the default interface need it)
+#   <lab>-sw : p1..pN, up, no addresses, GRO on, TX checksum offload off
+#   <lab>-hI : eth0 = 10.77.0.I/24, MAC 02:00:00:00:00:0I, lo up, GRO on, TX
+#              checksum offload off, route 224.0.0.0/4 dev eth0 (joins on the
+#              default interface need it)
 #
-# GRO is on at both ends because native-mode XDP redirect into a veth only arrives
-# when the receiving end runs NAPI (see DESIGN.md). IPv6 is disabled in every lab
+# The tuning (GRO on, TX checksum offload off) is what native-mode XDP on a veth
+# needs (see DESIGN.md); --defaults leaves every veth at the kernel's defaults,
+# as container runtimes create them, so tests also run where users are. IPv6 is disabled in every lab
 # namespace unless --ipv6 is given, so MLD/ND chatter does not pollute captures and
 # interface counters. force_igmp_version stays 0; tests choose it.
 #
@@ -28,7 +31,7 @@ LOG_TAG=lab
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 usage() {
-    sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -45,7 +48,7 @@ lab_down() {
 }
 
 lab_up() {
-    local n="$1" lab="$2" ipv6="$3"
+    local n="$1" lab="$2" ipv6="$3" defaults="$4"
     [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= LAB_MAX_HOSTS)) || die "host count must be 1..$LAB_MAX_HOSTS, got '$n'"
     valid_lab_name "$lab" || die "lab name must match [A-Za-z0-9_]{1,40}, got '$lab'"
     [[ -z "$(lab_namespaces "$lab")" ]] || die "lab '$lab' already exists (scripts/lab.sh down $lab)"
@@ -72,10 +75,10 @@ lab_up() {
         # TX checksum offload off: a veth otherwise hands over CHECKSUM_PARTIAL
         # frames, and a frame that XDP redirects keeps its unfinished UDP
         # checksum, so receivers drop it (a real NIC finishes it in hardware).
-        ip netns exec "$h" ethtool -K eth0 gro on tx off >/dev/null
+        [[ "$defaults" == 1 ]] || ip netns exec "$h" ethtool -K eth0 gro on tx off >/dev/null
         ip -n "$h" link set eth0 up
         ip -n "$h" route add 224.0.0.0/4 dev eth0
-        ip netns exec "$sw" ethtool -K "p$i" gro on tx off >/dev/null
+        [[ "$defaults" == 1 ]] || ip netns exec "$sw" ethtool -K "p$i" gro on tx off >/dev/null
         ip -n "$sw" link set "p$i" up
     done
     trap - ERR
@@ -105,19 +108,20 @@ cmd="${1:-}"
 shift
 case "$cmd" in
 up)
-    n=4 name="" ipv6=0
+    n=4 name="" ipv6=0 defaults=0
     while (($#)); do
         case "$1" in
         --name) name="${2:?--name needs a value}"; shift 2 ;;
         --name=*) name="${1#--name=}"; shift ;;
         --ipv6) ipv6=1; shift ;;
+        --defaults) defaults=1; shift ;;
         -h | --help) usage ;;
         *) n="$1"; shift ;;
         esac
     done
     [[ -n "$name" ]] || name="isn$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n' | cut -c1-5)"
     ensure_setup
-    lab_up "$n" "$name" "$ipv6"
+    lab_up "$n" "$name" "$ipv6" "$defaults"
     ;;
 down)
     [[ $# -eq 1 ]] || usage

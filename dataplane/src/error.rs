@@ -16,6 +16,8 @@ pub enum Error {
         reason: String,
         errno: Option<i32>,
     },
+    #[error("native XDP would drop frames: {reason}")]
+    NativeBlackhole { reason: String },
     #[error("loading the XDP program failed: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("the XDP program was rejected by the kernel: {0}")]
@@ -64,6 +66,17 @@ pub enum Error {
     Pin {
         path: std::path::PathBuf,
         what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "pinned state at {}: cannot find a mount namespace where pins outlive the daemon, so a \
+         restart could not adopt them: run igmpsnoop in the host's mount namespace (e.g. \
+         `nsenter --net=/run/netns/NAME` rather than `ip netns exec`), or pass --no-pin",
+        path.display()
+    )]
+    PinUnreachable {
+        path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },

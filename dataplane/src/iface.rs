@@ -92,6 +92,76 @@ pub fn rx_queues(name: &str) -> u32 {
     (channels.rx_count + channels.combined_count).clamp(1, igmpsnoop_common::MAX_QUEUES)
 }
 
+/// struct ethtool_drvinfo (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+const ETHTOOL_GDRVINFO: u32 = 0x03;
+
+/// The interface's driver ("veth", "mlx5_core", ...), if it says.
+pub fn driver(name: &str) -> Option<String> {
+    let mut req = ifreq(name)?;
+    // SAFETY: plain data; all zeroes is a valid value.
+    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    if !ioctl(libc::SIOCETHTOOL, &mut req) {
+        return None;
+    }
+    let end = info.driver.iter().position(|b| *b == 0).unwrap_or(32);
+    Some(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
+/// Frames the kernel dropped on their way out of the interface
+/// (tx_dropped: a generic-mode XDP redirect or a transmit the device
+/// refused), or None when the interface is unknown.
+pub fn tx_dropped(name: &str) -> Option<u64> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_data.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: a valid sockaddr and NUL-terminated name from getifaddrs.
+        let (family, ifname) = unsafe {
+            (
+                i32::from((*ifa.ifa_addr).sa_family),
+                std::ffi::CStr::from_ptr(ifa.ifa_name),
+            )
+        };
+        if family == libc::AF_PACKET && ifname.to_bytes() == name.as_bytes() {
+            // SAFETY: for AF_PACKET entries ifa_data is a struct
+            // rtnl_link_stats, whose first eight fields are u32 counters
+            // (rx/tx packets, bytes, errors, then rx_dropped, tx_dropped).
+            let counters = unsafe { &*(ifa.ifa_data as *const [u32; 8]) };
+            found = Some(u64::from(counters[7]));
+        }
+    }
+    // SAFETY: the list came from getifaddrs and is not used after this.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
 /// The interface's MAC address.
 pub fn mac_address(name: &str) -> Option<[u8; 6]> {
     let mut req = ifreq(name)?;
@@ -131,6 +201,7 @@ mod tests {
         assert!(is_up("lo"));
         assert_eq!(mac_address("lo"), Some([0; 6]));
         assert!(rx_queues("lo") >= 1);
+        assert_eq!(tx_dropped("lo"), Some(0));
     }
 
     #[test]
@@ -142,6 +213,8 @@ mod tests {
         assert!(!is_up("no-such-if0"));
         assert_eq!(mac_address("no-such-if0"), None);
         assert_eq!(rx_queues("no-such-if0"), 1);
+        assert_eq!(driver("no-such-if0"), None);
+        assert_eq!(tx_dropped("no-such-if0"), None);
         assert!(!is_up("a-name-far-too-long-for-ifnamsiz"));
         assert!(!is_up(""));
     }

@@ -8,20 +8,22 @@
 //! [`Dataplane::keep_pinned`], the ports keep forwarding instead, for the
 //! next daemon to adopt.
 mod batch;
+mod egress;
 pub mod error;
 pub mod forwarding;
 pub mod iface;
+mod mountns;
 mod pin;
 mod port_sets;
 pub mod stats;
+pub mod xdp_features;
+mod xdp_mode;
 pub mod xsk;
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},
-    fmt,
     os::fd::RawFd,
     path::{Path, PathBuf},
-    str::FromStr,
 };
 
 use aya::{
@@ -36,68 +38,21 @@ use aya::{
 use igmpsnoop_common::{MAX_PORTS, MAX_QUEUES, PortConf, port_flags};
 use tracing::{debug, info, warn};
 
-use crate::pin::PinDir;
 pub use crate::{
+    egress::{EgressEvent, EgressState, EgressWatch},
     error::{Error, Result},
     forwarding::{Adopted, Forwarding, PortMask},
     stats::{MacRow, PortCounters, Stats},
+    xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
+};
+use crate::{
+    pin::PinDir,
+    xdp_mode::{Plan, PortFacts},
 };
 
 /// The XDP object built by build.rs from ebpf/xdp.
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/igmpsnoop.bpf.o"));
-
-/// How to attach the XDP program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Native where the driver supports it, generic otherwise.
-    #[default]
-    Auto,
-    Native,
-    Generic,
-}
-
-impl XdpMode {
-    /// Whether a port running in `attached` mode satisfies this request.
-    fn allows(self, attached: AttachedMode) -> bool {
-        matches!(
-            (self, attached),
-            (Self::Auto, _)
-                | (Self::Native, AttachedMode::Native)
-                | (Self::Generic, AttachedMode::Generic)
-        )
-    }
-}
-
-impl FromStr for XdpMode {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "native" | "drv" => Ok(Self::Native),
-            "generic" | "skb" => Ok(Self::Generic),
-            other => Err(format!(
-                "unknown XDP mode {other:?} (expected auto, native or generic)"
-            )),
-        }
-    }
-}
-
-/// The mode a port's program actually runs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachedMode {
-    Native,
-    Generic,
-}
-
-impl fmt::Display for AttachedMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Native => "native",
-            Self::Generic => "generic",
-        })
-    }
-}
 
 /// One switch port.
 #[derive(Clone, Debug)]
@@ -126,6 +81,7 @@ pub struct Dataplane {
     pub forwarding: Forwarding,
     pub stats: Stats,
     ports: Vec<PortInfo>,
+    egress: EgressWatch,
     /// Sockets per port, one per RX queue.
     sockets: Vec<Vec<XskSocket>>,
     _xsks: XskMap<MapData>,
@@ -257,6 +213,11 @@ impl Dataplane {
             })?
             .try_into()?;
         program.load()?;
+        let facts: Vec<PortFacts> = resolved
+            .iter()
+            .map(|(name, ifindex)| PortFacts::of(name, *ifindex))
+            .collect();
+        let plan = xdp_mode::plan(mode, &facts)?;
         let mut ports = Vec::new();
         let mut links = Vec::new();
         for (index, (name, ifindex)) in resolved.iter().enumerate() {
@@ -290,7 +251,7 @@ impl Dataplane {
             let (attached, link) = match adopted_link {
                 Some(adopted) => adopted,
                 None => {
-                    let (m, link) = attach(program, name, *ifindex, mode)?;
+                    let (m, link) = attach(program, name, *ifindex, plan)?;
                     info!(port = %name, ifindex, index, mode = %m, "attached");
                     (m, link)
                 }
@@ -406,6 +367,7 @@ impl Dataplane {
             _links: links,
             forwarding,
             stats,
+            egress: EgressWatch::new(&ports),
             ports,
             sockets,
             _xsks: xsks,
@@ -432,15 +394,10 @@ impl Dataplane {
             .then(|| self.forwarding.adopted())
     }
 
-    /// Whether the pinned state dies with this process anyway: the bpffs was
-    /// mounted in a mount namespace of its own (`ip netns exec` makes one).
-    pub fn pins_are_transient(&self) -> bool {
-        self.pins.as_ref().is_some_and(PinDir::transient)
-    }
-
-    /// Where the state is pinned, if it is.
+    /// Where the state is pinned, if it is (named in the outermost mount
+    /// namespace, where it outlives the daemon).
     pub fn pin_dir(&self) -> Option<&Path> {
-        self.pins.as_ref().map(PinDir::root)
+        self.pins.as_ref().map(PinDir::name)
     }
 
     /// Keep (true) or remove (false, the default) the pinned state when this
@@ -452,6 +409,17 @@ impl Dataplane {
 
     pub fn ports(&self) -> &[PortInfo] {
         &self.ports
+    }
+
+    /// What the kernel now does with frames sent out of the ports; returns
+    /// the changes to tell the operator (each once).
+    pub fn check_egress(&mut self) -> Vec<EgressEvent> {
+        self.egress.check(&self.ports)
+    }
+
+    /// One port's egress figures as of the last [`Dataplane::check_egress`].
+    pub fn egress(&self, port: usize) -> EgressState {
+        self.egress.state(port)
     }
 
     pub fn port_by_name(&self, name: &str) -> Option<&PortInfo> {
@@ -502,7 +470,7 @@ impl Drop for Dataplane {
             && !self.keep_pinned
         {
             let removed = p.remove_all();
-            debug!(dir = %p.root().display(), removed, "pinned state removed");
+            debug!(dir = %p.name().display(), removed, "pinned state removed");
         }
     }
 }
@@ -513,26 +481,22 @@ fn attach(
     program: &mut Xdp,
     name: &str,
     ifindex: u32,
-    mode: XdpMode,
+    plan: Plan,
 ) -> Result<(AttachedMode, FdLink)> {
     let try_mode = |program: &mut Xdp, m: AttachedMode| {
-        let aya_mode = match m {
-            AttachedMode::Native => AyaXdpMode::Driver,
-            AttachedMode::Generic => AyaXdpMode::Skb,
-        };
-        let label = match m {
-            AttachedMode::Native => "native",
-            AttachedMode::Generic => "generic",
+        let (aya_mode, label) = match m {
+            AttachedMode::Native => (AyaXdpMode::Driver, "native"),
+            AttachedMode::Generic => (AyaXdpMode::Skb, "generic"),
         };
         program
             .attach_to_if_index(ifindex, aya_mode)
             .map(|id| (m, id))
             .map_err(|source| error::attach_error(name, label, &source))
     };
-    let (attached, id) = match mode {
-        XdpMode::Native => try_mode(program, AttachedMode::Native)?,
-        XdpMode::Generic => try_mode(program, AttachedMode::Generic)?,
-        XdpMode::Auto => match try_mode(program, AttachedMode::Native) {
+    let (attached, id) = match plan {
+        Plan::Native => try_mode(program, AttachedMode::Native)?,
+        Plan::Generic => try_mode(program, AttachedMode::Generic)?,
+        Plan::NativeOrGeneric => match try_mode(program, AttachedMode::Native) {
             Ok(m) => m,
             // Busy means another program owns the port: falling back would not help.
             Err(e) if is_busy(&e) => return Err(e),

@@ -15,17 +15,18 @@
 use std::{
     ffi::CString,
     fs::{self, File},
-    os::{
-        fd::AsRawFd as _,
-        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
-    },
+    io,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
 use aya::maps::{Array, Map, MapData};
 use tracing::debug;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    mountns::Place,
+};
 
 /// statfs f_type of a bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -69,17 +70,9 @@ fn is_bpffs(path: &Path) -> bool {
     ok && st.f_type as i64 == BPF_FS_MAGIC
 }
 
-fn mount_bpffs(path: &Path) -> Result<()> {
-    let err = |what: &str| Error::Pin {
-        path: path.to_path_buf(),
-        what: what.to_string(),
-        source: std::io::Error::last_os_error(),
-    };
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Pin {
-        path: path.to_path_buf(),
-        what: "path".into(),
-        source: std::io::Error::from_raw_os_error(libc::EINVAL),
-    })?;
+fn mount_bpffs(path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: every pointer is a valid NUL-terminated string for the call.
     let rc = unsafe {
         libc::mount(
@@ -91,54 +84,85 @@ fn mount_bpffs(path: &Path) -> Result<()> {
         )
     };
     if rc != 0 {
-        return Err(err("mount bpffs"));
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Whether this process has a mount namespace of its own, not its parent's
-/// (`ip netns exec` makes one per command; so does a systemd unit with
-/// PrivateTmp): a mount made there dies with the namespace, and with it
-/// everything pinned there. Unknown counts as no.
-fn in_private_mount_ns() -> bool {
-    let id = |p: &str| fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() };
-    match (
-        id("/proc/thread-self/ns/mnt"),
-        id(&format!("/proc/{parent}/ns/mnt")),
-    ) {
-        (Some(a), Some(b)) => a != b,
-        _ => false,
+fn unmount(path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: c is a valid NUL-terminated path for the call.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The pin directory named by the user, made absolute: it names a place in
+/// the outermost mount namespace, so a relative path is taken from our working
+/// directory now.
+fn absolute(path: &Path) -> io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(path))
     }
 }
 
 /// An open pin directory, locked against a second daemon.
 pub struct PinDir {
+    /// The directory as this process reaches it (through /proc/1/root when
+    /// it runs in a mount namespace of its own).
     root: PathBuf,
+    /// The directory as named in the outermost mount namespace.
+    name: PathBuf,
+    place: Place,
     _lock: File,
     meta: StateMeta,
     /// The directory held igmpsnoop state when opened.
     existed: bool,
-    /// We mounted the bpffs in a mount namespace of our own.
-    transient: bool,
+}
+
+/// An error about the pin directory `path`.
+fn pin_io(path: &Path, what: &str, source: io::Error) -> Error {
+    Error::Pin {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Where pins for `requested` go: its absolute name, the place of the outermost
+/// mount namespace, and the path this process reaches it by.
+fn locate(requested: &Path) -> Result<(PathBuf, Place, PathBuf)> {
+    let name = absolute(requested).map_err(|e| pin_io(requested, "resolve path", e))?;
+    let place = Place::find().map_err(|e| Error::PinUnreachable {
+        path: name.clone(),
+        source: e,
+    })?;
+    let root = place.view(&name);
+    Ok((name, place, root))
 }
 
 impl PinDir {
-    /// Opens `root` (mounting a bpffs there when it is not one), locks it,
-    /// and checks that any state found there is ours to adopt.
-    pub fn open(root: &Path) -> Result<PinDir> {
-        let io = |what: &str, source: std::io::Error| Error::Pin {
-            path: root.to_path_buf(),
-            what: what.to_string(),
-            source,
-        };
-        fs::create_dir_all(root).map_err(|e| io("create directory", e))?;
+    /// Opens `requested` in the outermost mount namespace (mounting a bpffs there
+    /// when it is not one), locks it, and checks that any state found there
+    /// is ours to adopt.
+    pub fn open(requested: &Path) -> Result<PinDir> {
+        let (name, place, root) = locate(requested)?;
+        let root = root.as_path();
+        let io = |what: &str, source: io::Error| pin_io(&name, what, source);
         let mut mounted_here = false;
         if !is_bpffs(root) {
-            mount_bpffs(root)?;
+            place
+                .run(|| {
+                    fs::create_dir_all(&name)?;
+                    mount_bpffs(&name)
+                })
+                .map_err(|e| io("mount bpffs", e))?;
             mounted_here = true;
-            debug!(dir = %root.display(), "mounted a bpffs for pinned state");
+            debug!(dir = %name.display(), ?place, "mounted a bpffs for pinned state");
         }
         let lock = lock(root)?;
         for sub in ["maps", "links"] {
@@ -191,40 +215,38 @@ impl PinDir {
         };
         Ok(PinDir {
             root: root.to_path_buf(),
+            name,
+            place,
             _lock: lock,
             meta,
             existed,
-            transient: mounted_here && in_private_mount_ns(),
         })
     }
 
-    /// Opens `root` only to remove what is pinned there (`igmpsnoop detach`);
-    /// None when nothing of ours is there.
-    pub fn open_existing(root: &Path) -> Result<Option<PinDir>> {
-        if !is_bpffs(root) {
+    /// Opens `requested` only to remove what is pinned there (`igmpsnoop
+    /// detach`); None when nothing of ours is there.
+    pub fn open_existing(requested: &Path) -> Result<Option<PinDir>> {
+        let (name, place, root) = locate(requested)?;
+        if !is_bpffs(&root) {
             return Ok(None);
         }
-        let lock = lock(root)?;
+        let lock = lock(&root)?;
         let Some(meta) = read_meta(&root.join("meta"))? else {
             return Ok(None);
         };
         Ok(Some(PinDir {
-            root: root.to_path_buf(),
+            root,
+            name,
+            place,
             _lock: lock,
             meta,
             existed: true,
-            transient: false,
         }))
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Whether the bpffs was mounted in a mount namespace that dies with
-    /// this process, so that nothing pinned there can outlive it.
-    pub fn transient(&self) -> bool {
-        self.transient
+    /// The directory as named in the outermost mount namespace.
+    pub fn name(&self) -> &Path {
+        &self.name
     }
 
     /// Whether the directory held a switch's state when opened.
@@ -280,11 +302,8 @@ impl PinDir {
         for sub in ["links", "maps"] {
             let _ = fs::remove_dir(self.root.join(sub));
         }
-        if self.meta.mounted_by_us != 0
-            && let Ok(c) = CString::new(self.root.as_os_str().as_bytes())
-        {
-            // SAFETY: c is a valid NUL-terminated path for the call.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        if self.meta.mounted_by_us != 0 {
+            let _ = self.place.run(|| unmount(&self.name));
         }
         let _ = fs::remove_dir(&self.root);
         removed
@@ -311,13 +330,17 @@ fn lock(root: &Path) -> Result<File> {
         what: "open".into(),
         source,
     })?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::PinBusy {
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::PinBusy {
             path: root.to_path_buf(),
-        });
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Pin {
+            path: root.to_path_buf(),
+            what: "lock".into(),
+            source,
+        }),
     }
-    Ok(file)
 }
 
 fn read_meta(path: &Path) -> Result<Option<StateMeta>> {

@@ -42,6 +42,47 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// How the daemon is started in the switch's network namespace: each gives
+/// it another mount namespace, which decides whether a bpffs it mounts
+/// outlives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launcher {
+    /// `nsenter --net=/run/netns/NS`: the caller's mount namespace.
+    Nsenter,
+    /// `ip netns exec NS`: a mount namespace of its own per command.
+    IpNetnsExec,
+    /// `unshare --mount --propagation private` then nsenter: a private mount
+    /// namespace, as systemd's PrivateMounts gives a service.
+    UnshareMount,
+}
+
+impl Launcher {
+    pub const ALL: [Launcher; 3] = [
+        Launcher::Nsenter,
+        Launcher::IpNetnsExec,
+        Launcher::UnshareMount,
+    ];
+
+    fn command(self, ns: &str, args: &[&str]) -> Command {
+        match self {
+            Launcher::Nsenter => nsenter_command(ns, args),
+            Launcher::IpNetnsExec => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(args);
+                c
+            }
+            Launcher::UnshareMount => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "nsenter"])
+                    .arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .args(args);
+                c
+            }
+        }
+    }
+}
+
 /// A running `igmpsnoop run` in the lab's switch namespace, stopped on drop
 /// (SIGTERM, then SIGKILL if it does not exit within 2 s). Its state is pinned
 /// next to its socket (`<socket>.bpf`) unless the arguments say otherwise.
@@ -63,6 +104,16 @@ impl Switch {
     /// [`Switch::start`] with a given socket path. Started again on the same
     /// socket, a switch adopts what the one before left pinned.
     pub fn start_at(lab: &Lab, socket: &Path, args: &[&str]) -> Result<Switch> {
+        Switch::start_with(lab, socket, args, Launcher::Nsenter)
+    }
+
+    /// [`Switch::start_at`] through a given launcher.
+    pub fn start_with(
+        lab: &Lab,
+        socket: &Path,
+        args: &[&str],
+        launcher: Launcher,
+    ) -> Result<Switch> {
         let bin = igmpsnoop_bin();
         if !bin.is_file() {
             bail!("igmpsnoop not built at {bin:?} (cargo build -p igmpsnoop-control)");
@@ -78,7 +129,7 @@ impl Switch {
         if let Some(p) = &pin_s {
             full.extend(["--pin-dir", p.as_str()]);
         }
-        let mut cmd = nsenter_command(&lab.switch_ns(), &full);
+        let mut cmd = launcher.command(&lab.switch_ns(), &full);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }

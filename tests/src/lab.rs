@@ -199,8 +199,19 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Builds a lab with `n_hosts` hosts (1..=250) under a fresh unique name.
+    /// Builds a lab with `n_hosts` hosts (1..=250) under a fresh unique name,
+    /// its veths tuned for native-mode XDP (GRO on, TX checksum offload off).
     pub fn new(n_hosts: usize) -> Result<Lab> {
+        Lab::build(n_hosts, &[])
+    }
+
+    /// A lab whose veths are left at the kernel's defaults (GRO off, checksum
+    /// offload on), as container runtimes make them.
+    pub fn at_kernel_defaults(n_hosts: usize) -> Result<Lab> {
+        Lab::build(n_hosts, &["--defaults"])
+    }
+
+    fn build(n_hosts: usize, options: &[&str]) -> Result<Lab> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!("Lab::new needs root (network namespaces)");
@@ -232,8 +243,10 @@ impl Lab {
             files: AtomicU64::new(0),
         };
         // On error `lab` drops here and removes whatever was built.
-        lab_sh(&["up", &n_hosts.to_string(), "--name", &lab.name])
-            .with_context(|| format!("building lab {}", lab.name))?;
+        let n = n_hosts.to_string();
+        let mut args = vec!["up", n.as_str(), "--name", lab.name.as_str()];
+        args.extend_from_slice(options);
+        lab_sh(&args).with_context(|| format!("building lab {}", lab.name))?;
         Ok(lab)
     }
 

@@ -37,7 +37,7 @@ mod tools;
 pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
 pub use cmd::{ChildGuard, netns_command, nsenter_command, run};
 pub use conformance::ScapyHost;
-pub use daemon::{Switch, igmpsnoop_cli, poll_until};
+pub use daemon::{Launcher, Switch, igmpsnoop_cli, poll_until};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, send, send_with};
 pub use switch::{ControlFrame, DataplaneThread, scapy, scapy_python};

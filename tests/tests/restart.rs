@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use igmpsnoop_tests::{
-    Lab, Receiver, SendOpts, Switch, igmpsnoop_bin, igmpsnoop_cli, mcast_tool_bin, poll_until,
-    require_root_and_tools, send, send_with,
+    Lab, Launcher, Receiver, SendOpts, Switch, igmpsnoop_bin, igmpsnoop_cli, mcast_tool_bin,
+    poll_until, require_root_and_tools, send, send_with,
 };
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -81,11 +81,28 @@ fn pinned(sw: &Switch) -> serde_json::Value {
 
 #[test]
 fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
+    kill_9_and_restart_without_loss(Launcher::Nsenter);
+}
+
+/// `ip netns exec` gives the daemon a mount namespace of its own, which dies
+/// with it: the pins must be in the outer one all the same.
+#[test]
+fn kill_9_and_restart_under_ip_netns_exec_loses_nothing() {
+    kill_9_and_restart_without_loss(Launcher::IpNetnsExec);
+}
+
+/// A private mount namespace (systemd's PrivateMounts, `unshare -m`).
+#[test]
+fn kill_9_and_restart_in_a_private_mount_namespace_loses_nothing() {
+    kill_9_and_restart_without_loss(Launcher::UnshareMount);
+}
+
+fn kill_9_and_restart_without_loss(launcher: Launcher) {
     require();
     let lab = Lab::new(4).unwrap();
     let socket = lab.scratch_file("sw").with_extension("sock");
     let args = args(&lab, &[]);
-    let mut sw = Switch::start_at(&lab, &socket, &strs(&args)).unwrap();
+    let mut sw = Switch::start_with(&lab, &socket, &strs(&args), launcher).unwrap();
     let pin_dir = sw.pin_dir().unwrap().to_path_buf();
     let r2 = Receiver::start(&lab, 2, &[G1], UDP).unwrap();
     let r3 = Receiver::start(&lab, 3, &[G1], UDP).unwrap();
@@ -110,7 +127,7 @@ fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
         }
         std::thread::sleep(Duration::from_secs(1));
         let t0 = Instant::now();
-        let sw2 = Switch::start_at(&lab, &socket, &strs(&args)).unwrap();
+        let sw2 = Switch::start_with(&lab, &socket, &strs(&args), launcher).unwrap();
         let restart = t0.elapsed();
         let adopted = pinned(&sw2);
         sender.join().unwrap().unwrap();
@@ -122,7 +139,7 @@ fn kill_9_keeps_forwarding_and_the_restarted_daemon_adopts_without_loss() {
 
     let got2 = r2.finish().unwrap()[&G1];
     let got3 = r3.finish().unwrap()[&G1];
-    eprintln!("across kill -9 and restart: h2 got {got2}/{N}, h3 got {got3}/{N}");
+    eprintln!("{launcher:?}: across kill -9 and restart: h2 got {got2}/{N}, h3 got {got3}/{N}");
     assert_eq!((got2, got3), (N, N), "datagrams lost across the restart");
     let h4 = rx(&lab, 4) - h4_before;
     assert!(h4 < NOISE, "h4 (not a G1 member) saw {h4} frames");

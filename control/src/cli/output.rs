@@ -154,6 +154,7 @@ pub fn ports(data: &Value) -> String {
             "FORWARDED",
             "TO CONTROL",
             "DROPS",
+            "TX DROPPED",
         ],
         rows(data)
             .iter()
@@ -195,6 +196,7 @@ pub fn ports(data: &Value) -> String {
                     s(&c["forwarded"]),
                     s(&c["to_control"]),
                     drops.to_string(),
+                    s(&p["egress"]["tx_dropped"]),
                 ]
             })
             .collect(),

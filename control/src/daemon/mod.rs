@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
-use igmpsnoop_dataplane::{Dataplane, Options, iface};
+use igmpsnoop_dataplane::{Dataplane, EgressEvent, Options, iface};
 use serde_json::{Value, json};
 use tracing::{debug, error, info, warn};
 
@@ -50,15 +50,6 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     // Until the switch is up, a failing start leaves adopted state forwarding
     // as it found it.
     dp.keep_pinned(dp.adopted().is_some() || settings.keep_on_exit);
-    if dp.pins_are_transient() {
-        warn!(
-            dir = %dp.pin_dir().map(|d| d.display().to_string()).unwrap_or_default(),
-            "the bpffs for pinned state is mounted in this process's own mount namespace \
-             (ip netns exec makes one per command): it goes with the process, so a restart \
-             cannot adopt it; run under `nsenter --net=/run/netns/NAME`, or mount a bpffs \
-             at --pin-dir first"
-        );
-    }
     dp.forwarding
         .set_flood_unregistered(settings.engine.flood_unregistered)?;
     dp.forwarding
@@ -192,6 +183,7 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         if last_port_check.elapsed() >= PORT_CHECK_EVERY {
             last_port_check = Instant::now();
             check_ports(&mut engine, &mut dp, &clock, &mut counters);
+            report_egress(&mut dp);
         }
         if last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
             last_mac_age = Instant::now();
@@ -299,6 +291,27 @@ fn check_ports(
         }
         apply(dp, &mut actions, None, counters);
         flush(dp, counters);
+    }
+}
+
+/// Logs what the kernel now does with frames sent out of the ports: each
+/// change once, with its cause and fix.
+fn report_egress(dp: &mut Dataplane) {
+    for event in dp.check_egress() {
+        match event {
+            EgressEvent::NativeRedirectsDropped { port, reason } => {
+                error!(port = %port, "frames redirected into this port are now dropped by the kernel: {reason}")
+            }
+            EgressEvent::NativeRedirectsTaken { port } => {
+                info!(port = %port, "the port takes redirected frames again")
+            }
+            EgressEvent::TxDropped { port, dropped } => warn!(
+                port = %port,
+                dropped,
+                "the kernel dropped frames on their way out of this port (tx_dropped; \
+                 is the host end down, or its queue full?); `igmpsnoop ports` counts them"
+            ),
+        }
     }
 }
 

@@ -153,6 +153,10 @@ pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
                     "counters": counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                     "control": engine_counters,
                     "control_socket": xsk_json(&dp.socket_stats(p.index)),
+                    "egress": {
+                        "takes_native_redirects": dp.egress(p.index).takes_native_redirects,
+                        "tx_dropped": dp.egress(p.index).tx_dropped,
+                    },
                 })
             })
             .collect(),
