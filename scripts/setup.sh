@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
-APT_PACKAGES=(iproute2 iputils-ping ethtool tcpdump tshark netsniff-ng smcroute iperf ssmping nftables bpftool jq)
+APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
