@@ -2,7 +2,7 @@
 # igmpsnoop benchmark: igmpsnoop (XDP) against the Linux bridge (mcast_snooping 1,
 # mcast_querier 1) in the same kind of netns lab (scripts/lab.sh), same run.
 #
-#   sudo scripts/bench.sh [--quick] [--out FILE.json] [--no-cargo-bench]
+#   scripts/bench.sh [--quick] [--out FILE.json] [--no-cargo-bench]
 #
 # Figures (min/median/max over repeated runs, ratio igmpsnoop/bridge):
 #  1. throughput 1 -> 1,2,3 members (trafgen 60-byte UDP from h1, rx_packets deltas

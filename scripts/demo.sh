@@ -2,7 +2,7 @@
 # The igmpsnoop demo: a lab of 4 hosts on one switch, two of them join a group,
 # one sends to it, and you see the group table and who received what.
 #
-#   sudo scripts/demo.sh            (does all set-up on a fresh machine)
+#   scripts/demo.sh            (does all set-up on a fresh machine)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
