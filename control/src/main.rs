@@ -31,16 +31,39 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // sysexits.h EX_CONFIG: the unit does not restart on it.
+            let code = if e.is::<BadConfig>() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            };
             // One line: the error and its causes.
             let mut msg = format!("igmpsnoop: {e}");
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!(": {cause}"));
             }
             eprintln!("{msg}");
-            ExitCode::FAILURE
+            code
         }
     }
 }
+
+/// The exit code of a configuration that cannot work (sysexits.h): the
+/// packaged unit's `RestartPreventExitStatus=` does not retry it.
+const EX_CONFIG: u8 = 78;
+
+/// `igmpsnoop run` was given settings that cannot work; retrying cannot help.
+#[derive(Debug)]
+struct BadConfig(anyhow::Error);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The causes too: main prints only the chain of source() below this.
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -51,8 +74,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            let settings = cli::settings::resolve(*args)?;
-            daemon::run(settings)
+            let settings = cli::settings::resolve((*args).clone()).map_err(BadConfig)?;
+            daemon::run(settings, *args)
         }
         Command::Groups(a) => list(a, Request::Groups, output::groups),
         Command::Routers(a) => list(a, Request::Routers, output::routers),
@@ -61,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => list(a, Request::Stats, output::stats),
         Command::Macs(a) => list(a, Request::Macs, output::macs),
         Command::Detach(a) => detach(a),
+        Command::Generate(a) => cli::generate::generate(a),
         Command::Group { action } => {
             let (request, socket) = match action {
                 GroupAction::Add(a) => (
