@@ -2,7 +2,7 @@
 mod cli;
 mod daemon;
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use cli::{
@@ -73,6 +73,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                // No colour codes in a file or the journal (systemd).
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             let settings = cli::settings::resolve((*args).clone()).map_err(BadConfig)?;
             daemon::run(settings, *args)
