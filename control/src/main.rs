@@ -2,33 +2,32 @@
 mod cli;
 mod daemon;
 
-use std::{io::IsTerminal, process::ExitCode};
+use std::{ffi::OsString, io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use cli::{
-    args::{Cli, Command, GroupAction, ListArgs},
+    args::{Cli, Command, GenerateArgs, GroupAction, ListArgs},
     output,
 };
 use daemon::ipc::{self, Request};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            // One line: clap's first line, without its "error: " prefix.
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("igmpsnoop: {first}; see `igmpsnoop --help`");
-            return ExitCode::from(2);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // `igmpsnoop generate` serves the package build. It is parsed on its own
+    // so that the man pages and completions it writes do not list it.
+    let result = if argv.get(1).is_some_and(|a| a == "generate") {
+        match GenerateArgs::try_parse_from(&argv[1..]) {
+            Ok(args) => cli::generate::generate(args),
+            Err(e) => return usage_error(e),
+        }
+    } else {
+        match Cli::try_parse_from(&argv) {
+            Ok(cli) => run(cli),
+            Err(e) => return usage_error(e),
         }
     };
-    match run(cli) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // sysexits.h EX_CONFIG: the unit does not restart on it.
@@ -46,6 +45,21 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+fn usage_error(e: clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        e.exit(); // --help, --version
+    }
+    // One line: clap's first line, without its "error: " prefix.
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    eprintln!("igmpsnoop: {first}; see `igmpsnoop --help`");
+    ExitCode::from(2)
 }
 
 /// The exit code of a configuration that cannot work (sysexits.h): the
@@ -86,7 +100,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => list(a, Request::Stats, output::stats),
         Command::Macs(a) => list(a, Request::Macs, output::macs),
         Command::Detach(a) => detach(a),
-        Command::Generate(a) => cli::generate::generate(a),
         Command::Group { action } => {
             let (request, socket) = match action {
                 GroupAction::Add(a) => (

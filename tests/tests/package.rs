@@ -178,6 +178,10 @@ fn check_completions() {
         std::fs::read_to_string("/usr/share/fish/vendor_completions.d/igmpsnoop.fish").unwrap();
     assert!(fish.contains("complete -c igmpsnoop"), "fish: {fish:.80}");
     assert!(fish.contains("query-interval"), "fish lacks run's options");
+    assert!(
+        !fish.contains("generate"),
+        "the package-build command is offered for completion"
+    );
 }
 
 fn check_unit() {

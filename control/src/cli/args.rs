@@ -50,12 +50,19 @@ pub enum Command {
     /// Remove the pinned state a daemon left behind (after `kill -9` or
     /// `run --keep-on-exit`): the ports stop forwarding.
     Detach(DetachArgs),
-    /// Write the man page or shell completions (used to build the package).
-    #[command(hide = true)]
-    Generate(GenerateArgs),
 }
 
-#[derive(Debug, Args)]
+/// `igmpsnoop generate`: write the man pages or shell completions (used to
+/// build the package). Not a subcommand of [`Cli`]: main parses it on its
+/// own, so what it writes does not list it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "igmpsnoop-generate",
+    bin_name = "igmpsnoop generate",
+    version,
+    about = "Write the man pages or shell completions (used to build the package)",
+    long_about = None
+)]
 pub struct GenerateArgs {
     #[command(subcommand)]
     pub what: GenerateWhat,
@@ -272,11 +279,15 @@ mod tests {
         cmd.build();
         let mut missing = Vec::new();
         check(&cmd, "igmpsnoop", &mut missing);
+        let mut generate = GenerateArgs::command();
+        generate.build();
+        check(&generate, "igmpsnoop generate", &mut missing);
         assert!(missing.is_empty(), "undocumented: {missing:#?}");
     }
 
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+        GenerateArgs::command().debug_assert();
     }
 }
