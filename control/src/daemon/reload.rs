@@ -10,8 +10,10 @@ use tracing::{error, info, warn};
 use crate::cli::{args::RunArgs, settings::Settings};
 
 /// Re-reads the configuration and applies it. `args` are the daemon's
-/// command line: its flags still override the file. Engine actions (router
-/// ports) are left in `actions` for the caller to carry out.
+/// command line: its flags still override the file. `running` holds the
+/// daemon's own settings (the engine keeps the protocol ones, so its copy in
+/// `running.engine` is the start-up one). Engine actions (router ports) are
+/// left in `actions` for the caller to carry out.
 pub fn reload(
     args: &RunArgs,
     running: &mut Settings,
