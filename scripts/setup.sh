@@ -10,7 +10,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
-APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq)
+# man-db and systemd: the package test reads `man igmpsnoop` and runs
+# `systemd-analyze verify` on the unit.
+APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -19,6 +19,11 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo clippy -p igmpsnoop-ebpf --locked -- -D warnings
 echo "== cargo build"
 cargo build --all-targets --locked
+echo "== scripts/package.sh"
+# The release build and cargo-deb's install are heavy: done here, before the
+# tests, so they do not compete for the 2 cores with timed netns tests. The
+# package test (tests/tests/package.rs) then finds both ready.
+scripts/package.sh >/dev/null
 echo "== cargo test"
 # Netns tests share two cores with the fast path they test; a few at a time.
 cargo test --locked --no-fail-fast -- --test-threads "${IGMPSNOOP_TEST_THREADS:-4}"

@@ -12,6 +12,6 @@ pub mod table;
 pub mod time;
 pub mod wire;
 
-pub use engine::{Action, Config, ConfigError, Engine, PortConfig};
+pub use engine::{Action, Config, ConfigError, Engine, PortConfig, Reconfigured};
 pub use port::{Mac, PortId, PortMask};
 pub use time::Timestamp;

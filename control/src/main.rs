@@ -2,45 +2,82 @@
 mod cli;
 mod daemon;
 
-use std::process::ExitCode;
+use std::{ffi::OsString, io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use cli::{
-    args::{Cli, Command, GroupAction, ListArgs},
+    args::{Cli, Command, GenerateArgs, GroupAction, ListArgs},
     output,
 };
 use daemon::ipc::{self, Request};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            // One line: clap's first line, without its "error: " prefix.
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("igmpsnoop: {first}; see `igmpsnoop --help`");
-            return ExitCode::from(2);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // `igmpsnoop generate` serves the package build. It is parsed on its own
+    // so that the man pages and completions it writes do not list it.
+    let result = if argv.get(1).is_some_and(|a| a == "generate") {
+        match GenerateArgs::try_parse_from(&argv[1..]) {
+            Ok(args) => cli::generate::generate(args),
+            Err(e) => return usage_error(e),
+        }
+    } else {
+        match Cli::try_parse_from(&argv) {
+            Ok(cli) => run(cli),
+            Err(e) => return usage_error(e),
         }
     };
-    match run(cli) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // sysexits.h EX_CONFIG: the unit does not restart on it.
+            let code = if e.is::<BadConfig>() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            };
             // One line: the error and its causes.
             let mut msg = format!("igmpsnoop: {e}");
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!(": {cause}"));
             }
             eprintln!("{msg}");
-            ExitCode::FAILURE
+            code
         }
     }
 }
+
+fn usage_error(e: clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        e.exit(); // --help, --version
+    }
+    // One line: clap's first line, without its "error: " prefix.
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    eprintln!("igmpsnoop: {first}; see `igmpsnoop --help`");
+    ExitCode::from(2)
+}
+
+/// The exit code of a configuration that cannot work (sysexits.h): the
+/// packaged unit's `RestartPreventExitStatus=` does not retry it.
+const EX_CONFIG: u8 = 78;
+
+/// `igmpsnoop run` was given settings that cannot work; retrying cannot help.
+#[derive(Debug)]
+struct BadConfig(anyhow::Error);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The causes too: main prints only the chain of source() below this.
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -50,9 +87,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                // No colour codes in a file or the journal (systemd).
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            let settings = cli::settings::resolve(*args)?;
-            daemon::run(settings)
+            let settings = cli::settings::resolve((*args).clone()).map_err(BadConfig)?;
+            daemon::run(settings, *args)
         }
         Command::Groups(a) => list(a, Request::Groups, output::groups),
         Command::Routers(a) => list(a, Request::Routers, output::routers),

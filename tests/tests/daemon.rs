@@ -15,8 +15,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use igmpsnoop_tests::{
-    Lab, Receiver, SendOpts, Switch, igmpsnoop_bin, igmpsnoop_cli, mcast_tool_bin, poll_until,
-    require_root_and_tools, send, send_with,
+    Capture, Lab, Receiver, SendOpts, Switch, igmpsnoop_bin, igmpsnoop_cli, mcast_tool_bin,
+    poll_until, require_root_and_tools, send, send_with,
 };
 use serde_json::Value;
 
@@ -697,4 +697,129 @@ fn config_file_is_read_and_flags_override_it() {
     std::fs::write(&bad, "port = [\"p1\"\n").unwrap();
     let out = igmpsnoop_cli(&["run", "--config", &bad.to_string_lossy()]);
     one_line_error(&out, &["config file", "expected"]);
+}
+
+// ---------------------------------------------------------------------------
+// 9. SIGHUP (`systemctl reload`): the config file is read again; what can
+//    change live is applied, what needs a restart is logged and kept, and a
+//    bad file changes nothing.
+
+/// `(fast-leave ports, static router ports)` as `ports --json` and
+/// `routers --json` show them.
+fn roles(sw: &Switch) -> (Vec<String>, Vec<String>) {
+    let p = sw.json(&["ports"]).unwrap();
+    let fast = p
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["fast_leave"] == true)
+        .filter_map(|r| r["port"].as_str().map(str::to_string))
+        .collect();
+    let r = sw.json(&["routers"]).unwrap();
+    let routers = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "static")
+        .filter_map(|r| r["port"].as_str().map(str::to_string))
+        .collect();
+    (fast, routers)
+}
+
+fn wait_log(sw: &Switch, text: &str) -> String {
+    poll_until(Duration::from_secs(5), || {
+        let log = sw.log();
+        log.contains(text).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("the daemon never logged {text:?}: {}", sw.log()))
+}
+
+#[test]
+fn sighup_rereads_the_config_file() {
+    require_root_and_tools(&["tcpdump", "tshark"]);
+    let lab = Lab::new(3).unwrap();
+    let cfg = lab.scratch_file("reload").with_extension("toml");
+    let ports = "port = [\"p1\", \"p2\", \"p3\"]\n";
+    std::fs::write(&cfg, ports).unwrap();
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let sw = Switch::start(&lab, &["--config", &cfg_s]).expect("run --config");
+    assert_eq!(roles(&sw), (vec![], vec![]));
+    assert_eq!(sw.json(&["querier"]).unwrap()[0]["state"], "off");
+    let cap = Capture::start(&lab, &lab.host_ns(3), "eth0", "igmp").unwrap();
+
+    // Live: querier on, fast leave on p2, static router p1. Restart-only:
+    // the query interval.
+    std::fs::write(
+        &cfg,
+        format!(
+            "{ports}fast-leave = [\"p2\"]\nrouter-port = [\"p1\"]\nquerier = true\n\
+             querier-address = \"10.77.0.254\"\nquery-interval = \"60s\"\n"
+        ),
+    )
+    .unwrap();
+    sw.signal(libc::SIGHUP).unwrap();
+    wait_log(&sw, "config reloaded");
+    let log = wait_log(&sw, "only take effect at a restart");
+    assert!(
+        log.contains("querier, querier-address, fast-leave, router-port"),
+        "{log}"
+    );
+    assert!(log.contains("ignored=query-interval"), "{log}");
+    assert_eq!(roles(&sw), (vec!["p2".into()], vec!["p1".into()]));
+    let q = sw.json(&["querier"]).unwrap();
+    assert_eq!(q[0]["state"], "querier", "{q}");
+    assert_eq!(
+        q[0]["query_interval_ms"], 125_000,
+        "kept until a restart: {q}"
+    );
+    // The querier's first startup query goes out at once, from its address.
+    cap.wait_for(
+        "igmp.type == 0x11 && ip.src == 10.77.0.254",
+        1,
+        Duration::from_secs(5),
+    )
+    .expect("a general query after the reload");
+    // Fast leave on p2 works: its member goes at once on leave.
+    lab.set_igmp_version(2, 2).unwrap();
+    let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p2"], Duration::from_secs(3));
+    let t0 = Instant::now();
+    r2.leave().unwrap();
+    sw.wait_ports(G, &[], Duration::from_secs(3));
+    assert!(
+        t0.elapsed() <= Duration::from_millis(300),
+        "p2 pruned after {:?}",
+        t0.elapsed()
+    );
+    drop(r2);
+
+    // A bad file is refused as a whole: a good key next to a bad one is not
+    // applied either.
+    std::fs::write(
+        &cfg,
+        format!("{ports}fast-leave = [\"p3\"]\nquerier = maybe\n"),
+    )
+    .unwrap();
+    sw.signal(libc::SIGHUP).unwrap();
+    let log = wait_log(&sw, "config reload refused");
+    assert!(log.contains("nothing changed"), "{log}");
+    assert_eq!(roles(&sw), (vec!["p2".into()], vec!["p1".into()]));
+    assert_eq!(sw.json(&["querier"]).unwrap()[0]["state"], "querier");
+    // A file that parses but names a port the switch does not have: refused too.
+    std::fs::write(&cfg, format!("{ports}fast-leave = [\"p9\"]\n")).unwrap();
+    sw.signal(libc::SIGHUP).unwrap();
+    poll_until(Duration::from_secs(5), || {
+        (sw.log().matches("config reload refused").count() == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("second bad file not refused: {}", sw.log()));
+    assert_eq!(roles(&sw), (vec!["p2".into()], vec!["p1".into()]));
+
+    // Back to the plain file: every role goes, the querier stops.
+    std::fs::write(&cfg, ports).unwrap();
+    sw.signal(libc::SIGHUP).unwrap();
+    poll_until(Duration::from_secs(5), || {
+        (roles(&sw) == (vec![], vec![])).then_some(())
+    })
+    .unwrap_or_else(|| panic!("roles not removed on reload: {}", sw.log()));
+    assert_eq!(sw.json(&["querier"]).unwrap()[0]["state"], "off");
 }

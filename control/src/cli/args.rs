@@ -13,6 +13,12 @@ pub const DEFAULT_PIN_DIR: &str = "/run/igmpsnoop/bpf";
     name = "igmpsnoop",
     version,
     about = "An IGMP snooping layer-2 switch on XDP",
+    long_about = "An IGMP snooping layer-2 switch on XDP. `igmpsnoop run` attaches to the \
+        given NIC ports and switches between them: multicast goes only to the ports \
+        whose hosts joined the group (learned from IGMPv1/v2/v3 reports) and to the \
+        multicast-router ports; it can act as querier. Forwarding is pinned on a bpffs \
+        and outlives a crash or restart of the daemon. The other commands ask the \
+        running daemon over its control socket; every listing takes --json.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -46,7 +52,51 @@ pub enum Command {
     Detach(DetachArgs),
 }
 
-#[derive(Debug, Args, Default)]
+/// `igmpsnoop generate`: write the man pages or shell completions (used to
+/// build the package). Not a subcommand of [`Cli`]: main parses it on its
+/// own, so what it writes does not list it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "igmpsnoop-generate",
+    bin_name = "igmpsnoop generate",
+    version,
+    about = "Write the man pages or shell completions (used to build the package)",
+    long_about = None
+)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+    /// Directory to write into (created if missing) [default: .]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        hide_default_value = true,
+        global = true
+    )]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// The man pages: igmpsnoop.1 and one per subcommand (igmpsnoop-run.1, ...).
+    Man,
+    /// Completions for one shell (igmpsnoop.bash, _igmpsnoop or igmpsnoop.fish).
+    Completions {
+        /// The shell (required)
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Clone, Debug, Args, Default)]
 pub struct PinDirArg {
     /// Where the program, its links and maps are pinned (a bpffs; mounted
     /// there when it is not one) [default: /run/igmpsnoop/bpf]
@@ -63,7 +113,7 @@ pub struct DetachArgs {
     pub socket: SocketArg,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct SocketArg {
     /// The daemon's control socket [default: /run/igmpsnoop/igmpsnoop.sock]
     #[arg(long, env = "IGMPSNOOP_SOCKET", value_name = "PATH")]
@@ -80,7 +130,7 @@ impl SocketArg {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table [default: off]
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -97,11 +147,12 @@ pub enum GroupAction {
 
 #[derive(Debug, Args)]
 pub struct StaticGroupArgs {
-    /// IPv4 multicast group, e.g. 239.1.1.1.
+    /// IPv4 multicast group, e.g. 239.1.1.1 (required)
     pub group: Ipv4Addr,
+    /// The switch port of the membership (required)
     #[arg(long, value_name = "IFACE")]
     pub port: String,
-    /// 802.1Q VLAN id; 0 = untagged.
+    /// 802.1Q VLAN id; 0 = untagged
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..4095))]
     pub vlan: u16,
     #[command(flatten)]
@@ -118,67 +169,125 @@ pub enum XdpModeArg {
 
 /// `igmpsnoop run`: every option is also a key of the TOML config file
 /// (same name); a flag given on the command line overrides the file.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct RunArgs {
-    /// A switch port (repeat for each).
+    /// A switch port (repeat for each; at least one, at most 64) [default: none]
     #[arg(long = "port", value_name = "IFACE")]
     pub port: Vec<String>,
+    /// How to attach: native XDP where the driver has it, else generic [default: auto]
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpModeArg>,
-    /// Act as IGMP querier (general queries, with election).
+    /// Act as IGMP querier (general queries, with election) [default: off]
     #[arg(long)]
     pub querier: bool,
-    /// Source address of our queries.
+    /// Source address of our queries [default: the host's first IPv4 address]
     #[arg(long, value_name = "A.B.C.D")]
     pub querier_address: Option<Ipv4Addr>,
-    /// Version of the queries we send.
+    /// Version of the queries we send [default: 3]
     #[arg(long, value_name = "2|3", value_parser = clap::value_parser!(u8).range(2..=3))]
     pub igmp_version: Option<u8>,
+    /// Time between general queries, RFC 3376 §8.2 [default: 125s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub query_interval: Option<Duration>,
+    /// Max response time of general queries, §8.3 [default: 10s, or half a shorter query interval]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub query_response_interval: Option<Duration>,
+    /// Time between group-specific queries after a leave, §8.8 [default: 1s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub last_member_interval: Option<Duration>,
+    /// Group-specific queries sent after a leave, §8.9 [default: the robustness, 2]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
     pub last_member_count: Option<u8>,
+    /// Robustness variable, §8.1; membership interval = N × query interval + response interval [default: 2]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=7))]
     pub robustness: Option<u8>,
-    /// Remove a host at once on leave (repeat per port).
+    /// Remove a host at once on leave (repeat per port) [default: none]
     #[arg(long, value_name = "IFACE")]
     pub fast_leave: Vec<String>,
-    /// A static multicast-router port (repeat per port).
+    /// A static multicast-router port (repeat per port) [default: none]
     #[arg(long, value_name = "IFACE")]
     pub router_port: Vec<String>,
-    /// Ignore queries and PIM hellos arriving on this port (repeat per port).
+    /// Ignore queries and PIM hellos arriving on this port (repeat per port) [default: none]
     #[arg(long, value_name = "IFACE")]
     pub guard_port: Vec<String>,
-    /// Flood multicast for groups nobody joined (else: router ports only).
+    /// Flood multicast for groups nobody joined (else: router ports only) [default: true]
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
     pub flood_unregistered: Option<bool>,
+    /// Most (VLAN, group) entries; a full table rejects new groups (at most 262144) [default: 65536]
     #[arg(long, value_name = "N")]
     pub max_groups: Option<usize>,
+    /// Most groups one port may join [default: no limit]
     #[arg(long, value_name = "N")]
     pub max_groups_per_port: Option<usize>,
-    /// Control frames per second each port may send to the daemon (0 = no limit).
+    /// Control frames per second each port may send to the daemon (0 = no limit) [default: 2000]
     #[arg(long, value_name = "PPS")]
     pub control_rate_limit: Option<u32>,
-    /// How long a learned MAC lives without traffic.
+    /// How long a learned MAC lives without traffic [default: 300s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub mac_age: Option<Duration>,
     #[command(flatten)]
     pub pin_dir: PinDirArg,
     /// Pin nothing: the ports stop forwarding when the daemon ends, however
-    /// it ends.
+    /// it ends [default: off]
     #[arg(long)]
     pub no_pin: bool,
     /// On SIGTERM/SIGINT, leave the pinned state in place: the ports keep
-    /// forwarding for the next daemon to adopt (`igmpsnoop detach` removes it).
+    /// forwarding for the next daemon to adopt (`igmpsnoop detach` removes it)
+    /// [default: off]
     #[arg(long)]
     pub keep_on_exit: bool,
-    /// TOML file with the same keys as these flags.
+    /// TOML file with the same keys as these flags; flags override it, SIGHUP
+    /// re-reads it [default: none]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub socket: SocketArg,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every option of every subcommand says what it does and its default
+    /// (in its help text, or clap's own `[default: ..]`); required ones say so.
+    fn check(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_hide_set() {
+                continue;
+            }
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let documented = if arg.is_required_set() {
+                help.contains("(required)")
+            } else {
+                help.contains("[default: ") || !arg.get_default_values().is_empty()
+            };
+            if help.trim().is_empty() || !documented {
+                missing.push(format!("{path} --{id}: {help:?}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            check(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_flag_has_help_and_a_default() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        check(&cmd, "igmpsnoop", &mut missing);
+        let mut generate = GenerateArgs::command();
+        generate.build();
+        check(&generate, "igmpsnoop generate", &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        GenerateArgs::command().debug_assert();
+    }
 }

@@ -267,3 +267,62 @@ fn local_ipv4() -> Option<Ipv4Addr> {
     unsafe { libc::freeifaddrs(addrs) };
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config file the package ships (pkg/igmpsnoop.toml).
+    const SHIPPED: &str = include_str!("../../../pkg/igmpsnoop.toml");
+
+    fn resolve_text(text: &str) -> anyhow::Result<Settings> {
+        let path = std::env::temp_dir().join(format!(
+            "igmpsnoop-settings-test-{}-{:?}.toml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, text)?;
+        let r = resolve(RunArgs {
+            config: Some(path.clone()),
+            ..RunArgs::default()
+        });
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn the_shipped_config_attaches_nowhere() {
+        let err = resolve_text(SHIPPED).unwrap_err().to_string();
+        assert!(err.starts_with("no ports"), "{err}");
+    }
+
+    /// Every `#key = value` line of the shipped file, uncommented, parses,
+    /// and the values it shows are the defaults (examples aside).
+    #[test]
+    fn the_shipped_config_shows_the_defaults() {
+        let uncommented: String = SHIPPED
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = ") && !l.starts_with(' '))
+            .map(|l| l.split("  #").next().unwrap_or(l).to_string() + "\n")
+            .collect();
+        assert!(uncommented.lines().count() >= 20, "{uncommented}");
+        let file = resolve_text(&uncommented).expect("the uncommented file resolves");
+        let flags = resolve(RunArgs {
+            port: vec!["eth1".into(), "eth2".into(), "eth3".into()],
+            querier_address: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            max_groups_per_port: Some(1000),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(file.ports, flags.ports);
+        assert_eq!(file.xdp_mode, flags.xdp_mode);
+        assert_eq!(file.engine, flags.engine);
+        assert_eq!(file.port_configs, flags.port_configs);
+        assert_eq!(file.control_rate_limit, flags.control_rate_limit);
+        assert_eq!(file.mac_age, flags.mac_age);
+        assert_eq!(file.socket, flags.socket);
+        assert_eq!(file.pin_dir, flags.pin_dir);
+        assert_eq!(file.keep_on_exit, flags.keep_on_exit);
+    }
+}

@@ -3,6 +3,7 @@
 //! frames go out of the ports; timers fire on time; the control socket answers
 //! the CLI.
 pub mod ipc;
+mod reload;
 mod signals;
 mod views;
 
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
 use igmpsnoop_dataplane::{Dataplane, EgressEvent, Options, iface};
+use sd_notify::NotifyState;
 use serde_json::{Value, json};
 use tracing::{debug, error, info, warn};
 
-use crate::cli::settings::Settings;
+use crate::cli::{args::RunArgs, settings::Settings};
 use ipc::{Request, Server};
 
 /// Longest the loop sleeps: bounds how late a stop request or a port event is seen.
@@ -39,7 +41,9 @@ struct DaemonCounters {
     ipc_requests: u64,
 }
 
-pub fn run(mut settings: Settings) -> anyhow::Result<()> {
+/// Runs the switch. `args` is the command line the settings came from: a
+/// SIGHUP resolves it again (flags still override the re-read config file).
+pub fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<()> {
     signals::install();
     let server = Server::bind(&settings.socket)?;
     let options = Options {
@@ -61,8 +65,12 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .find_map(|p| p.mac)
         .unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
     let clock = Clock(Instant::now());
-    let mut engine = Engine::new(settings.engine, settings.port_configs, clock.now())
-        .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+    let mut engine = Engine::new(
+        settings.engine.clone(),
+        settings.port_configs.clone(),
+        clock.now(),
+    )
+    .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
     let mut counters = DaemonCounters::default();
     let mut actions = Vec::new();
     apply_router_ports(&mut dp, engine.router_ports(), &mut counters);
@@ -92,6 +100,8 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .collect();
     info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
     dp.keep_pinned(settings.keep_on_exit);
+    // Type=notify: systemd considers the service started from here on.
+    let _ = sd_notify::notify(&[NotifyState::Ready]);
 
     let mut last_port_check = Instant::now();
     let mut last_mac_age = Instant::now();
@@ -108,6 +118,17 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
         .collect();
 
     while !signals::stop_requested() {
+        if signals::take_reload() {
+            reload::reload(
+                &args,
+                &mut settings,
+                &mut engine,
+                &mut dp,
+                clock.now(),
+                &mut actions,
+            );
+            apply(&mut dp, &mut actions, None, &mut counters);
+        }
         let now = clock.now();
         engine.handle_timeout(now, &mut actions);
         apply(&mut dp, &mut actions, None, &mut counters);
@@ -195,6 +216,7 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
     if settings.keep_on_exit && dp.pin_dir().is_some() {
         info!(
             "stopping: the ports keep forwarding (--keep-on-exit); `igmpsnoop detach` removes the pinned state"

@@ -5,6 +5,7 @@ pub mod config;
 pub mod counters;
 pub mod querier;
 mod receive;
+mod reconfigure;
 pub mod router;
 
 pub use crate::port::{Mac, PortId, PortMask};
@@ -12,6 +13,7 @@ pub use crate::table::TableError;
 pub use config::{Config, ConfigError, PortConfig};
 pub use counters::{Counters, PortCounters};
 pub use querier::QuerierView;
+pub use reconfigure::Reconfigured;
 pub use router::RouterPortView;
 
 use crate::table::{GroupKey, MembershipTable, TableEvent, Timers};

@@ -68,6 +68,22 @@ impl Querier {
         Querier { vlans }
     }
 
+    /// The querier was switched on or off while running (`config` is the new
+    /// one). On: it starts as at start-up, startup queries first, the first
+    /// due at `now`, except on VLANs where a better querier is present (it
+    /// resumes when that one lapses, RFC 3376 §6.6.2). Off: no more queries.
+    pub fn switch(&mut self, config: &Config, now: Timestamp) {
+        for v in &mut self.vlans {
+            if config.querier && v.other.is_none() {
+                v.next_general_query = Some(now);
+                v.startup_left = config.startup_count();
+            } else {
+                v.next_general_query = None;
+                v.startup_left = 0;
+            }
+        }
+    }
+
     /// A query from `src` (non-zero) arrived on `vlan`. RFC 3376 §6.6.2 /
     /// RFC 2236 §3: a query from a lower IP address wins the election; the
     /// loser stops querying for the Other Querier Present Interval.

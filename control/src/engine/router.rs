@@ -41,6 +41,15 @@ impl Routers {
         }
     }
 
+    pub fn static_ports(&self) -> PortMask {
+        self.static_ports
+    }
+
+    /// New static router ports (reconfiguration); learned ones stay.
+    pub fn set_static(&mut self, ports: PortMask) {
+        self.static_ports = ports;
+    }
+
     pub fn mask(&self) -> PortMask {
         self.static_ports | self.learned_mask
     }
