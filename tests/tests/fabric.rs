@@ -131,6 +131,9 @@ struct Net {
     members: BTreeSet<usize>,
     /// (tag, sender, members then) of every round sent.
     rounds: Vec<(String, usize, BTreeSet<usize>)>,
+    /// When the election last settled (seconds since the epoch, as tshark's
+    /// frame.time_epoch).
+    settled_at: f64,
 }
 
 impl Net {
@@ -170,6 +173,7 @@ impl Net {
             receivers: BTreeMap::new(),
             members: BTreeSet::new(),
             rounds: Vec::new(),
+            settled_at: 0.0,
         };
         for &m in members {
             let r = Receiver::start(net.fabric.host_lab(m), m, &[G], UDP).unwrap();
@@ -505,16 +509,50 @@ impl Net {
     }
 
     /// Everything settled: election, router ports, tables.
-    fn wait_settled(&self) {
+    fn wait_settled(&mut self) {
         self.wait_election();
+        self.settled_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         self.wait_routers();
         self.wait_tables();
+    }
+
+    /// Since the election settled, every query any host received came from
+    /// the elected querier, or from 0.0.0.0 (a snooping switch's proxy
+    /// query, RFC 4541 §2.1.1): a switch that lost the election sends no
+    /// query of its own (RFC 3376 §6.6.2: non-queriers do not query).
+    fn check_query_sources(&self) {
+        let q = self.addrs[self.querier() - 1].to_string();
+        let filter = format!(
+            "igmp.type == 0x11 && frame.time_epoch >= {}",
+            self.settled_at
+        );
+        let mut errs = Vec::new();
+        for h in self.live_hosts() {
+            for f in self.captures[&h].decode(Some(&filter)).unwrap() {
+                let src = field_str(&f, "ip.src").unwrap_or_default();
+                if src != q && src != "0.0.0.0" {
+                    errs.push(format!(
+                        "host {h} got a query for {} from {src}",
+                        field_str(&f, "igmp.maddr").unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        assert!(
+            errs.is_empty(),
+            "queries not from the querier {q}: {}",
+            errs.join("; ")
+        );
     }
 
     /// Kills the querier and checks the next one takes over, not before the
     /// other querier present interval it announced, and that memberships
     /// outlive a group membership interval under the new querier.
     fn querier_dies(&mut self) {
+        self.check_query_sources();
         let old = self.querier();
         self.kill(old);
         let new = self.querier();
@@ -552,6 +590,7 @@ fn chain_of_igmpsnoop_switches() {
     net.querier_dies();
     net.round("r3");
     net.check_reports_isolated();
+    net.check_query_sources();
     net.finish();
 }
 
@@ -575,6 +614,7 @@ fn tree_of_igmpsnoop_switches() {
     net.querier_dies();
     net.round("r3");
     net.check_reports_isolated();
+    net.check_query_sources();
     net.finish();
 }
 
@@ -612,6 +652,7 @@ fn chain_through_a_linux_bridge() {
     );
     net.round("r3");
     net.check_reports_isolated();
+    net.check_query_sources();
     net.finish();
 }
 
@@ -641,5 +682,6 @@ fn tree_with_a_linux_bridge_querier() {
     net.querier_dies();
     net.round("r3");
     net.check_reports_isolated();
+    net.check_query_sources();
     net.finish();
 }
