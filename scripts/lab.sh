@@ -2,20 +2,26 @@
 # The igmpsnoop network-namespace lab: one switch namespace, N host namespaces, one
 # veth pair per host.
 #
-#   scripts/lab.sh up [N] [--name NAME] [--ipv6] [--defaults]
+#   scripts/lab.sh up [N] [--name NAME] [--ipv6] [--first F] [--defaults]
 #                                                  build a lab (N defaults to 4)
 #   scripts/lab.sh down NAME                       remove it (idempotent)
 #   scripts/lab.sh list                            labs present
 #
+# --first F numbers the hosts F..F+N-1 (default 1): several labs joined into one
+# layer-2 fabric (tests/src/fabric.rs) need distinct host addresses and MACs.
+#
 # Topology (naming in scripts/lib.sh):
-#   <lab>-sw : p1..pN, up, no addresses, GRO on, TX checksum offload off
+#   <lab>-sw : p1..pN (pF..pF+N-1 with --first), up, no addresses, GRO on, TX
+#              checksum offload off
 #   <lab>-hI : eth0 = 10.77.0.I/24, MAC 02:00:00:00:00:0I, lo up, GRO on, TX
 #              checksum offload off, route 224.0.0.0/4 dev eth0 (joins on the
 #              default interface need it)
 #
-# The tuning (GRO on, TX checksum offload off) is what native-mode XDP on a veth
-# needs (see DESIGN.md); --defaults leaves every veth at the kernel's defaults,
-# as container runtimes create them, so tests also run where users are. IPv6 is disabled in every lab
+# --defaults leaves every veth at the kernel's defaults (GRO off, checksum offload
+# on), as container runtimes create them, so tests also run where users are.
+#
+# GRO is on at both ends because native-mode XDP redirect into a veth only arrives
+# when the receiving end runs NAPI (see DESIGN.md). IPv6 is disabled in every lab
 # namespace unless --ipv6 is given, so MLD/ND chatter does not pollute captures and
 # interface counters. force_igmp_version stays 0; tests choose it.
 #
@@ -31,7 +37,7 @@ LOG_TAG=lab
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 usage() {
-    sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -48,8 +54,11 @@ lab_down() {
 }
 
 lab_up() {
-    local n="$1" lab="$2" ipv6="$3" defaults="$4"
+    local n="$1" lab="$2" ipv6="$3" first="$4" defaults="$5"
     [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= LAB_MAX_HOSTS)) || die "host count must be 1..$LAB_MAX_HOSTS, got '$n'"
+    [[ "$first" =~ ^[0-9]+$ ]] && ((first >= 1 && first + n - 1 <= LAB_MAX_HOSTS)) ||
+        die "hosts $first..$((first + n - 1)) out of 1..$LAB_MAX_HOSTS"
+    local last=$((first + n - 1))
     valid_lab_name "$lab" || die "lab name must match [A-Za-z0-9_]{1,40}, got '$lab'"
     [[ -z "$(lab_namespaces "$lab")" ]] || die "lab '$lab' already exists (scripts/lab.sh down $lab)"
 
@@ -63,7 +72,7 @@ lab_up() {
     # Before any link exists, so new links inherit "default".
     ip netns exec "$sw" sysctl -qw net.ipv6.conf.all.disable_ipv6="$v6" net.ipv6.conf.default.disable_ipv6="$v6"
     ip -n "$sw" link set lo up
-    for ((i = 1; i <= n; i++)); do
+    for ((i = first; i <= last; i++)); do
         h="$(lab_host_ns "$lab" "$i")"
         ip netns add "$h"
         ip netns exec "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6="$v6" net.ipv6.conf.default.disable_ipv6="$v6"
@@ -86,7 +95,7 @@ lab_up() {
     echo "$lab"
     {
         echo "lab $lab: switch namespace $sw, $n host(s)"
-        for ((i = 1; i <= n; i++)); do
+        for ((i = first; i <= last; i++)); do
             printf '  %-8s <-> %-18s eth0 %-14s %s\n' "p$i" "$(lab_host_ns "$lab" "$i")" \
                 "$(lab_host_ip "$i")/$LAB_PREFIXLEN" "$(lab_host_mac "$i")"
         done
@@ -108,12 +117,13 @@ cmd="${1:-}"
 shift
 case "$cmd" in
 up)
-    n=4 name="" ipv6=0 defaults=0
+    n=4 name="" ipv6=0 first=1 defaults=0
     while (($#)); do
         case "$1" in
         --name) name="${2:?--name needs a value}"; shift 2 ;;
         --name=*) name="${1#--name=}"; shift ;;
         --ipv6) ipv6=1; shift ;;
+        --first) first="${2:?--first needs a value}"; shift 2 ;;
         --defaults) defaults=1; shift ;;
         -h | --help) usage ;;
         *) n="$1"; shift ;;
@@ -121,7 +131,7 @@ up)
     done
     [[ -n "$name" ]] || name="isn$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n' | cut -c1-5)"
     ensure_setup
-    lab_up "$n" "$name" "$ipv6" "$defaults"
+    lab_up "$n" "$name" "$ipv6" "$first" "$defaults"
     ;;
 down)
     [[ $# -eq 1 ]] || usage

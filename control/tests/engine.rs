@@ -164,6 +164,31 @@ fn querier_address_is_source_of_group_queries() {
     assert_eq!(src, OUR_IP);
 }
 
+/// A switch that lost the querier election still asks the leaving port,
+/// but from 0.0.0.0: its own address would make the next switch down the
+/// chain count it in its election and learn a router port towards it.
+#[test]
+fn group_queries_of_a_silenced_querier_come_from_zero() {
+    let mut h = Harness::querier(3);
+    h.tick(0);
+    let better = Ipv4Addr::new(10, 0, 0, 1);
+    h.rx(1000, 0, &query(better, Ipv4Addr::UNSPECIFIED, 100, true));
+    h.rx(1000, 1, &v2_report(1, G1));
+    let a = h.rx(2000, 1, &v2_leave(1, G1));
+    let tx = transmits(&a);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].0, mask(&[1]));
+    let (_, src, dst, _) = decode(&tx[0].1);
+    assert_eq!((src, dst), (Ipv4Addr::UNSPECIFIED, G1));
+    // Once the other querier is gone we query, and from our address again.
+    h.tick(1000 + OQPI);
+    assert!(h.e.querier()[0].we_are_querier);
+    h.rx(1000 + OQPI, 2, &v2_report(2, G1));
+    let a = h.rx(1001 + OQPI, 2, &v2_leave(2, G1));
+    let (_, src, _, _) = decode(&transmits(&a)[0].1);
+    assert_eq!(src, OUR_IP);
+}
+
 #[test]
 fn fast_leave_two_hosts_on_one_port() {
     let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));

@@ -189,29 +189,37 @@ pub fn iface_stats(ns: &str, iface: &str) -> Result<IfaceStats> {
 /// A lab of network namespaces, removed (with every process inside) on drop,
 /// including during a panic unwind.
 ///
-/// Host indexes are 1-based: hosts `1..=n_hosts()`.
+/// Host indexes are 1-based: hosts `1..=n_hosts()`, or `first..` for a lab
+/// built with [`Lab::with_hosts`].
 #[derive(Debug)]
 pub struct Lab {
     name: String,
+    first: usize,
     n_hosts: usize,
     scratch: PathBuf,
     files: AtomicU64,
 }
 
 impl Lab {
-    /// Builds a lab with `n_hosts` hosts (1..=250) under a fresh unique name,
-    /// its veths tuned for native-mode XDP (GRO on, TX checksum offload off).
+    /// Builds a lab with `n_hosts` hosts (1..=250) under a fresh unique name.
     pub fn new(n_hosts: usize) -> Result<Lab> {
-        Lab::build(n_hosts, &[])
+        Lab::with_hosts(1, n_hosts)
+    }
+
+    /// Builds a lab whose hosts are numbered `first..first + n_hosts` (their
+    /// ports, addresses and MACs follow the number), so that several labs
+    /// joined into one layer-2 fabric never share an address or a MAC.
+    pub fn with_hosts(first: usize, n_hosts: usize) -> Result<Lab> {
+        Lab::build(first, n_hosts, &[])
     }
 
     /// A lab whose veths are left at the kernel's defaults (GRO off, checksum
     /// offload on), as container runtimes make them.
     pub fn at_kernel_defaults(n_hosts: usize) -> Result<Lab> {
-        Lab::build(n_hosts, &["--defaults"])
+        Lab::build(1, n_hosts, &["--defaults"])
     }
 
-    fn build(n_hosts: usize, options: &[&str]) -> Result<Lab> {
+    fn build(first: usize, n_hosts: usize, options: &[&str]) -> Result<Lab> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!("Lab::new needs root (network namespaces)");
@@ -238,13 +246,14 @@ impl Lab {
             .insert(name.clone());
         let lab = Lab {
             name,
+            first,
             n_hosts,
             scratch,
             files: AtomicU64::new(0),
         };
         // On error `lab` drops here and removes whatever was built.
-        let n = n_hosts.to_string();
-        let mut args = vec!["up", n.as_str(), "--name", lab.name.as_str()];
+        let (n_s, first_s) = (n_hosts.to_string(), first.to_string());
+        let mut args = vec!["up", &n_s, "--name", &lab.name, "--first", &first_s];
         args.extend_from_slice(options);
         lab_sh(&args).with_context(|| format!("building lab {}", lab.name))?;
         Ok(lab)
@@ -258,16 +267,16 @@ impl Lab {
         self.n_hosts
     }
 
-    /// Host indexes, `1..=n_hosts`.
+    /// Host indexes, `1..=n_hosts` (`first..` for [`Lab::with_hosts`]).
     pub fn hosts(&self) -> std::ops::RangeInclusive<usize> {
-        1..=self.n_hosts
+        self.first..=self.first + self.n_hosts - 1
     }
 
     fn check(&self, i: usize) {
         assert!(
-            (1..=self.n_hosts).contains(&i),
-            "host/port index {i} out of range 1..={} in lab {}",
-            self.n_hosts,
+            self.hosts().contains(&i),
+            "host/port index {i} out of range {:?} in lab {}",
+            self.hosts(),
             self.name
         );
     }
@@ -289,7 +298,7 @@ impl Lab {
         format!("p{i}")
     }
 
-    /// Every switch port, `p1..pN`.
+    /// Every switch port facing a host, `p1..pN`.
     pub fn ports(&self) -> Vec<String> {
         self.hosts().map(|i| self.port(i)).collect()
     }

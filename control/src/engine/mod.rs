@@ -413,9 +413,9 @@ impl Engine {
         self.transmit(ports, f, out);
     }
 
-    /// A group-specific query out of one port, from the querier address or
-    /// 0.0.0.0 (RFC 4541 §2.1.1 proxy query), v2 format when the group's
-    /// compatibility mode is v1/v2.
+    /// A group-specific query out of one port, from the querier address
+    /// while we are querier, else 0.0.0.0 (RFC 4541 §2.1.1 proxy query), v2
+    /// format when the group's compatibility mode is v1/v2.
     fn send_group_query(
         &mut self,
         key: GroupKey,
@@ -426,7 +426,7 @@ impl Engine {
         if !self.up.contains(port) {
             return;
         }
-        let src = self.config.querier_address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let src = self.querier.query_source(&self.config, key.vlan);
         let v = if version >= 3 { 3 } else { 2 };
         let repr = querier::query(&self.config, v, key.group, self.config.last_member_interval);
         let ident = self.next_ident();

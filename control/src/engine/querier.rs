@@ -140,6 +140,20 @@ impl Querier {
         resumed
     }
 
+    /// Source of a group-specific query on `vlan`: our address while we
+    /// are the querier there, else 0.0.0.0. RFC 3376 §6.6.2: a non-querier
+    /// sends no queries; a snooping switch may still ask its hosts with a
+    /// 0.0.0.0 source (RFC 4541 §2.1.1), which no election and no router
+    /// port learning counts. Our own address would make the switches
+    /// downstream take us for the querier and for a router.
+    pub fn query_source(&self, config: &Config, vlan: u16) -> Ipv4Addr {
+        let active = self.active_vlans(config).any(|v| v == vlan);
+        match config.querier_address {
+            Some(a) if active => a,
+            _ => Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.vlans
             .iter()
