@@ -11,8 +11,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
 # man-db and systemd: the package test reads `man igmpsnoop` and runs
-# `systemd-analyze verify` on the unit.
-APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd)
+# `systemd-analyze verify` on the unit; curl: the metrics test scrapes with it.
+APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd curl)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -57,13 +57,23 @@ else
     have_linker || { log "error: bpf-linker did not install"; exit 1; }
 fi
 
-# ---- python venv with scapy ------------------------------------------------------
+# ---- python venv ------------------------------------------------------------------
+# scapy crafts frames for the tests; prometheus-client's strict OpenMetrics parser
+# validates the metrics endpoint.
+PY_PACKAGES=("scapy==$SCAPY_VERSION" "prometheus-client==0.21.1")
 VENV="$ROOT/.venv"
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import scapy, sys; sys.exit(scapy.VERSION != '$SCAPY_VERSION')" 2>/dev/null; then
-    log "venv: scapy $SCAPY_VERSION present"
+have_py_packages() {
+    "$VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
+PY
+}
+if [[ -x "$VENV/bin/python" ]] && have_py_packages; then
+    log "venv: ${PY_PACKAGES[*]} present"
 else
-    log "venv: creating $VENV with scapy $SCAPY_VERSION"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "scapy==$SCAPY_VERSION"
+    log "venv: installing ${PY_PACKAGES[*]} into $VENV"
+    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 log "done"

@@ -5,11 +5,12 @@ mod daemon;
 use std::{ffi::OsString, io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
+use cli::client;
 use cli::{
     args::{Cli, Command, GenerateArgs, GroupAction, ListArgs},
     output,
 };
-use daemon::ipc::{self, Request};
+use igmpsnoop_control::api::Request;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -93,11 +94,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = cli::settings::resolve((*args).clone()).map_err(BadConfig)?;
             daemon::run(settings, *args)
         }
-        Command::Groups(a) => list(a, Request::Groups, output::groups),
+        Command::Groups(a) => groups(a),
         Command::Routers(a) => list(a, Request::Routers, output::routers),
         Command::Querier(a) => list(a, Request::Querier, output::querier),
         Command::Ports(a) => list(a, Request::Ports, output::ports),
-        Command::Stats(a) => list(a, Request::Stats, output::stats),
+        Command::Stats(a) => stats(a),
+        Command::Monitor(a) => monitor(a),
         Command::Macs(a) => list(a, Request::Macs, output::macs),
         Command::Detach(a) => detach(a),
         Command::Group { action } => {
@@ -119,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.socket,
                 ),
             };
-            let reply = ipc::request(&socket.path(), &request)?;
+            let reply = client::request(&socket.path(), &request)?;
             println!("{reply}");
             Ok(())
         }
@@ -134,7 +136,7 @@ fn detach(args: cli::args::DetachArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| cli::args::DEFAULT_PIN_DIR.into());
     // A running daemon holds the lock too; asking its socket names it better.
     let socket = args.socket.path();
-    if ipc::request(&socket, &Request::Stats).is_ok() {
+    if client::request(&socket, &Request::Stats).is_ok() {
         anyhow::bail!(
             "a daemon is running on {} (stop it with SIGTERM: a clean stop removes its pinned state)",
             socket.display()
@@ -151,16 +153,57 @@ fn detach(args: cli::args::DetachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `igmpsnoop groups [GROUP] [--port P] [--vlan V]`.
+fn groups(args: cli::args::GroupsArgs) -> anyhow::Result<()> {
+    let data = client::request(&args.list.socket.path(), &Request::Groups)?;
+    let data = output::filter_groups(data, args.group, args.port.as_deref(), args.vlan);
+    print_listing(args.list.json, &data, output::groups)
+}
+
+/// `igmpsnoop stats [--port P]`.
+fn stats(args: cli::args::StatsArgs) -> anyhow::Result<()> {
+    let Some(port) = args.port else {
+        return list(args.list, Request::Stats, output::stats);
+    };
+    let ports = client::request(&args.list.socket.path(), &Request::Ports)?;
+    let entry = output::port_entry(&ports, &port)?;
+    print_listing(args.list.json, &entry, output::port_stats)
+}
+
+/// `igmpsnoop monitor`: one line per event until the daemon goes or the
+/// user stops it.
+fn monitor(args: ListArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    client::monitor(&args.socket.path(), |event| {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(event)?)?;
+        } else {
+            writeln!(out, "{}", output::event_line(event))?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+}
+
+fn print_listing(
+    json: bool,
+    data: &serde_json::Value,
+    render: fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(data)?);
+    } else {
+        print!("{}", render(data));
+    }
+    Ok(())
+}
+
 fn list(
     args: ListArgs,
     request: Request,
     render: fn(&serde_json::Value) -> String,
 ) -> anyhow::Result<()> {
-    let data = ipc::request(&args.socket.path(), &request)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&data)?);
-    } else {
-        print!("{}", render(&data));
-    }
-    Ok(())
+    let data = client::request(&args.socket.path(), &request)?;
+    print_listing(args.json, &data, render)
 }

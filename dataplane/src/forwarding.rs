@@ -307,6 +307,14 @@ impl Forwarding {
         self.set_group(vlan, group, 0)
     }
 
+    /// The member ports last set or staged for (vlan, group).
+    pub fn members(&self, vlan: u16, group: [u8; 4]) -> PortMask {
+        self.members
+            .get(&GroupKey::new(vlan, group))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Like `set_group`, but written to the kernel by the next `flush`,
     /// together with every other staged change (one syscall for all).
     pub fn stage_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) {

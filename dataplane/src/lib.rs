@@ -278,6 +278,11 @@ impl Dataplane {
                 mac: iface::mac_address(name),
             });
         }
+        if mode == XdpMode::Auto
+            && let Some(reason) = xdp_mode::auto_reason(&facts)
+        {
+            info!("{reason}");
+        }
         if let Some(p) = pins {
             // Ports of the earlier run that are not ports now: detach.
             for ifindex in p.pinned_links() {

@@ -6,7 +6,7 @@
 //! sender gave it. Generic mode has neither problem.
 use std::{fmt, str::FromStr};
 
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::{
     error::{Error, Result},
@@ -146,19 +146,26 @@ pub(crate) fn plan(requested: XdpMode, ports: &[PortFacts]) -> Result<Plan> {
 }
 
 fn auto_plan(ports: &[PortFacts]) -> Plan {
+    match auto_reason(ports) {
+        Some(_) => Plan::Generic,
+        None => Plan::NativeOrGeneric,
+    }
+}
+
+/// Why auto mode chose generic XDP for every port, if it did (logged once
+/// the switch is up).
+pub(crate) fn auto_reason(ports: &[PortFacts]) -> Option<String> {
     if let Some(p) = ports.iter().find(|p| p.is_veth) {
-        info!(
-            port = %p.name,
-            "a port is a veth: generic XDP on every port (native-mode redirects into a veth are dropped \
-             unless its peer runs NAPI, and lose the checksum offload of locally sent frames)"
-        );
-        return Plan::Generic;
+        return Some(format!(
+            "{} is a veth: generic XDP on every port (native-mode redirects into a veth are dropped \
+             unless its peer runs NAPI, and lose the checksum offload of locally sent frames)",
+            p.name
+        ));
     }
-    if let Some(p) = ports.iter().find(|p| !p.takes_native_redirects()) {
-        info!(port = %p.name, reason = %p.blackhole_reason(), "generic XDP on every port");
-        return Plan::Generic;
-    }
-    Plan::NativeOrGeneric
+    ports
+        .iter()
+        .find(|p| !p.takes_native_redirects())
+        .map(|p| format!("generic XDP on every port: {}", p.blackhole_reason()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub const DEFAULT_PIN_DIR: &str = "/run/igmpsnoop/bpf";
         multicast-router ports; it can act as querier. Forwarding is pinned on a bpffs \
         and outlives a crash or restart of the daemon. The other commands ask the \
         running daemon over its control socket; every listing takes --json.",
+    after_help = "Exit status: 0 done; 1 failed (the daemon cannot be reached or refused the \
+        request, an interface or pin directory is unusable); 2 bad command line; 78 the \
+        settings of `run` cannot work (e.g. no ports): a service manager should not retry.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -31,7 +34,7 @@ pub enum Command {
     /// Run the switch on the given ports.
     Run(Box<RunArgs>),
     /// The group-port table.
-    Groups(ListArgs),
+    Groups(GroupsArgs),
     /// Router ports, learned or static, with age.
     Routers(ListArgs),
     /// Who is querier, our state, timers.
@@ -39,9 +42,12 @@ pub enum Command {
     /// Ports, XDP mode, counters.
     Ports(ListArgs),
     /// Protocol counters and drops with reasons.
-    Stats(ListArgs),
+    Stats(StatsArgs),
     /// The learned MAC table.
     Macs(ListArgs),
+    /// Live changes, one line each, until interrupted: joins, leaves,
+    /// expiries, forwarding changes, router ports, querier, port state.
+    Monitor(ListArgs),
     /// Static group memberships.
     Group {
         #[command(subcommand)]
@@ -137,6 +143,31 @@ pub struct ListArgs {
     pub socket: SocketArg,
 }
 
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    /// Only this group [default: every group]
+    #[arg(value_name = "GROUP")]
+    pub group: Option<Ipv4Addr>,
+    /// Only memberships on this port [default: every port]
+    #[arg(long, value_name = "IFACE")]
+    pub port: Option<String>,
+    /// Only this VLAN (0 = untagged) [default: every VLAN]
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u16>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// One port's counters: fast path, control frames, control socket,
+    /// egress [default: the switch's totals]
+    #[arg(long, value_name = "IFACE")]
+    pub port: Option<String>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GroupAction {
     /// Add a static membership (never expires).
@@ -225,6 +256,9 @@ pub struct RunArgs {
     /// How long a learned MAC lives without traffic [default: 300s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub mac_age: Option<Duration>,
+    /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub pin_dir: PinDirArg,
     /// Pin nothing: the ports stop forwarding when the daemon ends, however

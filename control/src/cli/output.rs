@@ -1,4 +1,7 @@
 //! Plain-text tables for the listings (the `--json` form prints the data as is).
+use std::net::Ipv4Addr;
+
+use igmpsnoop_control::api::{Event, EventKind};
 use serde_json::Value;
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -51,6 +54,43 @@ pub fn groups(data: &Value) -> String {
     if rows(data).is_empty() {
         return "no groups\n".into();
     }
+    let mut out = groups_table(data);
+    out.push_str(&groups_summary(data));
+    out
+}
+
+/// "N groups, M memberships on K ports".
+fn groups_summary(data: &Value) -> String {
+    let rows = rows(data);
+    let groups: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|g| (s(&g["vlan"]), s(&g["group"])))
+        .collect();
+    let ports: std::collections::BTreeSet<String> = rows.iter().map(|g| s(&g["port"])).collect();
+    format!(
+        "{} group(s), {} membership(s) on {} port(s)\n",
+        groups.len(),
+        rows.len(),
+        ports.len()
+    )
+}
+
+/// Only the rows of `group`, `port` and `vlan` (each when given).
+pub fn filter_groups(
+    data: Value,
+    group: Option<Ipv4Addr>,
+    port: Option<&str>,
+    vlan: Option<u16>,
+) -> Value {
+    let keep = |g: &Value| {
+        group.is_none_or(|want| g["group"].as_str() == Some(&want.to_string()))
+            && port.is_none_or(|want| g["port"].as_str() == Some(want))
+            && vlan.is_none_or(|want| g["vlan"].as_u64() == Some(u64::from(want)))
+    };
+    Value::Array(rows(&data).iter().filter(|g| keep(g)).cloned().collect())
+}
+
+fn groups_table(data: &Value) -> String {
     table(
         &["GROUP", "VLAN", "PORT", "VER", "EXPIRES", "HOSTS"],
         rows(data)
@@ -201,6 +241,141 @@ pub fn ports(data: &Value) -> String {
             })
             .collect(),
     )
+}
+
+/// The `ports` entry of the port named `name`, or an error naming the ports.
+pub fn port_entry(ports: &Value, name: &str) -> anyhow::Result<Value> {
+    rows(ports)
+        .iter()
+        .find(|p| p["port"].as_str() == Some(name))
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<String> = rows(ports).iter().map(|p| s(&p["port"])).collect();
+            anyhow::anyhow!(
+                "{name:?} is not a port of this switch (ports: {})",
+                names.join(", ")
+            )
+        })
+}
+
+/// One port's counters (`stats --port`), zeros left out.
+pub fn port_stats(p: &Value) -> String {
+    let mut out = format!("port {} ({} XDP):\n", s(&p["port"]), s(&p["xdp_mode"]));
+    for (section, title) in [
+        ("counters", "fast path"),
+        ("control", "control plane"),
+        ("control_socket", "AF_XDP control socket"),
+        ("egress", "egress"),
+    ] {
+        out.push_str(&format!("{title}:\n"));
+        if let Some(map) = p[section].as_object() {
+            let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+            for (k, v) in map.iter().filter(|(_, v)| v.as_u64() != Some(0)) {
+                out.push_str(&format!("  {k:<width$}  {}\n", s(v)));
+            }
+        }
+    }
+    out.push_str("(counters that are zero are not shown; --json lists all)\n");
+    out
+}
+
+/// One monitor event as a line of text.
+pub fn event_line(e: &Event) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let what = match &e.kind {
+        EventKind::Joined {
+            vlan,
+            group,
+            port,
+            host,
+            sources,
+        } if sources.is_empty() => {
+            format!("joined   {group} vlan {vlan} port {port} host {host}")
+        }
+        EventKind::Joined {
+            vlan,
+            group,
+            port,
+            host,
+            sources,
+        } => {
+            let srcs: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
+            format!(
+                "joined   {group} vlan {vlan} port {port} host {host} sources {}",
+                srcs.join(",")
+            )
+        }
+        EventKind::Left {
+            vlan,
+            group,
+            port,
+            host,
+        } => {
+            format!("left     {group} vlan {vlan} port {port} host {host}")
+        }
+        EventKind::Expired { vlan, group, port } => {
+            format!("expired  {group} vlan {vlan} port {port}")
+        }
+        EventKind::GroupPorts {
+            vlan,
+            group,
+            ports,
+            added,
+            removed,
+        } => format!(
+            "forward  {group} vlan {vlan} to {} (+{} -{})",
+            list(ports),
+            list(added),
+            list(removed)
+        ),
+        EventKind::RouterPorts {
+            ports,
+            added,
+            removed,
+        } => {
+            format!(
+                "routers  {} (+{} -{})",
+                list(ports),
+                list(added),
+                list(removed)
+            )
+        }
+        EventKind::Querier {
+            vlan,
+            querier,
+            we_are_querier,
+        } => format!(
+            "querier  vlan {vlan}: {}{}",
+            querier.map_or("none".to_string(), |a| a.to_string()),
+            if *we_are_querier { " (us)" } else { "" }
+        ),
+        EventKind::PortUp { port } => format!("port     {port} up"),
+        EventKind::PortDown { port } => format!("port     {port} down"),
+        EventKind::LimitRejected { what, total } => {
+            format!("limit    {what}: {total} rejected in all")
+        }
+        EventKind::Adopted { groups, hold_ms } => {
+            format!("adopted  {groups} groups of the last daemon, held {hold_ms} ms")
+        }
+        EventKind::HoldEnded { removed } => {
+            format!("hold end {removed} groups nobody reported again removed")
+        }
+        EventKind::Reloaded {
+            applied,
+            restart_needed,
+        } => format!(
+            "reloaded applied {}; need a restart: {}",
+            list(applied),
+            list(restart_needed)
+        ),
+    };
+    format!("{} {what}", e.time)
 }
 
 pub fn stats(data: &Value) -> String {

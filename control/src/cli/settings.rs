@@ -38,6 +38,7 @@ struct FileConfig {
     max_groups_per_port: Option<usize>,
     control_rate_limit: Option<u32>,
     mac_age: Option<String>,
+    metrics_listen: Option<std::net::SocketAddr>,
     socket: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     no_pin: Option<bool>,
@@ -52,6 +53,8 @@ pub struct Settings {
     pub port_configs: Vec<PortConfig>,
     pub control_rate_limit: u32,
     pub mac_age: Duration,
+    /// Where to serve metrics; None: not at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub socket: PathBuf,
     /// None: pin nothing.
     pub pin_dir: Option<PathBuf>,
@@ -230,6 +233,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit)
             .unwrap_or(DEFAULT_CONTROL_RATE),
         mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
+        metrics_listen: pick(args.metrics_listen, file.metrics_listen),
         socket: args
             .socket
             .socket
@@ -312,6 +316,7 @@ mod tests {
             port: vec!["eth1".into(), "eth2".into(), "eth3".into()],
             querier_address: Some(Ipv4Addr::new(192, 0, 2, 1)),
             max_groups_per_port: Some(1000),
+            metrics_listen: Some("127.0.0.1:9717".parse().unwrap()),
             ..RunArgs::default()
         })
         .unwrap();
@@ -321,6 +326,7 @@ mod tests {
         assert_eq!(file.port_configs, flags.port_configs);
         assert_eq!(file.control_rate_limit, flags.control_rate_limit);
         assert_eq!(file.mac_age, flags.mac_age);
+        assert_eq!(file.metrics_listen, flags.metrics_listen);
         assert_eq!(file.socket, flags.socket);
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);

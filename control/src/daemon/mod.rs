@@ -1,162 +1,185 @@
 //! `igmpsnoop run`: the event loop that joins the parts. Control frames from
 //! AF_XDP go into the engine; its forwarding changes go into the BPF maps; its
-//! frames go out of the ports; timers fire on time; the control socket answers
-//! the CLI.
-pub mod ipc;
+//! frames go out of the ports; timers fire on time; the control socket's
+//! requests are answered between rounds, never blocking the loop.
+mod control_socket;
+mod core;
+mod metrics;
+mod port_watch;
 mod reload;
+mod requests;
 mod signals;
 mod views;
+mod wake;
+mod watch;
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use igmpsnoop_control::{Action, Engine, PortMask, Timestamp};
-use igmpsnoop_dataplane::{Dataplane, EgressEvent, Options, iface};
+use igmpsnoop_control::{
+    Engine,
+    api::{EventKind, Request},
+};
+use igmpsnoop_dataplane::{Dataplane, Options};
 use sd_notify::NotifyState;
-use serde_json::{Value, json};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use crate::cli::{args::RunArgs, settings::Settings};
-use ipc::{Request, Server};
+use control_socket::{ControlSocket, Monitors};
+use core::{Clock, Core, DaemonCounters};
+use signals::Signals;
+use wake::Wake;
+use watch::Watch;
 
-/// Longest the loop sleeps: bounds how late a stop request or a port event is seen.
+/// Longest the loop sleeps: bounds how late a port event is seen.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 const PORT_CHECK_EVERY: Duration = Duration::from_secs(1);
 const MAC_AGE_CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Monotonic milliseconds since the daemon started: the engine's clock.
-struct Clock(Instant);
-
-impl Clock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.elapsed().as_millis() as u64)
-    }
-}
-
-#[derive(Default)]
-struct DaemonCounters {
-    tx_frames: u64,
-    tx_errors: u64,
-    map_errors: u64,
-    ipc_requests: u64,
-}
-
 /// Runs the switch. `args` is the command line the settings came from: a
 /// SIGHUP resolves it again (flags still override the re-read config file).
-pub fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<()> {
-    signals::install();
-    let server = Server::bind(&settings.socket)?;
-    let options = Options {
-        pin_dir: settings.pin_dir.clone(),
-        max_groups: settings.engine.max_groups,
-    };
-    let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
-    // Until the switch is up, a failing start leaves adopted state forwarding
-    // as it found it.
-    dp.keep_pinned(dp.adopted().is_some() || settings.keep_on_exit);
-    dp.forwarding
-        .set_flood_unregistered(settings.engine.flood_unregistered)?;
-    dp.forwarding
-        .set_control_rate(settings.control_rate_limit)?;
+pub fn run(settings: Settings, args: RunArgs) -> anyhow::Result<()> {
+    let mut daemon = Daemon::start(settings, args)?;
+    while !daemon.signals.stop_requested() {
+        daemon.round()?;
+    }
+    daemon.stop();
+    Ok(())
+}
 
-    settings.engine.switch_mac = dp
-        .ports()
-        .iter()
-        .find_map(|p| p.mac)
-        .unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
-    let clock = Clock(Instant::now());
-    let mut engine = Engine::new(
-        settings.engine.clone(),
-        settings.port_configs.clone(),
-        clock.now(),
-    )
-    .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
-    let mut counters = DaemonCounters::default();
-    let mut actions = Vec::new();
-    apply_router_ports(&mut dp, engine.router_ports(), &mut counters);
+struct Daemon {
+    core: Core,
+    settings: Settings,
+    args: RunArgs,
+    control: ControlSocket,
+    metrics: Option<metrics::MetricsServer>,
+    wake: Wake,
+    signals: Signals,
+    watch: Watch,
+    /// Adopted state is held (forwarding as it was) until then.
+    hold_until: Option<Instant>,
+    last_port_check: Instant,
+    last_mac_age: Instant,
+    frames: Vec<(usize, Vec<u8>)>,
+}
 
-    // Adopted state is held (forwarding as it was) while the hosts report
-    // again; then the relearned table is all that counts.
-    let mut hold_until = None;
-    if let Some(adopted) = dp.adopted() {
-        let hold = engine.config().adoption_hold();
-        let solicited = engine.solicit_reports(clock.now(), &mut actions);
-        apply(&mut dp, &mut actions, None, &mut counters);
-        info!(
-            groups = adopted.groups,
-            router_ports = adopted.router_ports.count_ones(),
-            port_sets = adopted.port_sets,
-            hold_s = hold.as_secs_f64(),
-            solicited,
-            "adopted the pinned state: forwarding as it was until the hold ends"
-        );
-        hold_until = Some(Instant::now() + hold);
+impl Daemon {
+    fn start(mut settings: Settings, args: RunArgs) -> anyhow::Result<Daemon> {
+        let wake = Wake::new()?;
+        let signals = Signals::install(&wake)?;
+        let control = ControlSocket::bind(&settings.socket, wake.waker()?)?;
+        let metrics = settings
+            .metrics_listen
+            .map(|addr| metrics::MetricsServer::start(addr, wake.waker()?))
+            .transpose()?;
+        let dp = open_dataplane(&settings)?;
+        settings.engine.switch_mac = dp
+            .ports()
+            .iter()
+            .find_map(|p| p.mac)
+            .unwrap_or([0x02, 0, 0x5e, 0, 0, 1]);
+        let clock = Clock::start();
+        let engine = Engine::new(
+            settings.engine.clone(),
+            settings.port_configs.clone(),
+            clock.now(),
+        )
+        .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        let mut core = Core {
+            engine,
+            dp,
+            clock,
+            counters: DaemonCounters::default(),
+            monitors: Monitors::default(),
+            actions: Vec::new(),
+        };
+        core.set_router_ports(core.engine.router_ports());
+        let hold_until = adopt(&mut core);
+
+        let names: Vec<String> = core
+            .dp
+            .ports()
+            .iter()
+            .map(|p| format!("{}({})", p.name, p.mode))
+            .collect();
+        info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = core.engine.config().querier, "igmpsnoop forwarding");
+        core.dp.keep_pinned(settings.keep_on_exit);
+        // Type=notify: systemd considers the service started from here on.
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        Ok(Daemon {
+            core,
+            settings,
+            args,
+            control,
+            metrics,
+            wake,
+            signals,
+            watch: Watch::default(),
+            hold_until,
+            last_port_check: Instant::now(),
+            last_mac_age: Instant::now(),
+            frames: Vec::new(),
+        })
     }
 
-    let names: Vec<String> = dp
-        .ports()
-        .iter()
-        .map(|p| format!("{}({})", p.name, p.mode))
-        .collect();
-    info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = engine.config().querier, "igmpsnoop forwarding");
-    dp.keep_pinned(settings.keep_on_exit);
-    // Type=notify: systemd considers the service started from here on.
-    let _ = sd_notify::notify(&[NotifyState::Ready]);
-
-    let mut last_port_check = Instant::now();
-    let mut last_mac_age = Instant::now();
-    let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut fds: Vec<libc::pollfd> = dp
-        .poll_fds()
-        .into_iter()
-        .chain([server.fd()])
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-
-    while !signals::stop_requested() {
-        if signals::take_reload() {
-            reload::reload(
-                &args,
-                &mut settings,
-                &mut engine,
-                &mut dp,
-                clock.now(),
-                &mut actions,
-            );
-            apply(&mut dp, &mut actions, None, &mut counters);
+    /// One turn of the loop: signals, timers, then waiting for frames,
+    /// requests or the next timer, and handling what came.
+    fn round(&mut self) -> anyhow::Result<()> {
+        if self.signals.take_reload() {
+            self.reload();
         }
-        let now = clock.now();
-        engine.handle_timeout(now, &mut actions);
-        apply(&mut dp, &mut actions, None, &mut counters);
-        flush(&mut dp, &mut counters);
-        if hold_until.is_some_and(|t| Instant::now() >= t) {
-            hold_until = None;
-            match dp.forwarding.release_held() {
-                Ok(removed) => info!(
-                    removed,
-                    "hold on adopted state over: groups nobody reported again are gone"
-                ),
-                Err(e) => {
-                    counters.map_errors += 1;
-                    error!(error = %e, "cannot end the hold on adopted state");
-                }
-            }
-        }
+        let now = self.core.clock.now();
+        self.core.engine.handle_timeout(now, &mut self.core.actions);
+        self.core.apply(None);
+        self.core.flush();
+        self.end_hold_if_due();
 
-        let sleep = engine
+        let sleep = self.sleep(now);
+        let woken = self.poll(sleep)?;
+        let busy = Instant::now();
+        if !woken && let Err(e) = self.core.dp.forwarding.maintain() {
+            self.core.counters.map_errors += 1;
+            error!(error = %e, "cannot publish port sets");
+        }
+        self.receive();
+        self.serve();
+        self.periodic();
+        self.watch.publish_changes(&mut self.core);
+        if let Some(m) = &self.metrics {
+            m.observe_round(busy.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    fn sleep(&self, now: igmpsnoop_control::Timestamp) -> Duration {
+        let hold = self
+            .hold_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(MAX_SLEEP);
+        self.core
+            .engine
             .next_deadline()
             .map(|d| Duration::from_millis(d.as_millis().saturating_sub(now.as_millis())))
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP)
-            .min(
-                hold_until
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-                    .unwrap_or(MAX_SLEEP),
-            );
+            .min(hold)
+    }
+
+    /// Waits for frames, a request or a signal, at most `sleep`; returns
+    /// whether anything came.
+    fn poll(&mut self, sleep: Duration) -> anyhow::Result<bool> {
+        let mut fds: Vec<libc::pollfd> = self
+            .core
+            .dp
+            .poll_fds()
+            .into_iter()
+            .chain([self.wake.fd()])
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         // SAFETY: fds is a valid array of pollfd of the given length.
         let ready = unsafe {
             libc::poll(
@@ -170,247 +193,156 @@ pub fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<()> {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 bail!("poll: {err}");
             }
-            continue;
+            return Ok(true);
         }
-        if ready == 0
-            && let Err(e) = dp.forwarding.maintain()
-        {
-            counters.map_errors += 1;
-            error!(error = %e, "cannot publish port sets");
+        if fds.last().is_some_and(|f| f.revents != 0) {
+            self.wake.drain();
         }
+        Ok(ready > 0)
+    }
 
+    fn receive(&mut self) {
+        let frames = &mut self.frames;
         frames.clear();
-        dp.receive(|r| frames.push((r.port, r.frame.to_vec())));
-        for (port, frame) in &frames {
-            engine.handle_frame(clock.now(), *port as u8, frame, &mut actions);
-            apply(&mut dp, &mut actions, Some(frame), &mut counters);
+        self.core
+            .dp
+            .receive(|r| frames.push((r.port, r.frame.to_vec())));
+        for (port, frame) in &self.frames {
+            let now = self.core.clock.now();
+            self.core
+                .engine
+                .handle_frame(now, *port as u8, frame, &mut self.core.actions);
+            self.core.apply(Some(frame));
         }
+        self.core.flush();
+    }
 
-        flush(&mut dp, &mut counters);
-
-        let hold_left = hold_until.map(|t| t.saturating_duration_since(Instant::now()));
-        server.serve(|request| {
-            counters.ipc_requests += 1;
-            handle(
-                request,
-                &mut engine,
-                &mut dp,
-                &clock,
-                &mut counters,
-                hold_left,
-            )
-        });
-
-        if last_port_check.elapsed() >= PORT_CHECK_EVERY {
-            last_port_check = Instant::now();
-            check_ports(&mut engine, &mut dp, &clock, &mut counters);
-            report_egress(&mut dp);
+    /// Answers every request waiting on the control socket and the metrics
+    /// endpoint.
+    fn serve(&mut self) {
+        let hold_left = self
+            .hold_until
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        while let Some(call) = self.control.next_call() {
+            if call.request == Request::Monitor {
+                call.subscribe(&mut self.core.monitors);
+                continue;
+            }
+            let request = call.request.clone();
+            call.answer(self.core.handle(request, hold_left));
         }
-        if last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
-            last_mac_age = Instant::now();
-            let aged = dp
-                .stats
-                .flush_macs(Some(settings.mac_age.as_secs().max(1)), None);
+        if let Some(m) = &self.metrics {
+            m.serve(&self.core);
+        }
+    }
+
+    fn periodic(&mut self) {
+        if self.last_port_check.elapsed() >= PORT_CHECK_EVERY {
+            self.last_port_check = Instant::now();
+            self.core.check_ports();
+            self.core.report_egress();
+        }
+        if self.last_mac_age.elapsed() >= MAC_AGE_CHECK_EVERY {
+            self.last_mac_age = Instant::now();
+            let age = self.settings.mac_age.as_secs().max(1);
+            let aged = self.core.dp.stats.flush_macs(Some(age), None);
             if aged > 0 {
                 debug!(aged, "MAC entries aged out");
             }
         }
     }
-    let _ = sd_notify::notify(&[NotifyState::Stopping]);
-    if settings.keep_on_exit && dp.pin_dir().is_some() {
-        info!(
-            "stopping: the ports keep forwarding (--keep-on-exit); `igmpsnoop detach` removes the pinned state"
-        );
-    } else {
-        info!("stopping: detaching from every port");
-    }
-    drop(dp);
-    drop(server);
-    Ok(())
-}
 
-/// Carries out the engine's actions. Failures are logged and counted; the
-/// switch keeps running.
-fn apply(
-    dp: &mut Dataplane,
-    actions: &mut Vec<Action>,
-    input: Option<&[u8]>,
-    counters: &mut DaemonCounters,
-) {
-    for action in actions.drain(..) {
-        match action {
-            Action::GroupPorts { vlan, group, ports } => {
-                debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
-                // Written with the others by `flush` (one kernel batch).
-                dp.forwarding.stage_group(vlan, group.octets(), ports.0);
-            }
-            Action::RouterPorts { ports } => apply_router_ports(dp, ports, counters),
-            Action::Forward { ports } => {
-                if let Some(frame) = input {
-                    send_all(dp, ports, frame, counters);
-                }
-            }
-            Action::Transmit { ports, frame } => send_all(dp, ports, &frame, counters),
+    fn end_hold_if_due(&mut self) {
+        if self.hold_until.is_none_or(|t| Instant::now() < t) {
+            return;
         }
-    }
-}
-
-/// Writes the staged group changes to the kernel.
-fn flush(dp: &mut Dataplane, counters: &mut DaemonCounters) {
-    if let Err(e) = dp.forwarding.flush() {
-        counters.map_errors += 1;
-        error!(error = %e, "cannot update the group map");
-    }
-}
-
-fn apply_router_ports(dp: &mut Dataplane, ports: PortMask, counters: &mut DaemonCounters) {
-    debug!(ports = format_args!("{:#x}", ports.0), "router ports");
-    if let Err(e) = dp.forwarding.set_router_ports(ports.0) {
-        counters.map_errors += 1;
-        error!(error = %e, "cannot update router ports");
-    }
-}
-
-fn send_all(dp: &mut Dataplane, ports: PortMask, frame: &[u8], counters: &mut DaemonCounters) {
-    for port in ports.iter() {
-        match dp.send(port as usize, frame) {
-            Ok(()) => counters.tx_frames += 1,
+        self.hold_until = None;
+        match self.core.dp.forwarding.release_held() {
+            Ok(removed) => {
+                info!(
+                    removed,
+                    "hold on adopted state over: groups nobody reported again are gone"
+                );
+                self.core.publish(EventKind::HoldEnded { removed });
+            }
             Err(e) => {
-                counters.tx_errors += 1;
-                warn!(port, error = %e, "cannot send");
+                self.core.counters.map_errors += 1;
+                error!(error = %e, "cannot end the hold on adopted state");
             }
         }
     }
-}
 
-/// A port going down flushes its memberships and MACs; coming back up, it
-/// gets a general query at once (when we are querier).
-fn check_ports(
-    engine: &mut Engine,
-    dp: &mut Dataplane,
-    clock: &Clock,
-    counters: &mut DaemonCounters,
-) {
-    let mut actions = Vec::new();
-    let ports: Vec<(u8, String, u32)> = dp
-        .ports()
-        .iter()
-        .map(|p| (p.index as u8, p.name.clone(), p.ifindex))
-        .collect();
-    for (index, name, ifindex) in ports {
-        let is_up = iface::is_up(&name);
-        // The engine's record of which ports are up is the one we compare with.
-        if is_up == engine.ports_up().contains(index) {
-            continue;
-        }
-        if is_up {
-            info!(port = %name, "port up");
-            engine.port_up(clock.now(), index, &mut actions);
-        } else {
-            info!(port = %name, "port down: flushing its memberships and MACs");
-            engine.port_down(index, &mut actions);
-            dp.stats.flush_macs(None, Some(ifindex));
-        }
-        apply(dp, &mut actions, None, counters);
-        flush(dp, counters);
-    }
-}
-
-/// Logs what the kernel now does with frames sent out of the ports: each
-/// change once, with its cause and fix.
-fn report_egress(dp: &mut Dataplane) {
-    for event in dp.check_egress() {
-        match event {
-            EgressEvent::NativeRedirectsDropped { port, reason } => {
-                error!(port = %port, "frames redirected into this port are now dropped by the kernel: {reason}")
-            }
-            EgressEvent::NativeRedirectsTaken { port } => {
-                info!(port = %port, "the port takes redirected frames again")
-            }
-            EgressEvent::TxDropped { port, dropped } => warn!(
-                port = %port,
-                dropped,
-                "the kernel dropped frames on their way out of this port (tx_dropped; \
-                 is the host end down, or its queue full?); `igmpsnoop ports` counts them"
-            ),
-        }
-    }
-}
-
-/// Applies a static-group change and says what was done.
-fn static_group_done(
-    done: Result<(), igmpsnoop_control::engine::TableError>,
-    dp: &mut Dataplane,
-    actions: &mut Vec<Action>,
-    counters: &mut DaemonCounters,
-    what: &str,
-    (group, port, vlan): (std::net::Ipv4Addr, String, u16),
-) -> Result<Value, String> {
-    done.map_err(|e| e.to_string())?;
-    apply(dp, actions, None, counters);
-    flush(dp, counters);
-    info!(%group, vlan, %port, "static group {what}");
-    Ok(json!({ what: {"group": group.to_string(), "port": port, "vlan": vlan} }))
-}
-
-fn handle(
-    request: Request,
-    engine: &mut Engine,
-    dp: &mut Dataplane,
-    clock: &Clock,
-    counters: &mut DaemonCounters,
-    hold_left: Option<Duration>,
-) -> Result<Value, String> {
-    let now = clock.now();
-    let port_index = |dp: &Dataplane, name: &str| {
-        dp.port_by_name(name).map(|p| p.index as u8).ok_or_else(|| {
-            let names: Vec<&str> = dp.ports().iter().map(|p| p.name.as_str()).collect();
-            format!(
-                "{name:?} is not a port of this switch (ports: {})",
-                names.join(", ")
-            )
-        })
-    };
-    Ok(match request {
-        Request::Groups => views::groups(engine, dp, now, hold_left),
-        Request::Routers => views::routers(engine, dp, now),
-        Request::Querier => views::querier(engine, now),
-        Request::Ports => views::ports(engine, dp),
-        Request::Macs => views::macs(dp),
-        Request::Stats => {
-            let daemon = json!({
-                "tx_frames": counters.tx_frames,
-                "tx_errors": counters.tx_errors,
-                "map_errors": counters.map_errors,
-                "ipc_requests": counters.ipc_requests,
+    fn reload(&mut self) {
+        let now = self.core.clock.now();
+        let core = &mut self.core;
+        let done = reload::reload(
+            &self.args,
+            &mut self.settings,
+            &mut core.engine,
+            &mut core.dp,
+            now,
+            &mut core.actions,
+        );
+        core.apply(None);
+        if let Some((applied, restart_needed)) = done {
+            core.publish(EventKind::Reloaded {
+                applied,
+                restart_needed,
             });
-            views::stats(engine, dp, daemon.as_object().expect("an object"))
         }
-        Request::GroupAdd { group, port, vlan } => {
-            let index = port_index(dp, &port)?;
-            let mut actions = Vec::new();
-            let done = engine.add_static_group(vlan, group, index, &mut actions);
-            static_group_done(
-                done,
-                dp,
-                &mut actions,
-                counters,
-                "added",
-                (group, port, vlan),
-            )?
+    }
+
+    fn stop(self) {
+        let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        if self.settings.keep_on_exit && self.core.dp.pin_dir().is_some() {
+            info!(
+                "stopping: the ports keep forwarding (--keep-on-exit); `igmpsnoop detach` removes the pinned state"
+            );
+        } else {
+            info!("stopping: detaching from every port");
         }
-        Request::GroupDel { group, port, vlan } => {
-            let index = port_index(dp, &port)?;
-            let mut actions = Vec::new();
-            let done = engine.del_static_group(vlan, group, index, &mut actions);
-            static_group_done(
-                done,
-                dp,
-                &mut actions,
-                counters,
-                "removed",
-                (group, port, vlan),
-            )?
-        }
-    })
+        drop(self.core);
+        drop(self.control);
+    }
+}
+
+fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
+    let options = Options {
+        pin_dir: settings.pin_dir.clone(),
+        max_groups: settings.engine.max_groups,
+    };
+    let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
+    // Until the switch is up, a failing start leaves adopted state forwarding
+    // as it found it.
+    dp.keep_pinned(dp.adopted().is_some() || settings.keep_on_exit);
+    dp.forwarding
+        .set_flood_unregistered(settings.engine.flood_unregistered)?;
+    dp.forwarding
+        .set_control_rate(settings.control_rate_limit)?;
+    Ok(dp)
+}
+
+/// Adopted state is held (forwarding as it was) while the hosts report
+/// again; then the relearned table is all that counts. Returns when the
+/// hold ends, if there is one.
+fn adopt(core: &mut Core) -> Option<Instant> {
+    let adopted = core.dp.adopted()?;
+    let hold = core.engine.config().adoption_hold();
+    let solicited = core
+        .engine
+        .solicit_reports(core.clock.now(), &mut core.actions);
+    core.apply(None);
+    info!(
+        groups = adopted.groups,
+        router_ports = adopted.router_ports.count_ones(),
+        port_sets = adopted.port_sets,
+        hold_s = hold.as_secs_f64(),
+        solicited,
+        "adopted the pinned state: forwarding as it was until the hold ends"
+    );
+    core.publish(EventKind::Adopted {
+        groups: adopted.groups,
+        hold_ms: hold.as_millis() as u64,
+    });
+    Some(Instant::now() + hold)
 }

@@ -13,7 +13,8 @@ use crate::cli::{args::RunArgs, settings::Settings};
 /// command line: its flags still override the file. `running` holds the
 /// daemon's own settings (the engine keeps the protocol ones, so its copy in
 /// `running.engine` is the start-up one). Engine actions (router ports) are
-/// left in `actions` for the caller to carry out.
+/// left in `actions` for the caller to carry out. Returns the settings
+/// applied and those that need a restart, when the file was accepted.
 pub fn reload(
     args: &RunArgs,
     running: &mut Settings,
@@ -21,18 +22,22 @@ pub fn reload(
     dp: &mut Dataplane,
     now: Timestamp,
     actions: &mut Vec<Action>,
-) {
+) -> Option<(Vec<String>, Vec<String>)> {
     let Some(path) = &args.config else {
         info!("SIGHUP: no --config file to re-read; nothing changed");
-        return;
+        return None;
     };
     let _ = sd_notify::notify(&[NotifyState::Reloading]);
     info!(file = %path.display(), "SIGHUP: re-reading the config file");
-    match apply(args, running, engine, dp, now, actions) {
-        Ok(()) => {}
-        Err(e) => error!("config reload refused, nothing changed: {e:#}"),
-    }
+    let done = match apply(args, running, engine, dp, now, actions) {
+        Ok(done) => Some(done),
+        Err(e) => {
+            error!("config reload refused, nothing changed: {e:#}");
+            None
+        }
+    };
     let _ = sd_notify::notify(&[NotifyState::Ready]);
+    done
 }
 
 fn apply(
@@ -42,7 +47,7 @@ fn apply(
     dp: &mut Dataplane,
     now: Timestamp,
     actions: &mut Vec<Action>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let new = crate::cli::settings::resolve(args.clone())?;
     let mut done = engine
         .reconfigure(new.engine, new.port_configs, now, actions)
@@ -81,9 +86,11 @@ fn apply(
         dp.keep_pinned(new.keep_on_exit);
         done.applied.push("keep-on-exit");
     }
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let lists = (names(&done.applied), names(&done.need_restart));
     if done.is_empty() {
         info!("config reloaded: nothing changed");
-        return Ok(());
+        return Ok(lists);
     }
     if !done.applied.is_empty() {
         info!(applied = %done.applied.join(", "), "config reloaded");
@@ -95,5 +102,5 @@ fn apply(
              the running values are kept"
         );
     }
-    Ok(())
+    Ok(lists)
 }

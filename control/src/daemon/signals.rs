@@ -1,44 +1,42 @@
-//! SIGINT/SIGTERM set a stop flag and SIGHUP a reload flag that the event
-//! loop checks; nothing else runs in the handlers.
-use std::sync::atomic::{AtomicBool, Ordering};
+//! SIGINT/SIGTERM ask the loop to stop, SIGHUP to reload; signal-hook sets a
+//! flag and writes to the loop's wake socket, so the loop sees a signal at
+//! once instead of at its next timeout.
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
-static STOP: AtomicBool = AtomicBool::new(false);
-static RELOAD: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+use super::wake::Wake;
+
+pub struct Signals {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
 }
 
-extern "C" fn on_reload(_: libc::c_int) {
-    RELOAD.store(true, Ordering::SeqCst);
-}
-
-fn handle(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    // No SA_RESTART, so a blocking poll() returns EINTR at once.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(sig, &action, std::ptr::null_mut());
+impl Signals {
+    /// Registers the handlers. SIGHUP's default action ends the process: the
+    /// handler replaces it before the switch is up, so a reload is never a
+    /// stop.
+    pub fn install(wake: &Wake) -> std::io::Result<Signals> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+            signal_hook::low_level::pipe::register(sig, wake.signal_end()?)?;
+        }
+        signal_hook::flag::register(SIGHUP, reload.clone())?;
+        signal_hook::low_level::pipe::register(SIGHUP, wake.signal_end()?)?;
+        Ok(Signals { stop, reload })
     }
-}
 
-pub fn install() {
-    handle(libc::SIGINT, on_stop);
-    handle(libc::SIGTERM, on_stop);
-    // SIGHUP's default action ends the process: the handler replaces it
-    // before the switch is up, so a reload is never a stop.
-    handle(libc::SIGHUP, on_reload);
-    // SAFETY: ignoring SIGPIPE: a CLI client that goes away must not kill the daemon.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-}
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
 
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// True once per SIGHUP (several before the loop looks count as one).
-pub fn take_reload() -> bool {
-    RELOAD.swap(false, Ordering::SeqCst)
+    /// True once per SIGHUP (several before the loop looks count as one).
+    pub fn take_reload(&self) -> bool {
+        self.reload.swap(false, Ordering::SeqCst)
+    }
 }

@@ -1,0 +1,151 @@
+//! What the event loop drives: the engine, the fast path, the monitor
+//! clients and the daemon's own counters, and carrying out the engine's
+//! actions on them.
+use std::time::Instant;
+
+use igmpsnoop_control::{
+    Action, Engine, PortMask, Timestamp,
+    api::{Event, EventKind},
+};
+use igmpsnoop_dataplane::Dataplane;
+use tracing::{debug, error, warn};
+
+use super::control_socket::Monitors;
+
+/// Monotonic milliseconds since the daemon started: the engine's clock.
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.elapsed().as_millis() as u64)
+    }
+}
+
+#[derive(Default)]
+pub struct DaemonCounters {
+    pub tx_frames: u64,
+    pub tx_errors: u64,
+    pub map_errors: u64,
+    pub ipc_requests: u64,
+}
+
+pub struct Core {
+    pub engine: Engine,
+    pub dp: Dataplane,
+    pub clock: Clock,
+    pub counters: DaemonCounters,
+    pub monitors: Monitors,
+    /// The engine's pending actions, carried out by [`Core::apply`].
+    pub actions: Vec<Action>,
+}
+
+impl Core {
+    /// Carries out the engine's pending actions. `input` is the frame they
+    /// answer, for `Forward`. Failures are logged and counted; the switch
+    /// keeps running.
+    pub fn apply(&mut self, input: Option<&[u8]>) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::GroupPorts { vlan, group, ports } => {
+                    debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
+                    if !self.monitors.is_empty() {
+                        let before = self.dp.forwarding.members(vlan, group.octets());
+                        let (ports, added, removed) = self.changes(before, ports.0);
+                        self.publish(EventKind::GroupPorts {
+                            vlan,
+                            group,
+                            ports,
+                            added,
+                            removed,
+                        });
+                    }
+                    // Written with the others by `flush` (one kernel batch).
+                    self.dp
+                        .forwarding
+                        .stage_group(vlan, group.octets(), ports.0);
+                }
+                Action::RouterPorts { ports } => self.set_router_ports(ports),
+                Action::Forward { ports } => {
+                    if let Some(frame) = input {
+                        self.send_all(ports, frame);
+                    }
+                }
+                Action::Transmit { ports, frame } => self.send_all(ports, &frame),
+            }
+        }
+        // Hand the (empty) buffer back: no allocation next time.
+        self.actions = actions;
+    }
+
+    /// Writes the staged group changes to the kernel.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.dp.forwarding.flush() {
+            self.counters.map_errors += 1;
+            error!(error = %e, "cannot update the group map");
+        }
+    }
+
+    pub fn set_router_ports(&mut self, ports: PortMask) {
+        debug!(ports = format_args!("{:#x}", ports.0), "router ports");
+        if !self.monitors.is_empty() {
+            let (names, added, removed) = self.changes(self.dp.forwarding.router_ports(), ports.0);
+            if !added.is_empty() || !removed.is_empty() {
+                self.publish(EventKind::RouterPorts {
+                    ports: names,
+                    added,
+                    removed,
+                });
+            }
+        }
+        if let Err(e) = self.dp.forwarding.set_router_ports(ports.0) {
+            self.counters.map_errors += 1;
+            error!(error = %e, "cannot update router ports");
+        }
+    }
+
+    fn send_all(&mut self, ports: PortMask, frame: &[u8]) {
+        for port in ports.iter() {
+            match self.dp.send(port as usize, frame) {
+                Ok(()) => self.counters.tx_frames += 1,
+                Err(e) => {
+                    self.counters.tx_errors += 1;
+                    warn!(port, error = %e, "cannot send");
+                }
+            }
+        }
+    }
+
+    /// Sends an event to the monitor clients.
+    pub fn publish(&mut self, kind: EventKind) {
+        self.monitors.publish(&Event::now(kind));
+    }
+
+    pub fn port_name(&self, index: usize) -> String {
+        self.dp
+            .ports()
+            .get(index)
+            .map_or_else(|| format!("#{index}"), |p| p.name.clone())
+    }
+
+    /// The port names of a mask.
+    pub fn port_names(&self, mask: u64) -> Vec<String> {
+        (0..64)
+            .filter(|i| mask & (1u64 << i) != 0)
+            .map(|i| self.port_name(i))
+            .collect()
+    }
+
+    /// `after`'s ports, and those added and removed since `before`.
+    fn changes(&self, before: u64, after: u64) -> (Vec<String>, Vec<String>, Vec<String>) {
+        (
+            self.port_names(after),
+            self.port_names(after & !before),
+            self.port_names(before & !after),
+        )
+    }
+}

@@ -1,0 +1,80 @@
+//! Answers the control socket's requests, inside the loop.
+use std::time::Duration;
+
+use igmpsnoop_control::{api::Request, engine::TableError};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::{core::Core, views};
+
+impl Core {
+    /// The answer to `request` (any but `Monitor`, which the loop handles).
+    pub fn handle(
+        &mut self,
+        request: Request,
+        hold_left: Option<Duration>,
+    ) -> Result<Value, String> {
+        self.counters.ipc_requests += 1;
+        let now = self.clock.now();
+        let (engine, dp) = (&self.engine, &self.dp);
+        Ok(match request {
+            Request::Groups => views::groups(engine, dp, now, hold_left),
+            Request::Routers => views::routers(engine, dp, now),
+            Request::Querier => views::querier(engine, now),
+            Request::Ports => views::ports(engine, dp),
+            Request::Macs => views::macs(dp),
+            Request::Stats => {
+                let c = &self.counters;
+                let daemon = json!({
+                    "tx_frames": c.tx_frames,
+                    "tx_errors": c.tx_errors,
+                    "map_errors": c.map_errors,
+                    "ipc_requests": c.ipc_requests,
+                });
+                views::stats(engine, dp, daemon.as_object().expect("an object"))
+            }
+            Request::GroupAdd { group, port, vlan } => {
+                let index = self.port_index(&port)?;
+                let done = self
+                    .engine
+                    .add_static_group(vlan, group, index, &mut self.actions);
+                self.static_group_done(done, "added", (group, port, vlan))?
+            }
+            Request::GroupDel { group, port, vlan } => {
+                let index = self.port_index(&port)?;
+                let done = self
+                    .engine
+                    .del_static_group(vlan, group, index, &mut self.actions);
+                self.static_group_done(done, "removed", (group, port, vlan))?
+            }
+            Request::Monitor => return Err("monitor is a stream, not a request".into()),
+        })
+    }
+
+    fn port_index(&self, name: &str) -> Result<u8, String> {
+        self.dp
+            .port_by_name(name)
+            .map(|p| p.index as u8)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.dp.ports().iter().map(|p| p.name.as_str()).collect();
+                format!(
+                    "{name:?} is not a port of this switch (ports: {})",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Carries out a static-group change and says what was done.
+    fn static_group_done(
+        &mut self,
+        done: Result<(), TableError>,
+        what: &str,
+        (group, port, vlan): (std::net::Ipv4Addr, String, u16),
+    ) -> Result<Value, String> {
+        done.map_err(|e| e.to_string())?;
+        self.apply(None);
+        self.flush();
+        info!(%group, vlan, %port, "static group {what}");
+        Ok(json!({ what: {"group": group.to_string(), "port": port, "vlan": vlan} }))
+    }
+}

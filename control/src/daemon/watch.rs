@@ -1,0 +1,71 @@
+//! Changes the engine does not announce as actions, found by comparing its
+//! state after each round with the last: who is querier, and reports refused
+//! by a limit. Only while someone monitors: nobody pays for it otherwise.
+use core::net::Ipv4Addr;
+
+use igmpsnoop_control::api::EventKind;
+
+use super::core::Core;
+
+#[derive(Default)]
+pub struct Watch {
+    /// (vlan, querier, we are querier) per querier VLAN, as last published.
+    queriers: Vec<(u16, Option<Ipv4Addr>, bool)>,
+    /// The limit counters as last published.
+    limits: Vec<(&'static str, u64)>,
+}
+
+impl Watch {
+    pub fn publish_changes(&mut self, core: &mut Core) {
+        if core.monitors.is_empty() {
+            // Unknown again: a new monitor client is told the current state.
+            self.queriers.clear();
+            self.limits.clear();
+            return;
+        }
+        self.queriers(core);
+        self.limits(core);
+    }
+
+    fn queriers(&mut self, core: &mut Core) {
+        let now: Vec<_> = core
+            .engine
+            .querier()
+            .into_iter()
+            .map(|q| (q.vlan, q.querier_address, q.we_are_querier))
+            .collect();
+        for &(vlan, querier, we_are_querier) in &now {
+            if !self.queriers.contains(&(vlan, querier, we_are_querier)) {
+                core.publish(EventKind::Querier {
+                    vlan,
+                    querier,
+                    we_are_querier,
+                });
+            }
+        }
+        self.queriers = now;
+    }
+
+    fn limits(&mut self, core: &mut Core) {
+        let now: Vec<_> = core
+            .engine
+            .counters()
+            .iter()
+            .filter(|(name, _)| name.starts_with("reject_limit"))
+            .collect();
+        for &(what, total) in &now {
+            let before = self
+                .limits
+                .iter()
+                .find(|(w, _)| *w == what)
+                .map(|(_, v)| *v);
+            if before.is_some_and(|b| total > b) {
+                core.publish(EventKind::LimitRejected {
+                    what: what.to_string(),
+                    total,
+                });
+            }
+        }
+        self.limits = now;
+    }
+}
