@@ -230,6 +230,16 @@ fn apply(
                 // Written with the others by `flush` (one kernel batch).
                 dp.forwarding.stage_group(vlan, group.octets(), ports.0);
             }
+            Action::SourcePorts {
+                vlan,
+                group,
+                source,
+                ports,
+            } => {
+                // Source-specific forwarding is not in the fast path yet:
+                // traffic from `source` follows GroupPorts meanwhile.
+                debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
+            }
             Action::RouterPorts { ports } => apply_router_ports(dp, ports, counters),
             Action::Forward { ports } => {
                 if let Some(frame) = input {
