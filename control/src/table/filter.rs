@@ -91,8 +91,16 @@ impl RouterState<'_> {
         self.records.binary_search_by_key(&s, |r| r.addr)
     }
 
+    /// Room for the records of `a` that do not exist yet, exactly: records
+    /// are many and small, a doubling Vec would waste up to half.
+    fn reserve_for(&mut self, a: &[Source]) {
+        let missing = a.iter().filter(|s| self.find(**s).is_err()).count();
+        self.records.reserve_exact(missing);
+    }
+
     /// `(A)=J`: set the timers of `a` to `at`, creating records as needed.
     fn set_timers(&mut self, a: &[Source], at: Timestamp) {
+        self.reserve_for(a);
         for &s in a {
             match self.find(s) {
                 Ok(i) => self.records[i].timer = at,
@@ -103,6 +111,7 @@ impl RouterState<'_> {
 
     /// Create the records of `a` that do not exist, with timer `at`.
     fn add_missing(&mut self, a: &[Source], at: Timestamp) {
+        self.reserve_for(a);
         for &s in a {
             if let Err(i) = self.find(s) {
                 self.records.insert(i, SourceRecord::new(s, at));

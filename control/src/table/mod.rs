@@ -329,7 +329,9 @@ impl Group {
 
     fn put_sources(&mut self, ps: PortSources) {
         if !ps.records.is_empty() || ps.next_query != Timestamp::ZERO {
-            self.sources.get_or_insert_with(Default::default).push(ps);
+            self.sources
+                .get_or_insert_with(|| Box::new(Vec::with_capacity(1)))
+                .push(ps);
         } else if self.sources.as_ref().is_some_and(|v| v.is_empty()) {
             self.sources = None;
         }
