@@ -83,6 +83,83 @@ fn v3_report(i: u32, h: u32) -> Vec<u8> {
     )
 }
 
+/// A v3 report of `records` IS_IN records for groups `first..`, each
+/// with `sources` sources (the same for every group).
+fn v3_sources_report(first: u32, records: u32, sources: u32, h: u32) -> Vec<u8> {
+    let records = (first..first + records)
+        .map(|i| GroupRecordRepr {
+            record_type: if sources == 0 {
+                RecordType::ModeIsExclude
+            } else {
+                RecordType::ModeIsInclude
+            },
+            group: group(i),
+            sources: (1..=sources)
+                .map(|s| Ipv4Addr::from(0x0a09_0000 | s))
+                .collect(),
+        })
+        .collect();
+    frame::build_igmp(
+        host_mac(h),
+        0,
+        Ipv4Addr::from(0x0a00_0000 | h),
+        Ipv4Addr::new(224, 0, 0, 22),
+        0,
+        &igmp::Repr::ReportV3 { records },
+    )
+}
+
+/// Live heap bytes of an engine that learned `frames` (10 records each).
+fn learned_bytes(frames: &[(u8, Vec<u8>)], groups: usize) -> isize {
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut e = engine(groups);
+    let mut out = Vec::new();
+    for (port, f) in frames {
+        out.clear();
+        e.handle_frame(Timestamp::from_millis(1), *port, f, &mut out);
+    }
+    assert_eq!(e.group_count(), groups);
+    let used = LIVE.load(Ordering::Relaxed) - before;
+    black_box(e);
+    used
+}
+
+/// v3 reports of 10 records × 10 sources: throughput, and memory per
+/// source record (in total, and beyond the same groups learned as (*,G)).
+fn sources_bench() {
+    const REPORTS: u32 = 10_000;
+    let frames = |sources| -> Vec<(u8, Vec<u8>)> {
+        (0..REPORTS)
+            .map(|r| {
+                (
+                    (r % PORTS as u32) as u8,
+                    v3_sources_report(r * 10, 10, sources, r),
+                )
+            })
+            .collect()
+    };
+    let with = frames(10);
+    let groups = (REPORTS * 10) as usize;
+    let mut e = engine(groups);
+    run(&mut e, &with, 1, 1);
+    let rate = run(&mut e, &with, 20, 2);
+    println!(
+        "v3 reports (10 records × 10 sources, IS_IN), refreshing: {:.3} M reports/s ({:.2} M source records/s)",
+        rate / 1e6,
+        rate * 100.0 / 1e6
+    );
+    drop(e);
+    let star = learned_bytes(&frames(0), groups);
+    let src = learned_bytes(&with, groups);
+    let records = groups as f64 * 10.0;
+    println!(
+        "memory: {groups} groups × 10 sources (1 port, 1 host): {:.1} MiB, {:.1} bytes per source record ({:.1} beyond the same groups as (*,G))",
+        src as f64 / (1024.0 * 1024.0),
+        src as f64 / records,
+        (src - star) as f64 / records
+    );
+}
+
 /// An engine configured for `max_groups`: the table reserves room for that
 /// many up front, as a daemon's does.
 fn engine(max_groups: usize) -> Engine {
@@ -192,4 +269,5 @@ fn main() {
 
     memory(1, 1);
     memory(2, 2);
+    sources_bench();
 }

@@ -207,15 +207,34 @@ fn engine_v3_join_leave_from_kernel_frames() {
     assert_eq!(h.e.groups()[0].version, 3);
     assert_eq!(group_ports(&h.rx(1, 1, &V3_TO_IN)), Some(PortMask::EMPTY));
 
-    // Source-specific: ALLOW s1, ALLOW s2, BLOCK s1 (still in), BLOCK s2 (out).
+    // Source-specific: ALLOW s1, ALLOW s2, BLOCK s1 (s1 out at once on
+    // this fast-leave port, s2 still in), BLOCK s2 (the group goes).
+    let s1 = Ipv4Addr::new(10, 0, 0, 1);
+    let s2 = Ipv4Addr::new(10, 0, 0, 2);
     h.rx(10, 1, &V3_ALLOW_1);
     h.rx(11, 1, &V3_ALLOW_2);
-    assert!(h.rx(12, 1, &V3_BLOCK_1).is_empty());
-    assert_eq!(h.e.lookup(0, SSM), mask(&[1]));
+    assert_eq!(h.e.lookup_source(0, SSM, s1), Some(mask(&[1])));
+    let src = |source, ports| Action::SourcePorts {
+        vlan: 0,
+        group: SSM,
+        source,
+        ports,
+    };
+    assert_eq!(h.rx(12, 1, &V3_BLOCK_1), vec![src(s1, None)]);
+    assert_eq!(h.e.lookup(0, SSM), PortMask::EMPTY, "INCLUDE mode");
+    assert_eq!(h.e.lookup_source(0, SSM, s2), Some(mask(&[1])));
     assert_eq!(
-        group_ports(&h.rx(13, 1, &V3_BLOCK_2)),
-        Some(PortMask::EMPTY)
+        h.rx(13, 1, &V3_BLOCK_2),
+        vec![
+            src(s2, None),
+            Action::GroupPorts {
+                vlan: 0,
+                group: SSM,
+                ports: PortMask::EMPTY
+            }
+        ]
     );
+    assert_eq!(h.e.group_count(), 0);
 }
 
 fn group_ports(a: &[Action]) -> Option<PortMask> {

@@ -234,9 +234,12 @@ fn v1_host_present_ignores_leaves_until_gmi() {
     let a = h.rx(11, 1, &v2_leave(1, G1));
     assert!(a.is_empty());
     assert_eq!(h.counter("ignored_leave_v1_compat"), 2);
-    // TO_IN{} is ignored in v1 mode too (RFC 3376 §7.3.2).
-    h.rx(12, 1, &v3_one(3, RecordType::ChangeToInclude, G1, &[]));
-    assert_eq!(h.counter("ignored_leave_v1_compat"), 3);
+    // RFC 3376 §7.3.2 ignores v2 leaves in v1 mode, not v3 TO_IN: TO_IN{}
+    // is processed (EXCLUDE TO_IN: Send Q(G)), but the tracked hosts 1 and 2
+    // still want the group, so nothing is lowered or sent.
+    let a = h.rx(12, 1, &v3_one(3, RecordType::ChangeToInclude, G1, &[]));
+    assert!(a.is_empty());
+    assert_eq!(h.counter("ignored_leave_v1_compat"), 2);
     assert_eq!(h.ports_of(G1), mask(&[1]));
 }
 
@@ -285,7 +288,7 @@ fn v3_to_ex_joins_and_to_in_empty_leaves_with_v3_query() {
 }
 
 #[test]
-fn v3_is_in_empty_is_a_leave_and_is_ex_joins() {
+fn v3_is_in_empty_changes_no_router_state_and_is_ex_joins() {
     let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
     h.rx(
         0,
@@ -298,8 +301,13 @@ fn v3_is_in_empty_is_a_leave_and_is_ex_joins() {
         ),
     );
     assert_eq!(h.ports_of(G1), mask(&[1]));
+    // RFC 3376 §6.4.1 EXCLUDE (X,Y) IS_IN ({}): no change, no query (only
+    // the host's own tracked state goes).
     let a = h.rx(1, 1, &v3_one(1, RecordType::ModeIsInclude, G1, &[]));
-    assert_eq!(group_action(&a, G1), Some(PortMask::EMPTY));
+    assert!(a.is_empty());
+    assert_eq!(h.ports_of(G1), mask(&[1]));
+    assert!(h.e.groups()[0].hosts.is_empty());
+    assert_eq!(h.counter("rx_v3_leave"), 1);
 }
 
 #[test]
@@ -308,27 +316,51 @@ fn v3_allow_joins_and_block_emptying_include_set_leaves() {
     let s1 = Ipv4Addr::new(10, 0, 0, 1);
     let s2 = Ipv4Addr::new(10, 0, 0, 2);
     let a = h.rx(0, 1, &v3_one(1, RecordType::AllowNewSources, G1, &[s1]));
+    // INCLUDE {s1}: a source entry, no EXCLUDE port.
     assert_eq!(
-        group_action(&a, G1),
-        Some(mask(&[1])),
-        "ALLOW joins as (*,G)"
+        a,
+        vec![Action::SourcePorts {
+            vlan: 0,
+            group: G1,
+            source: s1,
+            ports: Some(mask(&[1]))
+        }]
     );
     h.rx(1, 1, &v3_one(1, RecordType::AllowNewSources, G1, &[s2]));
     let a = h.rx(2, 1, &v3_one(1, RecordType::BlockOldSources, G1, &[s1]));
-    assert!(a.is_empty(), "one source left: still a member");
+    // Q(G,{s1}), s1 lowered to LMQT; s2 untouched.
+    assert_eq!(transmits(&a).len(), 1);
+    assert_eq!(h.e.lookup_source(0, G1, s1), Some(mask(&[1])));
     let a = h.rx(3, 1, &v3_one(1, RecordType::BlockOldSources, G1, &[s2]));
+    assert_eq!(transmits(&a).len(), 1, "Q(G,{{s2}})");
     assert_eq!(
-        transmits(&a).len(),
+        h.counter("rx_v3_leave"),
         1,
-        "INCLUDE set empty: treated as leave"
+        "the host's INCLUDE list is empty"
     );
-    assert_eq!(h.counter("rx_v3_leave"), 1);
-    // BLOCK for an unknown host or an EXCLUDE host changes nothing.
+    // After LMQT both are gone, then the group.
+    let a = h.tick(2 + 2000);
+    assert!(a.contains(&Action::SourcePorts {
+        vlan: 0,
+        group: G1,
+        source: s1,
+        ports: None
+    }));
+    let a = h.tick(3 + 2000);
+    assert!(a.contains(&Action::SourcePorts {
+        vlan: 0,
+        group: G1,
+        source: s2,
+        ports: None
+    }));
+    assert_eq!(group_action(&a, G1), Some(PortMask::EMPTY));
+    assert_eq!(h.e.group_count(), 0);
+    // BLOCK for an unknown host or an EXCLUDE {} host changes no
+    // forwarding (EXCLUDE BLOCK(A): A-X-Y get the group timer).
     h.rx(4, 1, &v3_one(2, RecordType::ChangeToExclude, G2, &[]));
-    assert!(
-        h.rx(5, 1, &v3_one(2, RecordType::BlockOldSources, G2, &[s1]))
-            .is_empty()
-    );
+    let a = h.rx(5, 1, &v3_one(2, RecordType::BlockOldSources, G2, &[s1]));
+    assert_eq!(h.e.lookup_source(0, G2, s1), Some(mask(&[1])));
+    assert!(group_action(&a, G2).is_none());
     assert!(
         h.rx(6, 1, &v3_one(9, RecordType::BlockOldSources, G3, &[s1]))
             .is_empty()
@@ -362,7 +394,12 @@ fn v3_multi_record_report_and_unknown_record_type() {
         ),
     );
     assert_eq!(group_action(&a, G1), Some(mask(&[1])));
-    assert_eq!(group_action(&a, G3), Some(mask(&[1])));
+    // INCLUDE {1.1.1.1}: a source entry, no EXCLUDE port.
+    assert_eq!(group_action(&a, G3), None);
+    assert_eq!(
+        h.e.lookup_source(0, G3, Ipv4Addr::new(1, 1, 1, 1)),
+        Some(mask(&[1]))
+    );
     assert_eq!(h.ports_of(G2), PortMask::EMPTY);
     assert_eq!(h.counter("rx_v3_unknown_record"), 1);
     assert_eq!(h.counter("rx_link_local_report"), 1);

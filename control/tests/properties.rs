@@ -194,3 +194,90 @@ proptest! {
         }
     }
 }
+
+/// One step of a source-filtering scenario.
+#[derive(Clone, Debug)]
+enum Step {
+    Record(u8, u8, u8, Vec<u8>),
+    V2Report(u8, u8),
+    V2Leave(u8, u8),
+    Tick(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let srcs = prop::collection::vec(0..4u8, 0..4);
+    prop_oneof![
+        4 => (0..2u8, 0..2u8, 1..7u8, srcs).prop_map(|(p, h, t, s)| Step::Record(p, h, t, s)),
+        1 => (0..2u8, 0..2u8).prop_map(|(p, h)| Step::V2Report(p, h)),
+        1 => (0..2u8, 0..2u8).prop_map(|(p, h)| Step::V2Leave(p, h)),
+        2 => (1..200_000u64).prop_map(Step::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Replaying GroupPorts/SourcePorts into a model always gives the
+    /// engine's own forwarding: actions only on a change, None only for an
+    /// entry that exists, and a group's entries gone before its GroupPorts
+    /// EMPTY when the group goes.
+    #[test]
+    fn source_actions_replay_to_the_engines_forwarding(
+        steps in prop::collection::vec(step(), 1..40),
+        fast in any::<bool>(),
+    ) {
+        use igmpsnoop_control::engine::Action;
+        use igmpsnoop_control::port::PortMask;
+        use std::collections::BTreeMap;
+        let mut p = ports(3);
+        p[1].fast_leave = fast;
+        let mut h = Harness::new(igmpsnoop_control::Config::default(), p);
+        let src = |n: u8| Ipv4Addr::new(10, 7, 0, n + 1);
+        let mut group_ports = PortMask::EMPTY;
+        let mut entries: BTreeMap<Ipv4Addr, PortMask> = BTreeMap::new();
+        let mut t = 0;
+        for st in steps {
+            let actions = match st {
+                Step::Record(port, host, ty, s) => {
+                    let mut s: Vec<Ipv4Addr> = s.into_iter().map(src).collect();
+                    s.sort();
+                    s.dedup();
+                    h.rx(t, port, &v3_one(host, RecordType::from(ty), G1, &s))
+                }
+                Step::V2Report(port, host) => h.rx(t, port, &v2_report(host, G1)),
+                Step::V2Leave(port, host) => h.rx(t, port, &v2_leave(host, G1)),
+                Step::Tick(dt) => {
+                    t += dt;
+                    h.tick(t)
+                }
+            };
+            for a in actions {
+                match a {
+                    Action::GroupPorts { ports, .. } => {
+                        prop_assert!(ports != group_ports || ports.is_empty(), "no-op GroupPorts");
+                        if ports.is_empty() && h.e.group_count() == 0 {
+                            prop_assert!(entries.is_empty(), "entries left when the group went");
+                        }
+                        group_ports = ports;
+                    }
+                    Action::SourcePorts { source, ports: Some(m), .. } => {
+                        prop_assert!(entries.insert(source, m) != Some(m), "no-op SourcePorts");
+                    }
+                    Action::SourcePorts { source, ports: None, .. } => {
+                        prop_assert!(entries.remove(&source).is_some(), "None for no entry");
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(group_ports, h.e.lookup(0, G1));
+            let engine: BTreeMap<Ipv4Addr, PortMask> =
+                h.e.source_entries().into_iter().map(|e| (e.source, e.ports)).collect();
+            prop_assert_eq!(&entries, &engine);
+            for (s, m) in &entries {
+                prop_assert_eq!(h.e.lookup_source(0, G1, *s), Some(*m));
+            }
+        }
+        h.tick(t + 10_000_000);
+        prop_assert_eq!(h.e.group_count(), 0);
+    }
+}

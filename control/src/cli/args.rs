@@ -250,6 +250,12 @@ pub struct RunArgs {
     /// Most groups one port may join [default: no limit]
     #[arg(long, value_name = "N")]
     pub max_groups_per_port: Option<usize>,
+    /// Distinct sources one group may have source-specific (IGMPv3) entries
+    /// for; a record that would pass it is refused, counted
+    /// (reject_limit_sources) and logged, and the group keeps its state
+    /// [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65535))]
+    pub max_sources_per_group: Option<u64>,
     /// Control frames per second each port may send to the daemon (0 = no limit) [default: 2000]
     #[arg(long, value_name = "PPS")]
     pub control_rate_limit: Option<u32>,

@@ -36,6 +36,7 @@ struct FileConfig {
     flood_unregistered: Option<bool>,
     max_groups: Option<usize>,
     max_groups_per_port: Option<usize>,
+    max_sources_per_group: Option<u64>,
     control_rate_limit: Option<u32>,
     mac_age: Option<String>,
     metrics_listen: Option<std::net::SocketAddr>,
@@ -174,6 +175,12 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         }
         engine.max_groups = v;
     }
+    if let Some(v) = pick(args.max_sources_per_group, file.max_sources_per_group) {
+        if !(1..=65535).contains(&v) {
+            bail!("max-sources-per-group {v}: expected 1..=65535");
+        }
+        engine.max_sources_per_group = v as usize;
+    }
     if engine.querier && engine.querier_address.is_none() {
         engine.querier_address = Some(local_ipv4().ok_or_else(|| {
             anyhow::anyhow!(
@@ -191,7 +198,9 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             ),
             ConfigError::ResponseTooLong(_) => " (--query-response-interval or --last-member-interval is too long for the IGMP version)".into(),
             ConfigError::ZeroInterval => " (a DUR option is 0)".into(),
-            ConfigError::ZeroCount => " (--last-member-count or --robustness is 0)".into(),
+            ConfigError::ZeroCount => {
+                " (--last-member-count, --robustness or --max-sources-per-group is 0)".into()
+            }
             _ => String::new(),
         };
         anyhow::anyhow!("bad configuration: {e}{hint}")

@@ -69,6 +69,16 @@ impl Core {
                         .forwarding
                         .stage_group(vlan, group.octets(), ports.0);
                 }
+                Action::SourcePorts {
+                    vlan,
+                    group,
+                    source,
+                    ports,
+                } => {
+                    // Source-specific forwarding is not in the fast path yet:
+                    // traffic from `source` follows GroupPorts meanwhile.
+                    debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
+                }
                 Action::RouterPorts { ports } => self.set_router_ports(ports),
                 Action::Forward { ports } => {
                     if let Some(frame) = input {

@@ -7,6 +7,13 @@ use core::time::Duration;
 use serde::Serialize;
 use thiserror::Error;
 
+/// Default `max_sources_per_group`. A Linux host filters at most
+/// `igmp_max_msf` (10 by default) sources per socket, and one report
+/// record carries at most 366 in a 1500-byte frame; 256 leaves room for
+/// many hosts' distinct sources while bounding each record's work
+/// (O(n log n) for n sources) and the data plane's (S,G) entries per group.
+pub const DEFAULT_MAX_SOURCES_PER_GROUP: usize = 256;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Config {
     /// RFC 3376 §8.1 Robustness Variable (RV).
@@ -35,6 +42,9 @@ pub struct Config {
     pub flood_unregistered: bool,
     /// Global bound on distinct (VLAN, group) entries.
     pub max_groups: usize,
+    /// Bound on the distinct sources one (VLAN, group) has entries for
+    /// (source-specific forwarding entries, RFC 3376 §6 source records).
+    pub max_sources_per_group: usize,
     /// Age of a learned router port; None = other querier present interval.
     pub router_port_timeout: Option<Duration>,
     /// Source MAC of the frames we emit.
@@ -58,6 +68,7 @@ impl Default for Config {
             igmp_version: 3,
             flood_unregistered: true,
             max_groups: 65536,
+            max_sources_per_group: DEFAULT_MAX_SOURCES_PER_GROUP,
             router_port_timeout: None,
             switch_mac: [0x02, 0, 0, 0, 0, 0x01],
             querier_vlans: vec![0],
@@ -129,7 +140,10 @@ impl Config {
         {
             return Err(ConfigError::ZeroInterval);
         }
-        if self.last_member_count == 0 || self.startup_count() == 0 {
+        if self.last_member_count == 0
+            || self.startup_count() == 0
+            || self.max_sources_per_group == 0
+        {
             return Err(ConfigError::ZeroCount);
         }
         // RFC 3376 §8.3: the response interval MUST be less than the query interval.

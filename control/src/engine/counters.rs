@@ -64,8 +64,11 @@ counters! {
     /// Group records in v3 reports.
     rx_v3_records,
     rx_v2_leave,
-    /// v3 records that amount to a leave (TO_IN{}/IS_IN{}, emptying BLOCK).
+    /// v3 records by which a host leaves the group (TO_IN{}/IS_IN{}, a
+    /// BLOCK emptying its INCLUDE list).
     rx_v3_leave,
+    /// Group-and-source-specific queries received (any S flag).
+    rx_group_source_query,
     rx_pim_hello,
     /// Reports for 224.0.0.0/24: counted, never learned.
     rx_link_local_report,
@@ -73,7 +76,8 @@ counters! {
     rx_v3_unknown_record,
     /// Leaves ignored while an IGMPv1 host is present.
     ignored_leave_v1_compat,
-    /// v3 records ignored by the compatibility mode (BLOCK, TO_IN).
+    /// v3 records ignored by the compatibility mode (RFC 3376 §7.3.2: BLOCK
+    /// while an IGMPv1/v2 host is present).
     ignored_record_compat,
     /// Leaves for a group the port was not a member of.
     ignored_leave_not_member,
@@ -98,8 +102,21 @@ counters! {
     reject_bad_port,
     reject_limit_global,
     reject_limit_port,
+    /// Records refused because the group would exceed
+    /// max_sources_per_group distinct sources (the group keeps its state).
+    reject_limit_sources,
+    /// Records naming the same source twice (the record is ignored).
+    reject_source_duplicate,
+    /// Records naming a multicast source (the record is ignored).
+    reject_source_multicast,
+    /// Records naming source 0.0.0.0 (the record is ignored).
+    reject_source_zero,
+    /// Records naming source 255.255.255.255 (the record is ignored).
+    reject_source_broadcast,
     tx_general_query,
     tx_group_query,
+    /// Group-and-source-specific queries sent (RFC 3376 §6.6.3.2).
+    tx_group_source_query,
     tx_forward_report,
     tx_forward_leave,
     tx_forward_query,
@@ -107,9 +124,15 @@ counters! {
     tx_forward_unknown,
     groups_added,
     groups_removed,
+    /// Leaves (of a group or of sources) applied at once on fast-leave ports.
     fast_leaves,
-    /// Last-member query sequences started.
+    /// Last-member query sequences started (Q(G) on a leave or TO_IN).
     leave_queries_started,
+    /// Q(G,A) sequences started (sources blocked or left).
+    source_queries_started,
+    /// Group-and-source-specific queries of another querier that lowered
+    /// our source timers (RFC 3376 §6.6.1).
+    source_timers_lowered,
     querier_other_elected,
     querier_resumed,
     router_ports_learned,

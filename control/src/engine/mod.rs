@@ -9,16 +9,16 @@ mod reconfigure;
 pub mod router;
 
 pub use crate::port::{Mac, PortId, PortMask};
-pub use crate::table::TableError;
+pub use crate::table::{FilterMode, SourceInfo as SourceView, TableError};
 pub use config::{Config, ConfigError, PortConfig};
 pub use counters::{Counters, PortCounters};
 pub use querier::QuerierView;
 pub use reconfigure::Reconfigured;
 pub use router::RouterPortView;
 
-use crate::table::{GroupKey, MembershipTable, TableEvent, Timers};
+use crate::table::{GroupKey, MembershipTable, Source, TableEvent, Timers};
 use crate::time::Timestamp;
-use crate::wire::frame;
+use crate::wire::{frame, igmp};
 use core::net::Ipv4Addr;
 use core::time::Duration;
 use querier::Querier;
@@ -28,12 +28,26 @@ use serde::Serialize;
 /// What the caller must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// The member ports of (vlan, group) are now `ports` (empty = group
-    /// gone). Router ports are not included; the dataplane adds them.
+    /// The ports of (vlan, group) that receive traffic from sources
+    /// without an entry of their own (RFC 3376 router filter mode
+    /// EXCLUDE; for a (*,G) group, every member port) are now `ports`.
+    /// Empty after the SourcePorts None of each source entry = group gone.
+    /// Router ports are not included; the dataplane adds them.
     GroupPorts {
         vlan: u16,
         group: Ipv4Addr,
         ports: PortMask,
+    },
+    /// Traffic from `source` to (vlan, group): Some(mask) = to exactly
+    /// `mask` (may be empty: nobody wants it); None = `source` has no
+    /// entry of its own any more and follows GroupPorts. Emitted only on a
+    /// change, for every source some port's state of the group mentions.
+    /// Router ports are not included.
+    SourcePorts {
+        vlan: u16,
+        group: Ipv4Addr,
+        source: Ipv4Addr,
+        ports: Option<PortMask>,
     },
     /// The set of router ports (learned ∪ static) is now `ports`.
     RouterPorts { ports: PortMask },
@@ -54,9 +68,23 @@ pub struct GroupPortView {
     pub hosts: Vec<Mac>,
     /// Compatibility mode: 1, 2 or 3.
     pub version: u8,
-    /// None for a static membership.
+    /// RFC 3376 §6.2.1 router filter mode of this port.
+    pub filter_mode: FilterMode,
+    /// The port's source records (EXCLUDE mode: requested and excluded).
+    pub sources: Vec<SourceView>,
+    /// When the membership ends unless refreshed; None for a static one.
     pub expires: Option<Timestamp>,
     pub is_static: bool,
+}
+
+/// One (S,G) forwarding entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceEntryView {
+    pub vlan: u16,
+    pub group: Ipv4Addr,
+    pub source: Ipv4Addr,
+    /// Ports traffic from `source` goes to (router ports not included).
+    pub ports: PortMask,
 }
 
 /// Minimum time between two "table full" log lines.
@@ -78,6 +106,8 @@ pub struct Engine {
     /// The latest time handed in, for views and calls without a `now`.
     now: Timestamp,
     ip_ident: u16,
+    /// Reused for the sources of each record.
+    scratch: Vec<Source>,
     last_limit_log: Option<Timestamp>,
     limit_log_suppressed: u64,
 }
@@ -96,7 +126,8 @@ impl Engine {
             lmqi: config.last_member_interval,
             lmqc: config.last_member_count,
         };
-        let mut table = MembershipTable::new(timers, config.max_groups);
+        let mut table =
+            MembershipTable::new(timers, config.max_groups, config.max_sources_per_group);
         let mut fast_leave = PortMask::EMPTY;
         let mut guard = PortMask::EMPTY;
         let mut static_routers = PortMask::EMPTY;
@@ -126,6 +157,7 @@ impl Engine {
             counters: Counters::default(),
             now,
             ip_ident: 0,
+            scratch: Vec::new(),
             last_limit_log: None,
             limit_log_suppressed: 0,
         })
@@ -157,7 +189,7 @@ impl Engine {
         self.now = now;
         let mut events = Vec::new();
         self.table.age(now, &mut events);
-        self.apply_events(&events, out);
+        self.apply_events(events, false, out);
 
         let mut due = Vec::new();
         self.counters.querier_resumed +=
@@ -203,11 +235,11 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
+        let mut events = Vec::new();
         let before = self.table.len();
-        if self.table.add_static(key, port)? {
-            self.counters.groups_added += (self.table.len() - before) as u64;
-            self.push_group(key, out);
-        }
+        self.table.add_static(key, port, &mut events)?;
+        self.counters.groups_added += (self.table.len() - before) as u64;
+        self.apply_events(events, false, out);
         Ok(())
     }
 
@@ -220,12 +252,50 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
-        if self.table.del_static(key, port)? {
-            let ports = self.push_group(key, out);
-            if ports.is_empty() {
-                self.counters.groups_removed += 1;
-            }
+        let mut events = Vec::new();
+        self.table.del_static(key, port, &mut events)?;
+        self.apply_events(events, false, out);
+        Ok(())
+    }
+
+    /// Add a static (S,G) membership: traffic from `source` to (vlan,
+    /// group) goes out of `port` whatever its hosts report (never ages;
+    /// bypasses the limits).
+    pub fn add_static_source(
+        &mut self,
+        vlan: u16,
+        group: Ipv4Addr,
+        port: PortId,
+        source: Ipv4Addr,
+        out: &mut Vec<Action>,
+    ) -> Result<(), TableError> {
+        let key = self.static_key(vlan, group, port)?;
+        if bad_source(source).is_some() {
+            return Err(TableError::BadSource(source));
         }
+        let mut events = Vec::new();
+        let before = self.table.len();
+        self.table
+            .add_static_source(key, port, source, &mut events)?;
+        self.counters.groups_added += (self.table.len() - before) as u64;
+        self.apply_events(events, false, out);
+        Ok(())
+    }
+
+    /// Remove a static (S,G) membership; what hosts reported stays.
+    pub fn del_static_source(
+        &mut self,
+        vlan: u16,
+        group: Ipv4Addr,
+        port: PortId,
+        source: Ipv4Addr,
+        out: &mut Vec<Action>,
+    ) -> Result<(), TableError> {
+        let key = self.static_key(vlan, group, port)?;
+        let mut events = Vec::new();
+        self.table
+            .del_static_source(key, port, source, &mut events)?;
+        self.apply_events(events, false, out);
         Ok(())
     }
 
@@ -239,7 +309,7 @@ impl Engine {
         self.up.remove(port);
         let mut events = Vec::new();
         self.table.flush_port(port, &mut events);
-        self.apply_events(&events, out);
+        self.apply_events(events, false, out);
         self.routers.forget(port);
         self.sync_routers(out);
     }
@@ -289,10 +359,32 @@ impl Engine {
                 port: m.port,
                 hosts: m.hosts,
                 version: m.version,
+                filter_mode: m.filter_mode,
+                sources: m.sources,
                 expires: m.expires,
                 is_static: m.is_static,
             })
             .collect()
+    }
+
+    /// Every (S,G) forwarding entry, sorted by (vlan, group, source).
+    pub fn source_entries(&self) -> Vec<SourceEntryView> {
+        self.table
+            .source_entries()
+            .into_iter()
+            .map(|(k, source, ports)| SourceEntryView {
+                vlan: k.vlan,
+                group: k.group,
+                source,
+                ports,
+            })
+            .collect()
+    }
+
+    /// Where traffic from `source` to (vlan, group) goes, when `source`
+    /// has an entry of its own; None: it follows `lookup`.
+    pub fn lookup_source(&self, vlan: u16, group: Ipv4Addr, source: Ipv4Addr) -> Option<PortMask> {
+        self.table.lookup_source(GroupKey { vlan, group }, source)
     }
 
     /// Router ports (learned and static).
@@ -305,7 +397,8 @@ impl Engine {
         self.routers.mask()
     }
 
-    /// Member ports of a group (router ports not included).
+    /// Ports of a group in EXCLUDE mode: they take traffic from sources
+    /// without an entry of their own (router ports not included).
     pub fn lookup(&self, vlan: u16, group: Ipv4Addr) -> PortMask {
         self.table.lookup(GroupKey { vlan, group })
     }
@@ -332,34 +425,49 @@ impl Engine {
         self.table.len()
     }
 
-    fn apply_events(&mut self, events: &[TableEvent], out: &mut Vec<Action>) {
+    /// Turn table events into actions and frames. `learned`: the events of
+    /// a received record (a query in them starts a sequence).
+    fn apply_events(&mut self, events: Vec<TableEvent>, learned: bool, out: &mut Vec<Action>) {
         for ev in events {
-            match *ev {
-                TableEvent::Ports { key, ports } => {
-                    if ports.is_empty() {
-                        self.counters.groups_removed += 1;
-                    }
+            match ev {
+                TableEvent::Ports { key, ports } => out.push(Action::GroupPorts {
+                    vlan: key.vlan,
+                    group: key.group,
+                    ports,
+                }),
+                TableEvent::Source { key, source, ports } => out.push(Action::SourcePorts {
+                    vlan: key.vlan,
+                    group: key.group,
+                    source,
+                    ports,
+                }),
+                TableEvent::Gone { key } => {
+                    self.counters.groups_removed += 1;
                     out.push(Action::GroupPorts {
                         vlan: key.vlan,
                         group: key.group,
-                        ports,
+                        ports: PortMask::EMPTY,
                     });
                 }
                 TableEvent::GroupQuery { key, port, version } => {
+                    if learned {
+                        self.counters.leave_queries_started += 1;
+                    }
                     self.send_group_query(key, port, version, out)
+                }
+                TableEvent::SourceQuery {
+                    key,
+                    port,
+                    s_flag,
+                    sources,
+                } => {
+                    if learned && !s_flag {
+                        self.counters.source_queries_started += 1;
+                    }
+                    self.send_source_query(key, port, s_flag, &sources, out)
                 }
             }
         }
-    }
-
-    fn push_group(&mut self, key: GroupKey, out: &mut Vec<Action>) -> PortMask {
-        let ports = self.table.lookup(key);
-        out.push(Action::GroupPorts {
-            vlan: key.vlan,
-            group: key.group,
-            ports,
-        });
-        ports
     }
 
     fn sync_routers(&mut self, out: &mut Vec<Action>) {
@@ -442,6 +550,41 @@ impl Engine {
         self.transmit(PortMask::single(port), f, out);
     }
 
+    /// A group-and-source-specific query (RFC 3376 §4.1.12: to the group
+    /// address) out of one port, split in as many as the frame needs.
+    fn send_source_query(
+        &mut self,
+        key: GroupKey,
+        port: PortId,
+        s_flag: bool,
+        sources: &[Source],
+        out: &mut Vec<Action>,
+    ) {
+        if !self.up.contains(port) {
+            return;
+        }
+        let src = self.config.querier_address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        for chunk in sources.chunks(igmp::MAX_QUERY_SOURCES) {
+            let mut repr =
+                querier::query(&self.config, 3, key.group, self.config.last_member_interval);
+            if let igmp::Repr::Query { v3: Some(q), .. } = &mut repr {
+                q.s_flag = s_flag;
+                q.sources = chunk.to_vec();
+            }
+            let ident = self.next_ident();
+            let f = frame::build_igmp(
+                self.config.switch_mac,
+                key.vlan,
+                src,
+                key.group,
+                ident,
+                &repr,
+            );
+            self.counters.tx_group_source_query += 1;
+            self.transmit(PortMask::single(port), f, out);
+        }
+    }
+
     /// Rate-limited: a full table must not flood the log.
     fn log_limit(&mut self, now: Timestamp, what: &str, key: GroupKey, port: PortId) {
         if self
@@ -456,11 +599,32 @@ impl Engine {
             group = %key.group,
             port,
             suppressed = self.limit_log_suppressed,
-            "{what}: new group rejected"
+            "{what}"
         );
         self.last_limit_log = Some(now);
         self.limit_log_suppressed = 0;
     }
+}
+
+/// Why `s` cannot be a source (RFC 3376 §4.2.8: a source address is a
+/// host's unicast address), or None when it can.
+pub(crate) fn bad_source(s: Ipv4Addr) -> Option<BadSource> {
+    if s.is_multicast() {
+        Some(BadSource::Multicast)
+    } else if s.is_unspecified() {
+        Some(BadSource::Zero)
+    } else if s.is_broadcast() {
+        Some(BadSource::Broadcast)
+    } else {
+        None
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadSource {
+    Multicast,
+    Zero,
+    Broadcast,
 }
 
 /// RFC 4541 §2.1.2: 224.0.0.0/24 is never snooped.

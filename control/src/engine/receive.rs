@@ -1,11 +1,13 @@
 //! Receive path: validate a frame and act on IGMP messages and PIM hellos.
 
-use super::{Action, Engine, is_link_local};
+use super::{Action, BadSource, Engine, bad_source, is_link_local};
 use crate::port::{Mac, PortId, PortMask};
-use crate::table::{GroupKey, HostReport, LeaveOutcome, ReportOutcome, TableError};
+use crate::table::{
+    GroupKey, Origin, Record, RecordKind, RecordOutcome, Reporter, Source, TableError,
+};
 use crate::time::Timestamp;
 use crate::wire::frame::{self, Frame, FrameError};
-use crate::wire::igmp::{self, RecordType};
+use crate::wire::igmp::{self, RecordType, SourceList};
 use crate::wire::{WireError, ipv4, pim};
 use core::net::Ipv4Addr;
 use core::time::Duration;
@@ -105,7 +107,12 @@ impl Engine {
                 }
                 if !is_link_local(group) {
                     let key = GroupKey { vlan, group };
-                    self.learn(now, key, port, mac, HostReport::Exclude { version }, out);
+                    let rec = if version == 1 {
+                        Record::v1_report()
+                    } else {
+                        Record::v2_report()
+                    };
+                    self.learn(now, key, port, mac, rec, out);
                 }
                 self.forward_report(port, out);
             }
@@ -116,7 +123,8 @@ impl Engine {
                     return;
                 }
                 if !is_link_local(group) {
-                    self.leave(now, GroupKey { vlan, group }, port, mac, out);
+                    let key = GroupKey { vlan, group };
+                    self.learn(now, key, port, mac, Record::v2_leave(), out);
                 }
                 if self.forward(self.router_targets(port), out) {
                     self.counters.tx_forward_leave += 1;
@@ -125,42 +133,7 @@ impl Engine {
             igmp::TYPE_V3_REPORT => {
                 self.counters.rx_v3_report += 1;
                 for rec in pkt.records() {
-                    self.counters.rx_v3_records += 1;
-                    let group = rec.group_addr();
-                    if !self.check_group(port, group) || is_link_local(group) {
-                        continue;
-                    }
-                    let key = GroupKey { vlan, group };
-                    let sources = rec.sources();
-                    let report = match rec.record_type() {
-                        RecordType::ModeIsExclude | RecordType::ChangeToExclude => {
-                            HostReport::Exclude { version: 3 }
-                        }
-                        RecordType::ModeIsInclude | RecordType::ChangeToInclude
-                            if sources.is_empty() =>
-                        {
-                            // TO_IN{} / IS_IN{}: the host wants nothing of G.
-                            self.counters.rx_v3_leave += 1;
-                            self.leave(now, key, port, mac, out);
-                            continue;
-                        }
-                        RecordType::ModeIsInclude => HostReport::Include {
-                            sources,
-                            change: false,
-                        },
-                        RecordType::ChangeToInclude => HostReport::Include {
-                            sources,
-                            change: true,
-                        },
-                        RecordType::AllowNewSources => HostReport::Allow(sources),
-                        RecordType::BlockOldSources => HostReport::Block(sources),
-                        // RFC 3376 §4.2.12: unrecognized record types MUST be ignored.
-                        RecordType::Unknown(_) => {
-                            self.counters.rx_v3_unknown_record += 1;
-                            continue;
-                        }
-                    };
-                    self.learn(now, key, port, mac, report, out);
+                    self.receive_record(now, port, vlan, mac, &rec, out);
                 }
                 self.forward_report(port, out);
             }
@@ -196,64 +169,151 @@ impl Engine {
         true
     }
 
+    /// One group record of a v3 report.
+    fn receive_record(
+        &mut self,
+        now: Timestamp,
+        port: PortId,
+        vlan: u16,
+        mac: Mac,
+        rec: &igmp::GroupRecord<&[u8]>,
+        out: &mut Vec<Action>,
+    ) {
+        self.counters.rx_v3_records += 1;
+        let group = rec.group_addr();
+        if !self.check_group(port, group) || is_link_local(group) {
+            return;
+        }
+        let kind = match rec.record_type() {
+            RecordType::ModeIsInclude => RecordKind::IsIn,
+            RecordType::ModeIsExclude => RecordKind::IsEx,
+            RecordType::ChangeToInclude => RecordKind::ToIn,
+            RecordType::ChangeToExclude => RecordKind::ToEx,
+            RecordType::AllowNewSources => RecordKind::Allow,
+            RecordType::BlockOldSources => RecordKind::Block,
+            // RFC 3376 §4.2.12: unrecognized record types MUST be ignored.
+            RecordType::Unknown(_) => {
+                self.counters.rx_v3_unknown_record += 1;
+                return;
+            }
+        };
+        let mut sources = core::mem::take(&mut self.scratch);
+        if self.check_sources(port, rec.sources(), &mut sources) {
+            if matches!(kind, RecordKind::IsIn | RecordKind::ToIn) && sources.is_empty() {
+                // IS_IN{} / TO_IN{}: the host wants nothing of the group.
+                self.counters.rx_v3_leave += 1;
+            }
+            let rec = Record {
+                kind,
+                sources: &sources,
+                origin: Origin::V3,
+            };
+            self.learn(now, GroupKey { vlan, group }, port, mac, rec, out);
+        }
+        self.scratch = sources;
+    }
+
+    /// Copy a record's sources into `buf`, sorted, and check them. A bad
+    /// source (multicast, 0.0.0.0, broadcast: RFC 3376 §4.2.8 sources are
+    /// hosts' unicast addresses) or a source listed twice is counted and
+    /// the record ignored: the record is not a valid set of sources, but
+    /// every record of a report stands alone (its own group, RFC 3376
+    /// §4.2.4), so the report's other records still count; dropping them
+    /// would lose state changes that are only retransmitted [Robustness]
+    /// times.
+    fn check_sources(&mut self, port: PortId, list: SourceList<'_>, buf: &mut Vec<Source>) -> bool {
+        buf.clear();
+        for s in list.iter() {
+            if let Some(why) = bad_source(s) {
+                let c = &mut self.counters;
+                *match why {
+                    BadSource::Multicast => &mut c.reject_source_multicast,
+                    BadSource::Zero => &mut c.reject_source_zero,
+                    BadSource::Broadcast => &mut c.reject_source_broadcast,
+                } += 1;
+                self.count_port_reject(port);
+                return false;
+            }
+            buf.push(s);
+        }
+        buf.sort_unstable();
+        if buf.windows(2).any(|w| w[0] == w[1]) {
+            self.counters.reject_source_duplicate += 1;
+            self.count_port_reject(port);
+            return false;
+        }
+        true
+    }
+
     fn learn(
         &mut self,
         now: Timestamp,
         key: GroupKey,
         port: PortId,
         mac: Mac,
-        report: HostReport<'_>,
+        rec: Record<'_>,
         out: &mut Vec<Action>,
     ) {
         let before = self.table.len();
-        match self.table.learn(now, key, port, mac, report) {
-            Ok(ReportOutcome::Joined) => {
-                self.counters.groups_added += (self.table.len() - before) as u64;
-                self.push_group(key, out);
+        let who = Reporter {
+            port,
+            mac,
+            fast_leave: self.fast_leave.contains(port),
+        };
+        let mut events = Vec::new();
+        let res = self.table.learn(now, key, who, rec, &mut events);
+        self.counters.groups_added += self.table.len().saturating_sub(before) as u64;
+        self.apply_events(events, true, out);
+        match res {
+            Ok(RecordOutcome::Applied {
+                host_left,
+                fast_leave,
+            }) => {
+                if host_left && rec.kind == RecordKind::Block {
+                    self.counters.rx_v3_leave += 1;
+                }
+                if fast_leave {
+                    self.counters.fast_leaves += 1;
+                }
             }
-            Ok(ReportOutcome::Leave) => {
-                self.counters.rx_v3_leave += 1;
-                self.leave(now, key, port, mac, out);
+            Ok(RecordOutcome::NotMember) => {
+                if rec.kind == RecordKind::ToIn && rec.sources.is_empty() {
+                    self.counters.ignored_leave_not_member += 1;
+                }
             }
-            Ok(ReportOutcome::IgnoredCompat) => self.counters.ignored_record_compat += 1,
-            Ok(ReportOutcome::Refreshed | ReportOutcome::Unchanged) => {}
+            Ok(RecordOutcome::IgnoredCompat) => self.counters.ignored_record_compat += 1,
+            Ok(RecordOutcome::IgnoredLeaveV1) => self.counters.ignored_leave_v1_compat += 1,
             Err(TableError::GlobalLimit) => {
                 self.counters.reject_limit_global += 1;
                 self.count_port_reject(port);
-                self.log_limit(now, "global group limit reached", key, port);
+                self.log_limit(
+                    now,
+                    "global group limit reached: new group rejected",
+                    key,
+                    port,
+                );
             }
             Err(TableError::PortLimit(_)) => {
                 self.counters.reject_limit_port += 1;
                 self.count_port_reject(port);
-                self.log_limit(now, "port group limit reached", key, port);
+                self.log_limit(
+                    now,
+                    "port group limit reached: new group rejected",
+                    key,
+                    port,
+                );
+            }
+            Err(TableError::SourceLimit) => {
+                self.counters.reject_limit_sources += 1;
+                self.count_port_reject(port);
+                self.log_limit(
+                    now,
+                    "max-sources-per-group reached: record rejected, the group keeps its state",
+                    key,
+                    port,
+                );
             }
             Err(_) => self.counters.reject_bad_port += 1,
-        }
-    }
-
-    fn leave(
-        &mut self,
-        now: Timestamp,
-        key: GroupKey,
-        port: PortId,
-        mac: Mac,
-        out: &mut Vec<Action>,
-    ) {
-        let fast = self.fast_leave.contains(port);
-        match self.table.leave(now, key, port, mac, fast) {
-            LeaveOutcome::NotMember => self.counters.ignored_leave_not_member += 1,
-            LeaveOutcome::IgnoredV1 => self.counters.ignored_leave_v1_compat += 1,
-            LeaveOutcome::HostRemoved | LeaveOutcome::Static => {}
-            LeaveOutcome::PortRemoved => {
-                self.counters.fast_leaves += 1;
-                if self.push_group(key, out).is_empty() {
-                    self.counters.groups_removed += 1;
-                }
-            }
-            LeaveOutcome::Querying { version } => {
-                self.counters.leave_queries_started += 1;
-                self.send_group_query(key, port, version, out);
-            }
         }
     }
 
@@ -282,26 +342,15 @@ impl Engine {
                 return self.count_port_reject(port);
             }
             self.counters.rx_group_query += 1;
-            // RFC 3376 §6.6.1: a group-specific query with the S flag clear
-            // lowers the group timer to LMQT (RFC 2236 §3 for v2: "Last
-            // Member Query Count" × the query's Max Response Time). Group-
-            // and-source queries concern sources only.
-            let suppress = version == 3 && (pkt.s_flag() || pkt.num_sources() > 0);
-            if !suppress && !is_link_local(group) {
-                let tenths = if version == 3 {
-                    igmp::decode_float(pkt.max_resp_code())
-                } else {
-                    u32::from(pkt.max_resp_code())
-                };
-                let within = Duration::from_millis(u64::from(tenths) * 100)
-                    * u32::from(self.config.last_member_count);
-                self.table.lower_timers(
+            if !is_link_local(group) {
+                self.lower_on_query(
                     now,
+                    port,
                     GroupKey {
                         vlan: f.eth.vlan,
                         group,
                     },
-                    within,
+                    pkt,
                 );
             }
         }
@@ -325,6 +374,44 @@ impl Engine {
         if self.forward(self.flood_targets(port), out) {
             self.counters.tx_forward_query += 1;
         }
+    }
+
+    /// RFC 3376 §6.6.1: a query with the S flag clear lowers the timers it
+    /// is about to LMQT: Q(G) the group timer, Q(G,A) the source timers of
+    /// A (RFC 2236 §3 for v2: "Last Member Query Count" × the query's Max
+    /// Response Time). With the S flag set, no timer changes.
+    fn lower_on_query(
+        &mut self,
+        now: Timestamp,
+        port: PortId,
+        key: GroupKey,
+        pkt: &igmp::Packet<&[u8]>,
+    ) {
+        let v3 = pkt.query_version() == 3;
+        if v3 && pkt.num_sources() > 0 {
+            self.counters.rx_group_source_query += 1;
+        }
+        if v3 && pkt.s_flag() {
+            return;
+        }
+        let tenths = if v3 {
+            igmp::decode_float(pkt.max_resp_code())
+        } else {
+            u32::from(pkt.max_resp_code())
+        };
+        let within = Duration::from_millis(u64::from(tenths) * 100)
+            * u32::from(self.config.last_member_count);
+        if !v3 || pkt.num_sources() == 0 {
+            self.table.lower_timers(now, key, within);
+            return;
+        }
+        let mut sources = core::mem::take(&mut self.scratch);
+        if self.check_sources(port, pkt.query_sources(), &mut sources)
+            && self.table.lower_source_timers(now, key, &sources, within)
+        {
+            self.counters.source_timers_lowered += 1;
+        }
+        self.scratch = sources;
     }
 
     fn receive_pim(&mut self, now: Timestamp, port: PortId, f: &Frame<'_>, out: &mut Vec<Action>) {

@@ -1,24 +1,38 @@
 //! The membership table, keyed by (VLAN, group), modelled on Open vSwitch's
 //! lib/mcast-snooping: one table type with a small explicit API — learn,
-//! leave, age, lookup, flush.
+//! age, lookup, flush.
 //!
-//! Each (group, port) member tracks the hosts (MACs) that reported on it
-//! (explicit host tracking), its IGMPv1/v2 compatibility timers and its own
-//! membership timer. Timers are kept in a min-heap of (deadline, key) with
-//! lazy invalidation: refreshing a group only moves its deadline later, so a
-//! refresh pushes nothing; a popped entry whose group has a later deadline is
-//! simply re-scheduled. `next_deadline` is a heap peek.
+//! Each (group, port) member holds the RFC 3376 §6 router state of that
+//! port (group timer and source records, see `filter`), the hosts that
+//! reported on it with their own filters (explicit tracking, see `host`)
+//! and its IGMPv1/v2 compatibility timers. A group without source records
+//! carries no source storage at all (one empty pointer).
+//!
+//! Timers are kept in a min-heap of (deadline, key) with lazy
+//! invalidation: refreshing a group only moves its deadline later, so a
+//! refresh pushes nothing; a popped entry whose group has a later deadline
+//! is simply re-scheduled. `next_deadline` is a heap peek.
 
+mod age;
+pub mod filter;
+mod forward;
+mod host;
+mod learn;
 mod small;
+mod statics;
 
-use crate::port::{MAX_PORTS, Mac, PortId, PortMask};
+pub use filter::{FilterMode, RecordKind, Source};
+pub use forward::{MemberInfo, SourceInfo};
+pub use learn::{Origin, Record, RecordOutcome, Reporter};
+
+use crate::port::{MAX_PORTS, PortId, PortMask};
 use crate::time::Timestamp;
-use crate::wire::igmp::SourceList;
 use core::net::Ipv4Addr;
 use core::time::Duration;
+use filter::SourceRecord;
+use host::Host;
 use small::Small;
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use thiserror::Error;
@@ -95,10 +109,14 @@ pub enum TableError {
     GlobalLimit,
     #[error("group limit of port {0} reached")]
     PortLimit(PortId),
+    #[error("source limit of the group reached")]
+    SourceLimit,
     #[error("no such port {0}")]
     BadPort(PortId),
     #[error("{0} is not a snoopable multicast group")]
     BadGroup(Ipv4Addr),
+    #[error("{0} is not a unicast source address")]
+    BadSource(Ipv4Addr),
     #[error("no such membership")]
     NotFound,
 }
@@ -121,83 +139,42 @@ impl Timers {
     }
 }
 
-/// What a host said about a group, reduced to what snooping needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostReport<'a> {
-    /// v1/v2 report (version 1 or 2) or v3 IS_EX/TO_EX (version 3): (*,G).
-    Exclude { version: u8 },
-    /// v3 IS_IN/TO_IN with a non-empty list (`change` = TO_IN).
-    Include {
-        sources: SourceList<'a>,
-        change: bool,
-    },
-    /// v3 ALLOW.
-    Allow(SourceList<'a>),
-    /// v3 BLOCK.
-    Block(SourceList<'a>),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportOutcome {
-    /// The port became a member: the group's port set changed.
-    Joined,
-    /// Timers refreshed or host state updated; port set unchanged.
-    Refreshed,
-    /// Ignored because of the compatibility mode (RFC 3376 §7.3.2).
-    IgnoredCompat,
-    /// Nothing to do (e.g. BLOCK for an unknown host).
-    Unchanged,
-    /// The host's INCLUDE set became empty: the caller treats it as a leave.
-    Leave,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaveOutcome {
-    /// The port was not a member.
-    NotMember,
-    /// IGMPv1 host present: leaves are ignored.
-    IgnoredV1,
-    /// Other hosts remain on the port: it stays, no query needed.
-    HostRemoved,
-    /// Static membership: the port stays.
-    Static,
-    /// Fast leave: the port was removed at once.
-    PortRemoved,
-    /// Last host gone: the caller sends the first group-specific query now,
-    /// of this IGMP version; the table schedules the rest.
-    Querying { version: u8 },
-}
-
-/// Changes produced by aging and flushing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Changes produced by learning, aging and flushing.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TableEvent {
-    /// The member ports of `key` are now `ports` (empty: group gone).
+    /// The ports of a live group in EXCLUDE mode (which forward every
+    /// source without an entry of its own) are now `ports`.
     Ports { key: GroupKey, ports: PortMask },
+    /// Traffic from `source` goes to exactly `ports` (Some), or follows
+    /// `Ports` again (None).
+    Source {
+        key: GroupKey,
+        source: Source,
+        ports: Option<PortMask>,
+    },
+    /// The group is gone (after `Source { ports: None }` for each of its
+    /// source entries).
+    Gone { key: GroupKey },
     /// A group-specific query is due out of `port`.
     GroupQuery {
         key: GroupKey,
         port: PortId,
         version: u8,
     },
-}
-
-/// A host that reported on a port.
-#[derive(Clone, Debug)]
-struct Host {
-    mac: Mac,
-    expires: Timestamp,
-    /// INCLUDE-mode source list; None = EXCLUDE mode, i.e. (*,G). Boxed so
-    /// that the common (*,G) host costs one pointer.
-    #[allow(clippy::box_collection)]
-    include: Option<Box<Vec<Ipv4Addr>>>,
+    /// A group-and-source-specific query is due out of `port`.
+    SourceQuery {
+        key: GroupKey,
+        port: PortId,
+        s_flag: bool,
+        sources: Vec<Source>,
+    },
 }
 
 /// One port's membership of a group.
 #[derive(Clone, Debug)]
 struct Member {
     hosts: Small<Host>,
-    /// Dynamic membership timer; ZERO when there is no dynamic membership
-    /// (a static member whose learned part has gone).
+    /// RFC 3376 §6.2.2 group timer; ZERO = not running (INCLUDE mode).
     expires: Timestamp,
     /// RFC 3376 §7.3.2 older-version host present timers.
     v1_until: Timestamp,
@@ -205,6 +182,7 @@ struct Member {
     next_gsq: Timestamp,
     port: PortId,
     gsq_left: u8,
+    /// Static (*,G): EXCLUDE {} for good.
     is_static: bool,
 }
 
@@ -233,6 +211,11 @@ impl Member {
         }
     }
 
+    /// In EXCLUDE mode: forwards every source without a record.
+    fn exclude(&self) -> bool {
+        self.is_static || self.expires != Timestamp::ZERO
+    }
+
     fn deadline(&self) -> Option<Timestamp> {
         let mut d = (self.expires != Timestamp::ZERO).then_some(self.expires);
         if self.gsq_left > 0 {
@@ -243,39 +226,145 @@ impl Member {
         }
         d
     }
+
+    /// Router state borrowed for the `filter` tables.
+    fn state<'a>(&'a mut self, ps: &'a mut PortSources) -> filter::RouterState<'a> {
+        filter::RouterState {
+            group_timer: &mut self.expires,
+            pinned: self.is_static,
+            records: &mut ps.records,
+        }
+    }
+}
+
+/// The source records of one (group, port) and their query schedule.
+#[derive(Clone, Debug)]
+struct PortSources {
+    port: PortId,
+    /// Sorted by address.
+    records: Vec<SourceRecord>,
+    /// Next Q(G,A) retransmission (§6.6.3.2); ZERO = none.
+    next_query: Timestamp,
+}
+
+impl PortSources {
+    fn new(port: PortId) -> PortSources {
+        PortSources {
+            port,
+            records: Vec::new(),
+            next_query: Timestamp::ZERO,
+        }
+    }
+
+    fn deadline(&self) -> Option<Timestamp> {
+        self.records
+            .iter()
+            .map(|r| r.timer)
+            .chain([self.next_query])
+            .filter(|t| *t != Timestamp::ZERO)
+            .min()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct Group {
     members: Small<Member>,
-    /// The earliest deadline of this group currently in the heap.
-    scheduled: Option<Timestamp>,
+    /// The earliest deadline of this group currently in the heap (ZERO:
+    /// none).
+    scheduled: Timestamp,
+    /// Source records per port; None while no port has any.
+    #[allow(clippy::box_collection)]
+    sources: Option<Box<Vec<PortSources>>>,
 }
 
 impl Group {
+    /// Ports in EXCLUDE mode: they take every source without an entry.
     fn mask(&self) -> PortMask {
         let mut m = PortMask::EMPTY;
-        for mem in self.members.iter() {
+        for mem in self.members.iter().filter(|m| m.exclude()) {
             m.insert(mem.port);
         }
         m
     }
 
     fn deadline(&self) -> Option<Timestamp> {
-        self.members.iter().filter_map(Member::deadline).min()
+        let m = self.members.iter().filter_map(Member::deadline).min();
+        let s = self
+            .sources
+            .iter()
+            .flat_map(|v| v.iter())
+            .filter_map(PortSources::deadline)
+            .min();
+        m.into_iter().chain(s).min()
     }
-}
 
-/// One (group, port) membership, for views.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub key: GroupKey,
-    pub port: PortId,
-    pub hosts: Vec<Mac>,
-    pub version: u8,
-    /// None for a static membership.
-    pub expires: Option<Timestamp>,
-    pub is_static: bool,
+    fn member_index(&self, port: PortId) -> Option<usize> {
+        self.members.iter().position(|m| m.port == port)
+    }
+
+    fn port_sources(&self, port: PortId) -> Option<&PortSources> {
+        self.sources.as_ref()?.iter().find(|p| p.port == port)
+    }
+
+    /// Move a port's records out (an empty set, without allocating, when
+    /// it has none); hand them back with `put_sources`.
+    fn take_sources(&mut self, port: PortId) -> PortSources {
+        let Some(v) = self.sources.as_mut() else {
+            return PortSources::new(port);
+        };
+        match v.iter().position(|p| p.port == port) {
+            Some(i) => v.swap_remove(i),
+            None => PortSources::new(port),
+        }
+    }
+
+    fn drop_sources(&mut self, port: PortId) {
+        if let Some(v) = self.sources.as_mut() {
+            v.retain(|p| p.port != port);
+            if v.is_empty() {
+                self.sources = None;
+            }
+        }
+    }
+
+    fn put_sources(&mut self, ps: PortSources) {
+        if !ps.records.is_empty() || ps.next_query != Timestamp::ZERO {
+            self.sources
+                .get_or_insert_with(|| Box::new(Vec::with_capacity(1)))
+                .push(ps);
+        } else if self.sources.as_ref().is_some_and(|v| v.is_empty()) {
+            self.sources = None;
+        }
+    }
+
+    /// Drop the members that hold nothing any more (no static part, no
+    /// group timer, no source record). Returns the ports removed.
+    fn drop_dead(&mut self, port_groups: &mut [u32; MAX_PORTS]) -> PortMask {
+        let sources = &self.sources;
+        let mut gone = PortMask::EMPTY;
+        self.members.retain(|m| {
+            let has = sources
+                .as_ref()
+                .is_some_and(|v| v.iter().any(|p| p.port == m.port && !p.records.is_empty()));
+            let keep = m.exclude() || has;
+            if !keep {
+                gone.insert(m.port);
+                if let Some(c) = port_groups.get_mut(usize::from(m.port)) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            keep
+        });
+        if !gone.is_empty()
+            && let Some(v) = self.sources.as_mut()
+        {
+            v.retain(|p| !gone.contains(p.port));
+            if v.is_empty() {
+                self.sources = None;
+            }
+        }
+        gone
+    }
 }
 
 /// The membership table.
@@ -286,22 +375,25 @@ pub struct MembershipTable {
     port_groups: [u32; MAX_PORTS],
     port_limits: [u32; MAX_PORTS],
     max_groups: usize,
+    max_sources: usize,
     timers: Timers,
 }
 
 impl MembershipTable {
-    /// `max_groups` bounds distinct (VLAN, group) keys learned dynamically.
-    /// Room for all of them is reserved up front: growing a big table moves
+    /// `max_groups` bounds distinct (VLAN, group) keys learned dynamically,
+    /// `max_sources` the distinct sources a group may have entries for.
+    /// Room for all groups is reserved up front: growing a big table moves
     /// every entry at once, a stall of tens of milliseconds at 100k groups
     /// in which control frames pile up in the socket (the reservation is
     /// address space; pages are touched as groups arrive).
-    pub fn new(timers: Timers, max_groups: usize) -> MembershipTable {
+    pub fn new(timers: Timers, max_groups: usize, max_sources: usize) -> MembershipTable {
         MembershipTable {
             groups: HashMap::with_capacity_and_hasher(max_groups, KeyHasherBuilder::new()),
             heap: BinaryHeap::new(),
             port_groups: [0; MAX_PORTS],
             port_limits: [u32::MAX; MAX_PORTS],
             max_groups,
+            max_sources,
             timers,
         }
     }
@@ -334,7 +426,8 @@ impl MembershipTable {
             .unwrap_or(0)
     }
 
-    /// The member ports of a group.
+    /// The ports of a group in EXCLUDE mode (they forward every source
+    /// without an entry of its own; for a (*,G) group, every member).
     pub fn lookup(&self, key: GroupKey) -> PortMask {
         self.groups.get(&key).map_or(PortMask::EMPTY, Group::mask)
     }
@@ -351,10 +444,10 @@ impl MembershipTable {
         g: &mut Group,
     ) {
         if let Some(d) = g.deadline()
-            && g.scheduled.is_none_or(|s| d < s)
+            && (g.scheduled == Timestamp::ZERO || d < g.scheduled)
         {
             heap.push(Reverse((d, key)));
-            g.scheduled = Some(d);
+            g.scheduled = d;
         }
     }
 
@@ -367,179 +460,10 @@ impl MembershipTable {
         }
     }
 
-    /// Learn from a report by host `mac` on `port`. Limits apply only when
-    /// a new group or a new (group, port) would be created: existing
-    /// memberships always refresh.
-    pub fn learn(
-        &mut self,
-        now: Timestamp,
-        key: GroupKey,
-        port: PortId,
-        mac: Mac,
-        report: HostReport<'_>,
-    ) -> Result<ReportOutcome, TableError> {
-        let p = Self::check_port(port)?;
-        let creates = match report {
-            HostReport::Exclude { .. } | HostReport::Include { .. } => true,
-            HostReport::Allow(s) => !s.is_empty(),
-            HostReport::Block(_) => false,
-        };
-        let gmi_at = now + self.timers.gmi;
-        let len = self.groups.len();
-        let group = match self.groups.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                if !creates {
-                    return Ok(ReportOutcome::Unchanged);
-                }
-                if len >= self.max_groups {
-                    return Err(TableError::GlobalLimit);
-                }
-                if self.port_groups[p] >= self.port_limits[p] {
-                    return Err(TableError::PortLimit(port));
-                }
-                v.insert(Group::default())
-            }
-        };
-        let mut joined = false;
-        let member = match group.members.iter().position(|m| m.port == port) {
-            Some(i) => &mut group.members.as_mut_slice()[i],
-            None if !creates => return Ok(ReportOutcome::Unchanged),
-            None => {
-                if self.port_groups[p] >= self.port_limits[p] {
-                    return Err(TableError::PortLimit(port));
-                }
-                self.port_groups[p] += 1;
-                joined = true;
-                group.members.push(Member::new(port, false))
-            }
-        };
-        let compat = member.compat(now);
-        let outcome = match report {
-            HostReport::Exclude { version } => {
-                // RFC 3376 §7.3.2: an older-version report sets that
-                // version's host present timer to GMI.
-                match version {
-                    1 => member.v1_until = gmi_at,
-                    2 => member.v2_until = gmi_at,
-                    _ => {}
-                }
-                let h = host_entry(&mut member.hosts, mac);
-                h.include = None;
-                h.expires = gmi_at;
-                refresh(member, gmi_at);
-                ReportOutcome::Refreshed
-            }
-            // RFC 3376 §7.3.2: in v1 compatibility mode TO_IN is ignored.
-            HostReport::Include { change: true, .. } if compat == 1 && !joined => {
-                ReportOutcome::IgnoredCompat
-            }
-            HostReport::Include { sources, .. } => {
-                let h = host_entry(&mut member.hosts, mac);
-                h.include = Some(Box::new(sources.iter().collect()));
-                h.expires = gmi_at;
-                refresh(member, gmi_at);
-                ReportOutcome::Refreshed
-            }
-            HostReport::Allow(sources) => {
-                if sources.is_empty() {
-                    ReportOutcome::Unchanged
-                } else {
-                    let fresh = !member.hosts.iter().any(|h| h.mac == mac);
-                    let h = host_entry(&mut member.hosts, mac);
-                    if fresh {
-                        h.include = Some(Box::new(Vec::new()));
-                    }
-                    if let Some(list) = h.include.as_mut() {
-                        for s in sources.iter() {
-                            if !list.contains(&s) {
-                                list.push(s);
-                            }
-                        }
-                    }
-                    h.expires = gmi_at;
-                    refresh(member, gmi_at);
-                    ReportOutcome::Refreshed
-                }
-            }
-            // RFC 3376 §7.3.2: BLOCK is ignored in v1 and v2 compatibility mode.
-            HostReport::Block(_) if compat <= 2 => ReportOutcome::IgnoredCompat,
-            HostReport::Block(sources) => match member.hosts.find_mut(|h| h.mac == mac) {
-                Some(Host {
-                    include: Some(list),
-                    ..
-                }) => {
-                    list.retain(|a| !sources.iter().any(|s| s == *a));
-                    if list.is_empty() {
-                        ReportOutcome::Leave
-                    } else {
-                        ReportOutcome::Refreshed
-                    }
-                }
-                _ => ReportOutcome::Unchanged,
-            },
-        };
-        Self::schedule(&mut self.heap, key, group);
-        Ok(if joined {
-            ReportOutcome::Joined
-        } else {
-            outcome
-        })
-    }
-
-    /// Host `mac` left `key` on `port` (v2 leave, v3 TO_IN{} or a BLOCK that
-    /// emptied its INCLUDE set).
-    pub fn leave(
-        &mut self,
-        now: Timestamp,
-        key: GroupKey,
-        port: PortId,
-        mac: Mac,
-        fast_leave: bool,
-    ) -> LeaveOutcome {
-        let Some(group) = self.groups.get_mut(&key) else {
-            return LeaveOutcome::NotMember;
-        };
-        let Some(i) = group.members.iter().position(|m| m.port == port) else {
-            return LeaveOutcome::NotMember;
-        };
-        let member = &mut group.members.as_mut_slice()[i];
-        let compat = member.compat(now);
-        // RFC 3376 §7.3.2 (and RFC 2236 §4's v1 router rules): while an
-        // IGMPv1 host is present, leaves are ignored; v1 hosts never send one.
-        if compat == 1 {
-            return LeaveOutcome::IgnoredV1;
-        }
-        member.hosts.retain(|h| h.mac != mac && h.expires > now);
-        if !member.hosts.is_empty() {
-            return LeaveOutcome::HostRemoved;
-        }
-        if member.is_static {
-            member.expires = Timestamp::ZERO;
-            member.gsq_left = 0;
-            return LeaveOutcome::Static;
-        }
-        if fast_leave {
-            self.remove_member(key, port);
-            return LeaveOutcome::PortRemoved;
-        }
-        // RFC 2236 §3 / RFC 3376 §6.4.2: on the last leave the timer is
-        // lowered to LMQT and LMQC group-specific queries go out, LMQI apart.
-        let lmqt_at = now + self.timers.lmqt();
-        member.expires = if member.expires == Timestamp::ZERO {
-            lmqt_at
-        } else {
-            member.expires.min(lmqt_at)
-        };
-        member.gsq_left = self.timers.lmqc.saturating_sub(1);
-        member.next_gsq = now + self.timers.lmqi;
-        Self::schedule(&mut self.heap, key, group);
-        LeaveOutcome::Querying { version: compat }
-    }
-
-    /// Someone else's group-specific query for `key`: lower every dynamic
-    /// timer of the group to `now + within` (RFC 2236 §3 non-querier, RFC
-    /// 3376 §6.6.1). Returns whether the group exists.
+    /// Someone else's group-specific query for `key`: lower the group
+    /// timer of every port and every host timer to `now + within` (RFC
+    /// 2236 §3 non-querier, RFC 3376 §6.6.1 "Q(G): Group Timer is lowered
+    /// to LMQT"). Returns whether the group exists.
     pub fn lower_timers(&mut self, now: Timestamp, key: GroupKey, within: Duration) -> bool {
         let Some(group) = self.groups.get_mut(&key) else {
             return false;
@@ -557,102 +481,55 @@ impl MembershipTable {
         true
     }
 
-    /// Fire every timer due at or before `now`.
-    pub fn age(&mut self, now: Timestamp, out: &mut Vec<TableEvent>) {
-        while let Some(&Reverse((t, key))) = self.heap.peek() {
-            if t > now {
-                break;
-            }
-            self.heap.pop();
-            let Some(group) = self.groups.get_mut(&key) else {
-                continue;
-            };
-            if group.scheduled != Some(t) {
-                continue; // superseded by an earlier entry
-            }
-            group.scheduled = None;
-            let before = group.mask();
-            let lmqi = self.timers.lmqi;
-            let port_groups = &mut self.port_groups;
-            group.members.retain(|m| {
-                if m.gsq_left > 0 && m.next_gsq <= now {
-                    out.push(TableEvent::GroupQuery {
-                        key,
-                        port: m.port,
-                        version: m.compat(now),
-                    });
-                    m.gsq_left -= 1;
-                    m.next_gsq = now + lmqi;
-                }
-                m.hosts.retain(|h| h.expires > now);
-                if m.expires != Timestamp::ZERO && m.expires <= now {
-                    m.expires = Timestamp::ZERO;
-                    m.gsq_left = 0;
-                    m.hosts.clear();
-                }
-                let keep = m.is_static || m.expires != Timestamp::ZERO;
-                if !keep && let Some(c) = port_groups.get_mut(usize::from(m.port)) {
-                    *c = c.saturating_sub(1);
-                }
-                keep
-            });
-            let after = group.mask();
-            if after != before {
-                out.push(TableEvent::Ports { key, ports: after });
-            }
-            if group.members.is_empty() {
-                self.groups.remove(&key);
-            } else {
-                Self::schedule(&mut self.heap, key, group);
-            }
-        }
-    }
-
-    fn remove_member(&mut self, key: GroupKey, port: PortId) -> bool {
+    /// Someone else's group-and-source-specific query (S flag clear):
+    /// RFC 3376 §6.6.1 "Q(G,A): Source Timer for sources in A are lowered
+    /// to LMQT", on every port. Returns whether the group exists.
+    pub fn lower_source_timers(
+        &mut self,
+        now: Timestamp,
+        key: GroupKey,
+        sources: &[Source],
+        within: Duration,
+    ) -> bool {
         let Some(group) = self.groups.get_mut(&key) else {
             return false;
         };
+        let at = now + within;
+        if let Some(v) = group.sources.as_mut() {
+            for ps in v.iter_mut() {
+                for &s in sources {
+                    if let Ok(i) = ps.records.binary_search_by_key(&s, |r| r.addr) {
+                        let r = &mut ps.records[i];
+                        if !r.is_static && r.timer > at {
+                            r.timer = at;
+                        }
+                    }
+                }
+            }
+        }
+        Self::schedule(&mut self.heap, key, group);
+        true
+    }
+
+    /// Remove `port`'s membership of `key` outright, with events.
+    fn remove_member(&mut self, key: GroupKey, port: PortId, out: &mut Vec<TableEvent>) -> bool {
+        let Some(group) = self.groups.get_mut(&key) else {
+            return false;
+        };
+        let before = group.snapshot(false);
         let removed = group.members.retain(|m| m.port != port);
-        if removed > 0
-            && let Some(c) = self.port_groups.get_mut(usize::from(port))
-        {
+        if removed == 0 {
+            return false;
+        }
+        group.drop_sources(port);
+        if let Some(c) = self.port_groups.get_mut(usize::from(port)) {
             *c = c.saturating_sub(1);
         }
+        group.emit_changes(key, before, out);
         if group.members.is_empty() {
             self.groups.remove(&key);
         }
-        removed > 0
-    }
-
-    /// Add a static membership. Static entries bypass the limits (they are
-    /// configuration) but count towards them. Returns whether the port set
-    /// changed.
-    pub fn add_static(&mut self, key: GroupKey, port: PortId) -> Result<bool, TableError> {
-        let p = Self::check_port(port)?;
-        let group = self.groups.entry(key).or_default();
-        if let Some(m) = group.members.find_mut(|m| m.port == port) {
-            m.is_static = true;
-            return Ok(false);
-        }
-        group.members.push(Member::new(port, true));
-        self.port_groups[p] += 1;
-        Ok(true)
-    }
-
-    /// Remove a static membership; a learned membership on the same port
-    /// stays until it expires. Returns whether the port set changed.
-    pub fn del_static(&mut self, key: GroupKey, port: PortId) -> Result<bool, TableError> {
-        let group = self.groups.get_mut(&key).ok_or(TableError::NotFound)?;
-        let m = group
-            .members
-            .find_mut(|m| m.port == port && m.is_static)
-            .ok_or(TableError::NotFound)?;
-        m.is_static = false;
-        if m.expires == Timestamp::ZERO {
-            self.remove_member(key, port);
-            return Ok(true);
-        }
-        Ok(false)
+        true
     }
 
     /// Drop every membership of `port` (static ones too).
@@ -660,79 +537,24 @@ impl MembershipTable {
         let keys: Vec<GroupKey> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.members.iter().any(|m| m.port == port))
+            .filter(|(_, g)| g.member_index(port).is_some())
             .map(|(k, _)| *k)
             .collect();
         for key in keys {
-            if self.remove_member(key, port) {
-                out.push(TableEvent::Ports {
-                    key,
-                    ports: self.lookup(key),
-                });
-            }
+            self.remove_member(key, port, out);
         }
     }
 
     /// Drop everything.
     pub fn flush(&mut self, out: &mut Vec<TableEvent>) {
-        for key in self.groups.keys() {
-            out.push(TableEvent::Ports {
-                key: *key,
-                ports: PortMask::EMPTY,
-            });
+        for (key, group) in self.groups.iter_mut() {
+            let before = group.snapshot(false);
+            group.members.clear();
+            group.sources = None;
+            group.emit_changes(*key, before, out);
         }
         self.groups.clear();
         self.heap.clear();
         self.port_groups = [0; MAX_PORTS];
-    }
-
-    /// Every (group, port) membership, sorted by key then port.
-    pub fn members(&self, now: Timestamp) -> Vec<MemberInfo> {
-        let mut v: Vec<MemberInfo> = self
-            .groups
-            .iter()
-            .flat_map(|(k, g)| {
-                g.members.iter().map(move |m| MemberInfo {
-                    key: *k,
-                    port: m.port,
-                    hosts: m.hosts.iter().map(|h| h.mac).collect(),
-                    version: m.compat(now),
-                    expires: (!m.is_static).then_some(m.expires),
-                    is_static: m.is_static,
-                })
-            })
-            .collect();
-        v.sort_by_key(|m| (m.key, m.port));
-        v
-    }
-
-    /// The INCLUDE source list of a host, if it is in INCLUDE mode.
-    pub fn host_sources(&self, key: GroupKey, port: PortId, mac: Mac) -> Option<Vec<Ipv4Addr>> {
-        let m = self
-            .groups
-            .get(&key)?
-            .members
-            .iter()
-            .find(|m| m.port == port)?;
-        let h = m.hosts.iter().find(|h| h.mac == mac)?;
-        h.include.as_ref().map(|l| l.to_vec())
-    }
-}
-
-/// A report refreshes the membership timer and cancels pending
-/// group-specific queries (a member answered).
-fn refresh(member: &mut Member, gmi_at: Timestamp) {
-    member.expires = gmi_at;
-    member.gsq_left = 0;
-}
-
-fn host_entry(hosts: &mut Small<Host>, mac: Mac) -> &mut Host {
-    match hosts.iter().position(|h| h.mac == mac) {
-        Some(i) => &mut hosts.as_mut_slice()[i],
-        None => hosts.push(Host {
-            mac,
-            expires: Timestamp::ZERO,
-            include: None,
-        }),
     }
 }

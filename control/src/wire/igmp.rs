@@ -35,6 +35,9 @@ mod field {
 pub const HEADER_LEN: usize = 8;
 /// Fixed header length of a v3 query.
 pub const V3_QUERY_LEN: usize = 12;
+/// Sources in a v3 query that fit a 1500-byte IPv4 packet with the Router
+/// Alert option (24-byte header): (1500 - 24 - 12) / 4.
+pub const MAX_QUERY_SOURCES: usize = 366;
 
 /// Decode an RFC 3376 §4.1.1 Max Resp Code (or §4.1.7 QQIC): values below
 /// 128 are literal; above, 1|exp(3)|mant(4) means (mant | 0x10) << (exp + 3).
