@@ -10,20 +10,27 @@ use serde_json::Value;
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Groups,
+    /// The (S,G) forwarding entries.
+    Sources,
     Routers,
     Querier,
     Ports,
     Stats,
     Macs,
+    /// A static (*,G) membership, or (S,G) with `source`.
     GroupAdd {
         group: Ipv4Addr,
         port: String,
         vlan: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Ipv4Addr>,
     },
     GroupDel {
         group: Ipv4Addr,
         port: String,
         vlan: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Ipv4Addr>,
     },
     /// A live stream of [`Event`]s.
     Monitor,

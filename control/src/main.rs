@@ -95,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             daemon::run(settings, *args)
         }
         Command::Groups(a) => groups(a),
+        Command::Sources(a) => list(a, Request::Sources, output::sources),
         Command::Routers(a) => list(a, Request::Routers, output::routers),
         Command::Querier(a) => list(a, Request::Querier, output::querier),
         Command::Ports(a) => list(a, Request::Ports, output::ports),
@@ -109,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         group: a.group,
                         port: a.port,
                         vlan: a.vlan,
+                        source: a.source,
                     },
                     a.socket,
                 ),
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         group: a.group,
                         port: a.port,
                         vlan: a.vlan,
+                        source: a.source,
                     },
                     a.socket,
                 ),
@@ -155,9 +158,19 @@ fn detach(args: cli::args::DetachArgs) -> anyhow::Result<()> {
 
 /// `igmpsnoop groups [GROUP] [--port P] [--vlan V]`.
 fn groups(args: cli::args::GroupsArgs) -> anyhow::Result<()> {
-    let data = client::request(&args.list.socket.path(), &Request::Groups)?;
+    let socket = args.list.socket.path();
+    let data = client::request(&socket, &Request::Groups)?;
     let data = output::filter_groups(data, args.group, args.port.as_deref(), args.vlan);
-    print_listing(args.list.json, &data, output::groups)
+    if args.list.json {
+        return print_listing(true, &data, output::groups);
+    }
+    print!("{}", output::groups(&data));
+    let sources = client::request(&socket, &Request::Sources)?;
+    let sources = output::filter_groups(sources, args.group, args.port.as_deref(), args.vlan);
+    if !output::is_empty(&sources) {
+        print!("\n{}", output::sources(&sources));
+    }
+    Ok(())
 }
 
 /// `igmpsnoop stats [--port P]`.

@@ -33,8 +33,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the switch on the given ports.
     Run(Box<RunArgs>),
-    /// The group-port table.
+    /// The group-port table, with each port's filter mode and sources,
+    /// then the (S,G) forwarding entries.
     Groups(GroupsArgs),
+    /// The (S,G) forwarding entries: where each source's traffic goes.
+    Sources(ListArgs),
     /// Router ports, learned or static, with age.
     Routers(ListArgs),
     /// Who is querier, our state, timers.
@@ -186,6 +189,10 @@ pub struct StaticGroupArgs {
     /// 802.1Q VLAN id; 0 = untagged
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..4095))]
     pub vlan: u16,
+    /// Only this source's traffic to the group (a static (S,G) entry)
+    /// [default: every source, (*,G)]
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<Ipv4Addr>,
     #[command(flatten)]
     pub socket: SocketArg,
 }

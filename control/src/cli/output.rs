@@ -84,15 +84,79 @@ pub fn filter_groups(
 ) -> Value {
     let keep = |g: &Value| {
         group.is_none_or(|want| g["group"].as_str() == Some(&want.to_string()))
-            && port.is_none_or(|want| g["port"].as_str() == Some(want))
+            && port.is_none_or(|want| {
+                g["port"].as_str() == Some(want)
+                    || g["ports"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(want)))
+            })
             && vlan.is_none_or(|want| g["vlan"].as_u64() == Some(u64::from(want)))
     };
     Value::Array(rows(&data).iter().filter(|g| keep(g)).cloned().collect())
 }
 
+pub fn is_empty(data: &Value) -> bool {
+    rows(data).is_empty()
+}
+
+/// The (S,G) forwarding entries.
+pub fn sources(data: &Value) -> String {
+    if rows(data).is_empty() {
+        return "no (S,G) entries\n".into();
+    }
+    table(
+        &["SOURCE", "GROUP", "VLAN", "PORTS"],
+        rows(data)
+            .iter()
+            .map(|e| {
+                let ports: Vec<String> = e["ports"]
+                    .as_array()
+                    .map(|p| p.iter().map(s).collect())
+                    .unwrap_or_default();
+                vec![
+                    s(&e["source"]),
+                    s(&e["group"]),
+                    s(&e["vlan"]),
+                    if ports.is_empty() {
+                        "(none: blocked)".into()
+                    } else {
+                        ports.join(",")
+                    },
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// "S1 (3.2s), S2 (excluded)": a port's source list with timers.
+fn source_list(g: &Value) -> String {
+    let list: Vec<String> = g["sources"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|src| {
+                    let state = if src["excluded"].as_bool() == Some(true) {
+                        "excluded".to_string()
+                    } else {
+                        ms(&src["expires_ms"])
+                    };
+                    format!("{} ({state})", s(&src["address"]))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(", ")
+    }
+}
+
 fn groups_table(data: &Value) -> String {
     table(
-        &["GROUP", "VLAN", "PORT", "VER", "EXPIRES", "HOSTS"],
+        &[
+            "GROUP", "VLAN", "PORT", "VER", "MODE", "EXPIRES", "SOURCES", "HOSTS",
+        ],
         rows(data)
             .iter()
             .map(|g| {
@@ -115,7 +179,9 @@ fn groups_table(data: &Value) -> String {
                     } else {
                         format!("v{}", s(&g["version"]))
                     },
+                    s(&g["filter_mode"]),
                     expires,
+                    source_list(g),
                     if adopted {
                         "(adopted at restart, not reported again yet)".into()
                     } else if hosts.is_empty() {

@@ -1,5 +1,5 @@
 //! Answers the control socket's requests, inside the loop.
-use std::time::Duration;
+use std::{net::Ipv4Addr, time::Duration};
 
 use igmpsnoop_control::{api::Request, engine::TableError};
 use serde_json::{Value, json};
@@ -19,6 +19,7 @@ impl Core {
         let (engine, dp) = (&self.engine, &self.dp);
         Ok(match request {
             Request::Groups => views::groups(engine, dp, now, hold_left),
+            Request::Sources => views::sources(engine, dp),
             Request::Routers => views::routers(engine, dp, now),
             Request::Querier => views::querier(engine, now),
             Request::Ports => views::ports(engine, dp),
@@ -33,19 +34,33 @@ impl Core {
                 });
                 views::stats(engine, dp, daemon.as_object().expect("an object"))
             }
-            Request::GroupAdd { group, port, vlan } => {
+            Request::GroupAdd {
+                group,
+                port,
+                vlan,
+                source,
+            } => {
                 let index = self.port_index(&port)?;
-                let done = self
-                    .engine
-                    .add_static_group(vlan, group, index, &mut self.actions);
-                self.static_group_done(done, "added", (group, port, vlan))?
+                let out = &mut self.actions;
+                let done = match source {
+                    None => self.engine.add_static_group(vlan, group, index, out),
+                    Some(s) => self.engine.add_static_source(vlan, group, index, s, out),
+                };
+                self.static_group_done(done, "added", (group, port, vlan, source))?
             }
-            Request::GroupDel { group, port, vlan } => {
+            Request::GroupDel {
+                group,
+                port,
+                vlan,
+                source,
+            } => {
                 let index = self.port_index(&port)?;
-                let done = self
-                    .engine
-                    .del_static_group(vlan, group, index, &mut self.actions);
-                self.static_group_done(done, "removed", (group, port, vlan))?
+                let out = &mut self.actions;
+                let done = match source {
+                    None => self.engine.del_static_group(vlan, group, index, out),
+                    Some(s) => self.engine.del_static_source(vlan, group, index, s, out),
+                };
+                self.static_group_done(done, "removed", (group, port, vlan, source))?
             }
             Request::Monitor => return Err("monitor is a stream, not a request".into()),
         })
@@ -69,12 +84,16 @@ impl Core {
         &mut self,
         done: Result<(), TableError>,
         what: &str,
-        (group, port, vlan): (std::net::Ipv4Addr, String, u16),
+        (group, port, vlan, source): (Ipv4Addr, String, u16, Option<Ipv4Addr>),
     ) -> Result<Value, String> {
         done.map_err(|e| e.to_string())?;
         self.apply(None);
         self.flush();
-        info!(%group, vlan, %port, "static group {what}");
-        Ok(json!({ what: {"group": group.to_string(), "port": port, "vlan": vlan} }))
+        info!(%group, vlan, %port, ?source, "static group {what}");
+        let mut entry = json!({"group": group.to_string(), "port": port, "vlan": vlan});
+        if let Some(s) = source {
+            entry["source"] = json!(s.to_string());
+        }
+        Ok(json!({ what: entry }))
     }
 }

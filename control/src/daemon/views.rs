@@ -49,6 +49,12 @@ pub fn groups(
                 "expires_ms": ms_until(g.expires, now),
                 "static": g.is_static,
                 "adopted": false,
+                "filter_mode": g.filter_mode,
+                "sources": g.sources.iter().map(|src| json!({
+                    "address": src.address.to_string(),
+                    "expires_ms": ms_until(src.expires, now),
+                    "excluded": src.excluded,
+                })).collect::<Vec<_>>(),
             });
             (g.vlan, u32::from(g.group), g.port, row)
         })
@@ -66,6 +72,8 @@ pub fn groups(
                 "expires_ms": hold_left.map(|d| d.as_millis() as u64),
                 "static": false,
                 "adopted": true,
+                "filter_mode": "exclude",
+                "sources": Vec::<Value>::new(),
             });
             out.push((key.vlan, u32::from(group), port, row));
         }
@@ -121,6 +129,27 @@ pub fn querier(engine: &Engine, now: Timestamp) -> Value {
                     "query_interval_ms": engine.config().query_interval.as_millis() as u64,
                     "query_response_interval_ms": engine.config().query_response_interval.as_millis() as u64,
                     "robustness": engine.config().robustness,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The (S,G) forwarding entries: where each source's traffic to a group goes.
+pub fn sources(engine: &Engine, dp: &Dataplane) -> Value {
+    Value::Array(
+        engine
+            .source_entries()
+            .iter()
+            .map(|e| {
+                json!({
+                    "vlan": e.vlan,
+                    "group": e.group.to_string(),
+                    "source": e.source.to_string(),
+                    "ports": (0..64u8)
+                        .filter(|p| e.ports.contains(*p))
+                        .map(|p| port_name(dp, p))
+                        .collect::<Vec<_>>(),
                 })
             })
             .collect(),
