@@ -4,12 +4,14 @@
 #
 #   apt packages   : network tools the lab, tests, demo and benchmark use
 #   bpf-linker     : pinned, built against the Rust toolchain's own LLVM 22
-#   .venv          : Python venv under the repo with the pinned scapy
+#   .venv          : Python venv under the repo with the pinned scapy (test and bench
+#                    packets) and matplotlib (the bench's plots, scripts/bench/plot.py)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
+MATPLOTLIB_VERSION="3.11.2"
 # man-db and systemd: the package test reads `man igmpsnoop` and runs
 # `systemd-analyze verify` on the unit.
 APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd)
@@ -57,13 +59,22 @@ else
     have_linker || { log "error: bpf-linker did not install"; exit 1; }
 fi
 
-# ---- python venv with scapy ------------------------------------------------------
+# ---- python venv with scapy and matplotlib ---------------------------------------
 VENV="$ROOT/.venv"
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import scapy, sys; sys.exit(scapy.VERSION != '$SCAPY_VERSION')" 2>/dev/null; then
-    log "venv: scapy $SCAPY_VERSION present"
+venv_ok() {
+    "$VENV/bin/python" - "$SCAPY_VERSION" "$MATPLOTLIB_VERSION" 2>/dev/null <<'EOF'
+import sys
+from importlib.metadata import version
+sys.exit((version("scapy"), version("matplotlib")) != tuple(sys.argv[1:3]))
+EOF
+}
+if [[ -x "$VENV/bin/python" ]] && venv_ok; then
+    log "venv: scapy $SCAPY_VERSION, matplotlib $MATPLOTLIB_VERSION present"
 else
-    log "venv: creating $VENV with scapy $SCAPY_VERSION"
+    log "venv: creating $VENV with scapy $SCAPY_VERSION, matplotlib $MATPLOTLIB_VERSION"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "scapy==$SCAPY_VERSION"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "scapy==$SCAPY_VERSION" \
+        "matplotlib==$MATPLOTLIB_VERSION"
+    venv_ok || { log "error: the venv does not hold scapy $SCAPY_VERSION and matplotlib $MATPLOTLIB_VERSION"; exit 1; }
 fi
 log "done"
