@@ -2,7 +2,18 @@
 # igmpsnoop benchmark: igmpsnoop (XDP) against the Linux bridge (mcast_snooping 1,
 # mcast_querier 1) in the same kind of netns lab (scripts/lab.sh), same run.
 #
-#   scripts/bench.sh [--quick] [--out FILE.json] [--no-cargo-bench]
+#   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
+#                    [--compare OLD.json [--threshold PCT]]
+#
+#   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
+#   --out FILE        results JSON (default: target/bench/results.json)
+#   --plots DIR       SVG plots of the run (default: plots/ next to the results file)
+#   --no-cargo-bench  skip the engine's cargo bench
+#   --compare OLD     after the run, print every figure against the earlier results file OLD:
+#                     old -> new, change in %, WORSE past the threshold in the bad direction
+#   --threshold PCT   what --compare flags (default: 10)
+# Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
+# scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
 # Figures (min/median/max over repeated runs, ratio igmpsnoop/bridge):
 #  1. throughput 1 -> 1,2,3 members (trafgen 60-byte UDP from h1, rx_packets deltas
@@ -18,22 +29,32 @@
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CALLER_PWD="$PWD"
 cd "$ROOT"
 source scripts/lib.sh
 LOG_TAG=bench
 log() { printf "[bench %4ss] %s\n" "$SECONDS" "$*" >&2; }
 
-QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1
+QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1 PLOTS="" COMPARE="" THRESHOLD=10
 while (($#)); do
     case "$1" in
     --quick) QUICK=1; shift ;;
     --out) OUT="${2:?--out needs a file}"; shift 2 ;;
+    --plots) PLOTS="${2:?--plots needs a directory}"; shift 2 ;;
     --no-cargo-bench) CARGO_BENCH=0; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --compare) COMPARE="${2:?--compare needs an earlier results.json}"; shift 2 ;;
+    --threshold) THRESHOLD="${2:?--threshold needs a percentage}"; shift 2 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
+[[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
+# Relative paths are the caller's, not the repo root's this script runs in.
+abs_path() { if [[ $1 == /* ]]; then echo "$1"; else echo "$CALLER_PWD/$1"; fi; }
+OUT="$(abs_path "$OUT")"
+PLOTS="$(abs_path "${PLOTS:-$(dirname "$OUT")/plots}")"
+[[ -z "$COMPARE" ]] || COMPARE="$(abs_path "$COMPARE")"
 
 # Report rates: RATE:COUNT steps of IGMPv2 reports for distinct groups, paced by
 # mcast-tool (trafgen's -b does not pace here, and its -t tops out near 40 kpps).
@@ -48,10 +69,24 @@ STREAM_GAP_US=20
 
 ensure_setup
 export IGMPSNOOP_SETUP_DONE=1
-log "building (release)"
-build_release_bins
 PY="$ROOT/.venv/bin/python"
 HELP="$ROOT/scripts/bench/bench.py"
+# Before minutes of building and measuring: the plots need matplotlib, --compare a
+# results file it can read.
+"$PY" -c "import matplotlib" 2>/dev/null || die "no matplotlib in $ROOT/.venv (scripts/setup.sh installs it)"
+if [[ -n "$COMPARE" ]]; then
+    "$PY" - "$ROOT/scripts/bench" "$COMPARE" <<'EOF' || die "--compare: cannot use $COMPARE"
+import sys
+sys.path.insert(0, sys.argv[1])
+import results
+try:
+    results.load(sys.argv[2])
+except results.ResultsError as e:
+    sys.exit(str(e))
+EOF
+fi
+log "building (release)"
+build_release_bins
 
 LAB="bn$$"
 SW="$LAB-sw"
@@ -309,3 +344,10 @@ jq -s --arg cpu "$CPU" --arg kernel "$(uname -r)" --arg nproc "$(nproc)" --argjs
       results:., cargo_bench:($cb|split("\n")|map(select(length>0)))}' "$RES" >"$OUT"
 "$PY" "$ROOT/scripts/bench/table.py" "$OUT"
 log "results: $OUT"
+"$PY" "$ROOT/scripts/bench/plot.py" "$OUT" "$PLOTS" >/dev/null ||
+    die "plotting failed (the results are in $OUT; retry: scripts/bench/plot.py $OUT $PLOTS)"
+log "plots: $PLOTS/*.svg"
+if [[ -n "$COMPARE" ]]; then
+    echo
+    "$PY" "$ROOT/scripts/bench/compare.py" "$COMPARE" "$OUT" --threshold "$THRESHOLD"
+fi

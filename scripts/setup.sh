@@ -4,12 +4,14 @@
 #
 #   apt packages   : network tools the lab, tests, demo and benchmark use
 #   bpf-linker     : pinned, built against the Rust toolchain's own LLVM 22
-#   .venv          : Python venv under the repo with the pinned scapy
+#   .venv          : Python venv under the repo with the pinned scapy (test and bench
+#                    packets) and matplotlib (the bench's plots, scripts/bench/plot.py)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
+MATPLOTLIB_VERSION="3.11.2"
 # man-db and systemd: the package test reads `man igmpsnoop` and runs
 # `systemd-analyze verify` on the unit; curl: the metrics test scrapes with it.
 APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd curl)
@@ -58,9 +60,9 @@ else
 fi
 
 # ---- python venv ------------------------------------------------------------------
-# scapy crafts frames for the tests; prometheus-client's strict OpenMetrics parser
-# validates the metrics endpoint.
-PY_PACKAGES=("scapy==$SCAPY_VERSION" "prometheus-client==0.21.1")
+# scapy crafts frames for the tests; matplotlib draws the benchmark's plots;
+# prometheus-client's strict OpenMetrics parser validates the metrics endpoint.
+PY_PACKAGES=("scapy==$SCAPY_VERSION" "matplotlib==$MATPLOTLIB_VERSION" "prometheus-client==0.21.1")
 VENV="$ROOT/.venv"
 have_py_packages() {
     "$VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null
@@ -75,5 +77,6 @@ else
     log "venv: installing ${PY_PACKAGES[*]} into $VENV"
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+    have_py_packages || { log "error: the venv does not hold ${PY_PACKAGES[*]}"; exit 1; }
 fi
 log "done"

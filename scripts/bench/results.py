@@ -1,0 +1,97 @@
+"""Reading a scripts/bench.sh results.json: the records of one figure, grouped.
+
+Shared by plot.py and compare.py, so both read a run the same way. A results file is
+{"machine": {...}, "quick": bool, "date": "...", "results": [record...], "cargo_bench": [line...]};
+each record has "fig" (throughput, join, leave, scale, report_rate) and the fields bench.sh
+wrote for it. Older files may lack figures or fields: every accessor returns what is there.
+"""
+import json
+import statistics
+
+# Throughput labels of the member-count figure, in the order the bench runs them.
+SWITCH_LABELS = ("native", "generic", "bridge")
+# Join/leave figures: (fig, variant), as the bench records them.
+LATENCY_FIGURES = (("join", "fast-leave"), ("leave", "fast-leave"), ("leave", "default"))
+LATENCY_KINDS = ("igmpsnoop", "bridge")
+
+
+class ResultsError(Exception):
+    """The file is not a results.json of scripts/bench.sh."""
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ResultsError("{}: {}".format(path, e)) from e
+    if not isinstance(d, dict) or not isinstance(d.get("results"), list):
+        raise ResultsError("{}: not a bench results file (no \"results\" list)".format(path))
+    return d
+
+
+def records(d, fig):
+    return [r for r in d["results"] if isinstance(r, dict) and r.get("fig") == fig]
+
+
+def spread(values):
+    """(min, median, max) of a list, or None when it is empty."""
+    if not values:
+        return None
+    return min(values), statistics.median(values), max(values)
+
+
+def percentile(values, p):
+    """Nearest-rank percentile, as table.py computes it (so the figures agree)."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def ceiling(d):
+    """pps of the sender ceiling runs (trafgen into a veth with nothing attached)."""
+    return [r["pps_per_member"] for r in records(d, "throughput") if r.get("label") == "ceiling"]
+
+
+def throughput(d, label, members):
+    """pps per member of every repetition of LABEL (native, generic, bridge, scaleN)."""
+    return [r["pps_per_member"] for r in records(d, "throughput")
+            if r.get("label") == label and r.get("members") == members]
+
+
+def member_counts(d):
+    return sorted({r["members"] for r in records(d, "throughput") if r.get("label") in SWITCH_LABELS})
+
+
+def latency(d, fig, variant, kind):
+    """The record of one latency figure (samples_ms, syscall_ms, timeouts), or None."""
+    for r in records(d, fig):
+        if r.get("variant") == variant and r.get("kind") == kind:
+            return r
+    return None
+
+
+def scale_sizes(d):
+    return sorted({r["groups_sent"] for r in records(d, "scale")})
+
+
+def scale(d, kind, n):
+    """The scale record of KIND with N other groups, and the pps of its repetitions."""
+    rec = next((r for r in records(d, "scale") if r.get("kind") == kind and r.get("groups_sent") == n), None)
+    pps = [r["pps_per_member"] for r in records(d, "throughput")
+           if r.get("label") == "scale%d" % n and r.get("kind") == kind]
+    return rec, pps
+
+
+def report_rates(d, kind):
+    """Report-processing steps of KIND, by offered rate."""
+    return sorted((r for r in records(d, "report_rate") if r.get("kind") == kind), key=lambda r: r["offered_pps"])
+
+
+def describe(d):
+    """One line naming the run: date, machine, quick or full."""
+    m = d.get("machine", {})
+    return "{} on {} x {}, kernel {}, {} run".format(
+        d.get("date", "?"), m.get("nproc", "?"), m.get("cpu", "?"), m.get("kernel", "?"),
+        "--quick" if d.get("quick") else "full")
