@@ -1,6 +1,6 @@
 //! The igmpsnoop data plane: loads the XDP program onto the switch ports, owns
 //! its maps and the AF_XDP sockets, and offers the control plane a small API:
-//! set a group's ports, set router ports and flood policy, read counters and
+//! set a group's ports (and a source's, for source filters), set router ports and flood policy, read counters and
 //! the MAC table, receive control frames, send frames out of a port.
 //!
 //! Dropping the [`Dataplane`] detaches the program from every port and closes
@@ -364,15 +364,15 @@ impl Dataplane {
                 })?;
         }
 
-        let forwarding = Forwarding::open(
-            capacity,
-            take_raw(&mut ebpf, "GROUPS")?,
-            take_raw(&mut ebpf, "PORT_SETS")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
-            take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
-            ifindexes.clone(),
-        )?;
+        let maps = forwarding::Maps {
+            groups: take_raw(&mut ebpf, "GROUPS")?,
+            sources: take_raw(&mut ebpf, "SOURCES")?,
+            port_sets: take_raw(&mut ebpf, "PORT_SETS")?,
+            flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
+            routers: take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
+            config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+        };
+        let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
-pub const STATE_LAYOUT: u32 = 2;
+pub const STATE_LAYOUT: u32 = 3;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.
