@@ -297,10 +297,11 @@ impl Forwarding {
         self.groups.write_updates(sets, &mut groups, e);
         self.sources.write_deletes(sets, &mut sources, e);
         self.groups.write_deletes(sets, &mut groups, e);
-        for full in [self.sources.take_full(), self.groups.take_full()] {
-            if let Some(full) = full {
-                first_error.get_or_insert(full);
-            }
+        for full in [self.sources.take_full(), self.groups.take_full()]
+            .into_iter()
+            .flatten()
+        {
+            first_error.get_or_insert(full);
         }
         first_error.map_or(Ok(()), Err)
     }
