@@ -216,8 +216,9 @@ pub mod counter {
     pub const DROP_NO_ROUTER: u32 = 13;
     /// A redirect helper refused the frame.
     pub const DROP_REDIRECT: u32 = 14;
-    /// Of REPLICATED: frames whose source had an entry of its own (S,G).
-    pub const REPLICATED_SOURCE: u32 = 15;
+    /// Frames whose source had an entry of its own (S,G) in a group with
+    /// source entries: then replicated to its set, or dropped when empty.
+    pub const SOURCE_MATCHED: u32 = 15;
     /// A registered group or source whose port set is empty: no member wants
     /// it and there is no router port.
     pub const DROP_NO_MEMBER: u32 = 16;
@@ -240,7 +241,7 @@ pub mod counter {
         "drop_rate_limit",
         "drop_no_router",
         "drop_redirect",
-        "replicated_source",
+        "source_matched",
         "drop_no_member",
     ];
 }

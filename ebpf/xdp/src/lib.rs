@@ -216,7 +216,7 @@ fn source_set(
     // SAFETY: copied out at once (no-prealloc: never recycled under us).
     match unsafe { SOURCES.get(key) }.copied() {
         Some(source) => {
-            count(port, counter::REPLICATED_SOURCE);
+            count(port, counter::SOURCE_MATCHED);
             (source.set, source.copies)
         }
         None => (entry.set, u32::from(entry.copies)),
