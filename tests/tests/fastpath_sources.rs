@@ -450,7 +450,11 @@ fn install_bulk(
             dp.forwarding.stage_group(0, bulk_group(k), bits(&[2]));
             for j in 0..per_group {
                 let i = first_source + k * per_group + j;
-                let mask = if i % 2 == 0 { bits(&[3]) } else { bits(&[4]) };
+                let mask = if i.is_multiple_of(2) {
+                    bits(&[3])
+                } else {
+                    bits(&[4])
+                };
                 dp.forwarding
                     .stage_source(0, bulk_group(k), source(i), Some(mask));
             }
