@@ -3,6 +3,7 @@
 # mcast_querier 1) in the same kind of netns lab (scripts/lab.sh), same run.
 #
 #   sudo scripts/bench.sh [--quick] [--out FILE.json] [--no-cargo-bench]
+#                         [--only throughput|latency|scale|sources]
 #
 # Figures (min/median/max over repeated runs, ratio igmpsnoop/bridge):
 #  1. throughput 1 -> 1,2,3 members (trafgen 60-byte UDP from h1, rx_packets deltas
@@ -13,6 +14,9 @@
 #  4. scale: throughput with 1k/10k/100k other groups installed by IGMPv3 reports,
 #     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0) at
 #     rising offered rates until reports are lost
+#  5. source-specific forwarding: throughput to a (*,G) group vs a group with source
+#     entries (the frame's source with an entry, or not), and with 100k source
+#     entries installed (the data plane driven by fastpath-tool, no daemon)
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -23,17 +27,21 @@ source scripts/lib.sh
 LOG_TAG=bench
 log() { printf "[bench %4ss] %s\n" "$SECONDS" "$*" >&2; }
 
-QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1
+QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1 ONLY=""
 while (($#)); do
     case "$1" in
     --quick) QUICK=1; shift ;;
+    --only) ONLY="${2:?--only needs a section}"; shift 2 ;;
     --out) OUT="${2:?--out needs a file}"; shift 2 ;;
     --no-cargo-bench) CARGO_BENCH=0; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1" ;;
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
+case "$ONLY" in "" | throughput | latency | scale | sources) ;; *) die "--only: throughput, latency, scale or sources" ;; esac
+# Whether section $1 runs (all of them unless --only names one).
+want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 
 # Report rates: RATE:COUNT steps of IGMPv2 reports for distinct groups, paced by
 # mcast-tool (trafgen's -b does not pace here, and its -t tops out near 40 kpps).
@@ -52,6 +60,7 @@ log "building (release)"
 build_release_bins
 PY="$ROOT/.venv/bin/python"
 HELP="$ROOT/scripts/bench/bench.py"
+FTOOL="$ROOT/target/release/fastpath-tool"
 
 LAB="bn$$"
 SW="$LAB-sw"
@@ -194,6 +203,7 @@ latency() { # fig kind variant mode n [quiet]
 }
 
 # ================================================================================
+if want throughput; then
 # 1. Throughput
 log "1. throughput (${REPS}x ${DUR}s per point)"
 lab_up
@@ -209,7 +219,9 @@ for kind in native generic bridge; do
     done
     stop_bg
 done
+fi
 
+if want latency; then
 # 2 + 3. Join and leave latency: h4 stays a member (so the group is registered and
 # not flooded), h2 joins and leaves. Joins run with fast leave on p2 so each leave
 # takes effect before the next join.
@@ -235,7 +247,9 @@ for kind in igmpsnoop bridge; do
         stop_bg
     done
 done
+fi
 
+if want scale; then
 # 4. Scale
 log "4. scale: ${SCALES// /, } other groups"
 maps() { bpftool map list -j 2>/dev/null | jq length; }
@@ -264,7 +278,9 @@ for kind in igmpsnoop bridge; do
         stop_bg
     done
 done
+fi
 
+if want scale; then
 # Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1,
 # until the switch learns fewer groups than were sent.
 log "4b. report-processing rate (igmpsnoop with --control-rate-limit 0)"
@@ -292,6 +308,33 @@ for kind in igmpsnoop bridge; do
         log "  $kind $rate pps offered ($pps sent): rx_igmp +$((rx1 - rx0)), socket drops +$((drop1 - drop0)), groups +$((g1 - g0)) of $cnt"
     done
 done
+fi
+
+# 5. Source-specific forwarding: the data plane alone (fastpath-tool, no daemon)
+# in named states, interleaved per repetition on one attached program.
+if want sources; then
+    SF_STATES="plain hit miss bulk-plain bulk-hit"
+    SF_MODES="native generic"
+    ((QUICK)) && SF_MODES="native"
+    log "5. source entries: (*,G) vs (S,G), and with 100k source entries (${REPS}x ${DUR}s per point)"
+    for kind in $SF_MODES; do
+        lab_up
+        coproc FT { nsenter --net="/run/netns/$SW" "$FTOOL" --mode "$kind" --port p1 --port p2 --port p3 --port p4 2>>"$TMP/fastpath-tool.log"; }
+        BG+=("$FT_PID")
+        ft_in=${FT[1]} ft_out=${FT[0]}
+        for ((r = 1; r <= REPS; r++)); do
+            for st in $SF_STATES; do
+                echo "$st" >&"$ft_in"
+                read -r -t 120 line <&"$ft_out" || { tail -n 5 "$TMP/fastpath-tool.log" >&2; die "fastpath-tool: no answer"; }
+                [[ $line == "ready $st" ]] || die "fastpath-tool: $line"
+                measure "sf-$st" "$kind" 1
+            done
+        done
+        exec {ft_in}>&- # EOF: the tool detaches and exits
+        stop_bg
+    done
+fi
+
 lab_down
 
 # ================================================================================
