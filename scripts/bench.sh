@@ -16,7 +16,8 @@
 #     rising offered rates until reports are lost
 #  5. source-specific forwarding: throughput to a (*,G) group vs a group with source
 #     entries (the frame's source with an entry, or not), and with 100k source
-#     entries installed (the data plane driven by fastpath-tool, no daemon)
+#     entries installed (the data plane driven by fastpath-tool, no daemon), and the
+#     program's own cost per frame in each state (BPF_PROG_TEST_RUN)
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -319,7 +320,8 @@ if want sources; then
     log "5. source entries: (*,G) vs (S,G), and with 100k source entries (${REPS}x ${DUR}s per point)"
     for kind in $SF_MODES; do
         lab_up
-        coproc FT { nsenter --net="/run/netns/$SW" "$FTOOL" --mode "$kind" --port p1 --port p2 --port p3 --port p4 2>>"$TMP/fastpath-tool.log"; }
+        coproc FT { nsenter --net="/run/netns/$SW" "$FTOOL" --mode "$kind" --port p1 --port p2 --port p3 --port p4 \
+            --pin-dir "$PIN" 2>>"$TMP/fastpath-tool.log"; }
         BG+=("$FT_PID")
         ft_in=${FT[1]} ft_out=${FT[0]}
         for ((r = 1; r <= REPS; r++)); do
@@ -328,6 +330,12 @@ if want sources; then
                 read -r -t 120 line <&"$ft_out" || { tail -n 5 "$TMP/fastpath-tool.log" >&2; die "fastpath-tool: no answer"; }
                 [[ $line == "ready $st" ]] || die "fastpath-tool: $line"
                 measure "sf-$st" "$kind" 1
+                # The program's own cost per frame (BPF_PROG_TEST_RUN, the kernel's clock).
+                echo "cost 2000000" >&"$ft_in"
+                read -r -t 120 line <&"$ft_out" || die "fastpath-tool: no cost"
+                [[ $line == cost\ * ]] || die "fastpath-tool: $line"
+                rec "{\"fig\":\"prog_cost\",\"kind\":\"$kind\",\"state\":\"$st\",\"ns\":${line#cost }}"
+                log "  program cost $kind $st: ${line#cost } ns/frame"
             done
         done
         exec {ft_in}>&- # EOF: the tool detaches and exits

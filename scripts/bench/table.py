@@ -109,15 +109,21 @@ if sf:
     modes = [k for k in ("native", "generic") if any(r["kind"] == k for r in sf)]
     print("\n### 5. Source-specific forwarding: one group, 1 member, 60-byte UDP (pps; min / median / max; "
           "ratio of medians to `plain`)\n")
-    print("| state | " + " | ".join("{} pps | {} / plain".format(k, k) for k in modes) + " |")
-    print("|---|" + "---|---|" * len(modes))
+    pc = [r for r in R if r["fig"] == "prog_cost"]
+    print("| state | " + " | ".join("{0} pps | {0} / plain | {0} program ns/frame".format(k) for k in modes) + " |")
+    print("|---|" + "---|---|---|" * len(modes))
     for state, what in SF_STATES:
         cells = []
         for k in modes:
             v = [r["pps_per_member"] for r in sf if r["label"] == "sf-" + state and r["kind"] == k]
             base = [r["pps_per_member"] for r in sf if r["label"] == "sf-plain" and r["kind"] == k]
-            cells += [mmm(v), ratio(med(v), med(base))]
+            ns = [r["ns"] for r in pc if r["state"] == state and r["kind"] == k]
+            cells += [mmm(v), ratio(med(v), med(base)), mmm(ns, "{:.0f}")]
         print("| {}: {} | {} |".format(state, what, " | ".join(cells)))
+    print("\nProgram ns/frame: the XDP program's mean run time over 2M runs of the benchmark's frame "
+          "(BPF_PROG_TEST_RUN; parsing, lookups and counters, not the redirect itself), timed by the "
+          "kernel, which stops its clock while the task is rescheduled: steady where throughput on a "
+          "shared box is not.")
 
 if d.get("cargo_bench"):
     print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")
