@@ -28,7 +28,12 @@
 //!
 //! Each step is one batch update or delete (the kernel writes each entry
 //! atomically), so a frame from any other source of the group sees its old
-//! set or its new one, never none and never both.
+//! set or its new one, never none and never both. One window is left: a
+//! frame whose two reads (nanoseconds apart) straddle two of these
+//! syscalls, when the same flush changes both a group's own set and one of
+//! its source entries, can pair the group's old entry with the source's new
+//! state; closing it would take an RCU grace period (~15 ms here) between
+//! the steps.
 //!
 //! State adopted from an earlier run (pinned maps) is *held*: each adopted
 //! group and source entry keeps at least the ports it had, on top of what

@@ -49,7 +49,8 @@ static SOURCES: HashMap<
     { MAX_SOURCE_ENTRIES as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
-/// Egress port sets, one devmap each, shared by every group with that set.
+/// Egress port sets, one devmap each, shared by every group and source entry
+/// with that set.
 /// The control plane publishes slots in batches ahead of need and never
 /// changes a set some group points at.
 #[btf_map]
@@ -200,10 +201,12 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
 /// The port set of a frame from `saddr` to a group with source entries: the
 /// source's own when it has one, the group's otherwise.
 ///
-/// The control plane writes a source's entry before it flags the group and
-/// clears the flag before it deletes the group's last source entry, so the
-/// flag read before this lookup never makes a source miss an entry it
-/// should have had for longer than the write in progress.
+/// Two reads, of two maps the control plane writes separately: it puts a
+/// source's entry in place before it flags the group, and clears the flag
+/// before it deletes the group's last source entries (the order is
+/// documented in dataplane/src/forwarding/mod.rs), so a frame goes to its
+/// source's old set or its new one, and no other source of the group sees
+/// a change.
 #[inline(always)]
 fn source_set(
     vlan: u16,
