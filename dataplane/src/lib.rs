@@ -268,6 +268,7 @@ impl Dataplane {
                     AttachedMode::Native
                 }
             });
+            let mut released = false;
             let adopted_link = match (&link_pin, adopted_mode) {
                 (Some(path), Some(old_mode)) if path.exists() => {
                     match replace_program(program, path) {
@@ -281,6 +282,7 @@ impl Dataplane {
                         Err(e) => {
                             warn!(port = %name, error = %e, "cannot adopt the pinned link; attaching anew");
                             let _ = std::fs::remove_file(path);
+                            released = true;
                             None
                         }
                     }
@@ -290,7 +292,8 @@ impl Dataplane {
             let (attached, link) = match adopted_link {
                 Some(adopted) => adopted,
                 None => {
-                    let (m, link) = attach(program, name, *ifindex, mode)?;
+                    let released = released || pins.is_some_and(|p| p.released(*ifindex));
+                    let (m, link) = attach_after(program, name, *ifindex, mode, released)?;
                     info!(port = %name, ifindex, index, mode = %m, "attached");
                     (m, link)
                 }
@@ -551,6 +554,32 @@ fn attach(
         errno: None,
     })?;
     Ok((attached, link))
+}
+
+/// How long a port whose old link pin this start removed may stay busy:
+/// removing a link's last pin detaches its program from a kernel workqueue
+/// (bpf_link_put defers it), which a busy box runs late.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// [`attach`]; when `released` (the port's old link was unpinned by this
+/// start), a port still busy is tried again until RELEASE_WAIT is over.
+fn attach_after(
+    program: &mut Xdp,
+    name: &str,
+    ifindex: u32,
+    mode: XdpMode,
+    released: bool,
+) -> Result<(AttachedMode, FdLink)> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match attach(program, name, ifindex, mode) {
+            Err(e) if released && is_busy(&e) && std::time::Instant::now() < deadline => {
+                debug!(port = %name, "old program not detached yet; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Puts the new program into the pinned link of a port, atomically: the

@@ -122,6 +122,9 @@ pub struct PinDir {
     existed: bool,
     /// We mounted the bpffs in a mount namespace of our own.
     transient: bool,
+    /// Ports (ifindex) whose stale link pins `open` removed: their old
+    /// program is detached by the kernel a moment later, not at once.
+    released: Vec<u32>,
 }
 
 impl PinDir {
@@ -146,6 +149,7 @@ impl PinDir {
         }
         let (netns_dev, netns_ino) = netns_id();
         let meta_path = root.join("meta");
+        let mut released = Vec::new();
         let (meta, existed) = match read_meta(&meta_path)? {
             Some(old) => {
                 if old.magic != META_MAGIC || old.layout != STATE_LAYOUT {
@@ -172,6 +176,7 @@ impl PinDir {
             None => {
                 // No meta, no complete state (a start that failed half way,
                 // or a crash before its end): nothing to adopt; start clean.
+                released = pinned_links(root);
                 let stale = clear(root);
                 if stale > 0 {
                     debug!(dir = %root.display(), stale, "removed pins of an incomplete state");
@@ -195,6 +200,7 @@ impl PinDir {
             meta,
             existed,
             transient: mounted_here && in_private_mount_ns(),
+            released,
         })
     }
 
@@ -214,6 +220,7 @@ impl PinDir {
             meta,
             existed: true,
             transient: false,
+            released: Vec::new(),
         }))
     }
 
@@ -246,11 +253,13 @@ impl PinDir {
 
     /// Ifindexes with a pinned link.
     pub fn pinned_links(&self) -> Vec<u32> {
-        let Ok(dir) = fs::read_dir(self.root.join("links")) else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect()
+        pinned_links(&self.root)
+    }
+
+    /// Whether `open` removed a stale link pin of this port: its old
+    /// program may still be attached for a moment.
+    pub fn released(&self, ifindex: u32) -> bool {
+        self.released.contains(&ifindex)
     }
 
     /// Writes DIR/meta (after everything else is pinned: a directory with a
@@ -289,6 +298,14 @@ impl PinDir {
         let _ = fs::remove_dir(&self.root);
         removed
     }
+}
+
+fn pinned_links(root: &Path) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(root.join("links")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Removes the links (which detaches them), the maps and the program pinned
