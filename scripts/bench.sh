@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
 #                    [--compare OLD.json [--threshold PCT]]
+#                    [--only throughput|latency|scale|sources]
 #
 #   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
 #   --out FILE        results JSON (default: target/bench/results.json)
@@ -12,6 +13,7 @@
 #   --compare OLD     after the run, print every figure against the earlier results file OLD:
 #                     old -> new, change in %, WORSE past the threshold in the bad direction
 #   --threshold PCT   what --compare flags (default: 10)
+#   --only SECTION    run one section: throughput, latency, scale or sources
 # Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
 # scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
@@ -24,6 +26,10 @@
 #  4. scale: throughput with 1k/10k/100k other groups installed by IGMPv3 reports,
 #     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0) at
 #     rising offered rates until reports are lost
+#  5. source-specific forwarding: throughput to a (*,G) group vs a group with source
+#     entries (the frame's source with an entry, or not), and with 100k source
+#     entries installed (the data plane driven by fastpath-tool, no daemon), and the
+#     program's own cost per frame in each state (BPF_PROG_TEST_RUN)
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -35,10 +41,11 @@ source scripts/lib.sh
 LOG_TAG=bench
 log() { printf "[bench %4ss] %s\n" "$SECONDS" "$*" >&2; }
 
-QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1 PLOTS="" COMPARE="" THRESHOLD=10
+QUICK=0 OUT="$ROOT/target/bench/results.json" CARGO_BENCH=1 PLOTS="" COMPARE="" THRESHOLD=10 ONLY=""
 while (($#)); do
     case "$1" in
     --quick) QUICK=1; shift ;;
+    --only) ONLY="${2:?--only needs a section}"; shift 2 ;;
     --out) OUT="${2:?--out needs a file}"; shift 2 ;;
     --plots) PLOTS="${2:?--plots needs a directory}"; shift 2 ;;
     --no-cargo-bench) CARGO_BENCH=0; shift ;;
@@ -49,6 +56,9 @@ while (($#)); do
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
+case "$ONLY" in "" | throughput | latency | scale | sources) ;; *) die "--only: throughput, latency, scale or sources" ;; esac
+# Whether section $1 runs (all of them unless --only names one).
+want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 [[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
 # Relative paths are the caller's, not the repo root's this script runs in.
 abs_path() { if [[ $1 == /* ]]; then echo "$1"; else echo "$CALLER_PWD/$1"; fi; }
@@ -71,6 +81,7 @@ ensure_setup
 export IGMPSNOOP_SETUP_DONE=1
 PY="$ROOT/.venv/bin/python"
 HELP="$ROOT/scripts/bench/bench.py"
+FTOOL="$ROOT/target/release/fastpath-tool"
 # Before minutes of building and measuring: the plots need matplotlib, --compare a
 # results file it can read.
 "$PY" -c "import matplotlib" 2>/dev/null || die "no matplotlib in $ROOT/.venv (scripts/setup.sh installs it)"
@@ -229,6 +240,7 @@ latency() { # fig kind variant mode n [quiet]
 }
 
 # ================================================================================
+if want throughput; then
 # 1. Throughput
 log "1. throughput (${REPS}x ${DUR}s per point)"
 lab_up
@@ -244,7 +256,9 @@ for kind in native generic bridge; do
     done
     stop_bg
 done
+fi
 
+if want latency; then
 # 2 + 3. Join and leave latency: h4 stays a member (so the group is registered and
 # not flooded), h2 joins and leaves. Joins run with fast leave on p2 so each leave
 # takes effect before the next join.
@@ -270,7 +284,9 @@ for kind in igmpsnoop bridge; do
         stop_bg
     done
 done
+fi
 
+if want scale; then
 # 4. Scale
 log "4. scale: ${SCALES// /, } other groups"
 maps() { bpftool map list -j 2>/dev/null | jq length; }
@@ -299,7 +315,9 @@ for kind in igmpsnoop bridge; do
         stop_bg
     done
 done
+fi
 
+if want scale; then
 # Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1,
 # until the switch learns fewer groups than were sent.
 log "4b. report-processing rate (igmpsnoop with --control-rate-limit 0)"
@@ -327,6 +345,40 @@ for kind in igmpsnoop bridge; do
         log "  $kind $rate pps offered ($pps sent): rx_igmp +$((rx1 - rx0)), socket drops +$((drop1 - drop0)), groups +$((g1 - g0)) of $cnt"
     done
 done
+fi
+
+# 5. Source-specific forwarding: the data plane alone (fastpath-tool, no daemon)
+# in named states, interleaved per repetition on one attached program.
+if want sources; then
+    SF_STATES="plain hit miss bulk-plain bulk-hit"
+    SF_MODES="native generic"
+    ((QUICK)) && SF_MODES="native"
+    log "5. source entries: (*,G) vs (S,G), and with 100k source entries (${REPS}x ${DUR}s per point)"
+    for kind in $SF_MODES; do
+        lab_up
+        coproc FT { nsenter --net="/run/netns/$SW" "$FTOOL" --mode "$kind" --port p1 --port p2 --port p3 --port p4 \
+            --pin-dir "$PIN" 2>>"$TMP/fastpath-tool.log"; }
+        BG+=("$FT_PID")
+        ft_in=${FT[1]} ft_out=${FT[0]}
+        for ((r = 1; r <= REPS; r++)); do
+            for st in $SF_STATES; do
+                echo "$st" >&"$ft_in"
+                read -r -t 120 line <&"$ft_out" || { tail -n 5 "$TMP/fastpath-tool.log" >&2; die "fastpath-tool: no answer"; }
+                [[ $line == "ready $st" ]] || die "fastpath-tool: $line"
+                measure "sf-$st" "$kind" 1
+                # The program's own cost per frame (BPF_PROG_TEST_RUN, the kernel's clock).
+                echo "cost 2000000" >&"$ft_in"
+                read -r -t 120 line <&"$ft_out" || die "fastpath-tool: no cost"
+                [[ $line == cost\ * ]] || die "fastpath-tool: $line"
+                rec "{\"fig\":\"prog_cost\",\"kind\":\"$kind\",\"state\":\"$st\",\"ns\":${line#cost }}"
+                log "  program cost $kind $st: ${line#cost } ns/frame"
+            done
+        done
+        exec {ft_in}>&- # EOF: the tool detaches and exits
+        stop_bg
+    done
+fi
+
 lab_down
 
 # ================================================================================

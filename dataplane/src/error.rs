@@ -34,12 +34,19 @@ pub enum Error {
         #[source]
         source: aya::maps::xdp::XdpMapError,
     },
-    #[error("batch {what} of {count} groups failed: {source}")]
+    #[error("BPF map {map}: batch {what} of {count} entries failed: {source}")]
     Batch {
+        map: &'static str,
         what: &'static str,
         count: usize,
         #[source]
         source: std::io::Error,
+    },
+    #[error("BPF map {name} is full ({max} entries): {refused} new entries refused")]
+    TableFull {
+        name: &'static str,
+        max: usize,
+        refused: usize,
     },
     #[error("BPF map {name} is missing from the object")]
     MissingMap { name: &'static str },

@@ -1,6 +1,6 @@
 //! The igmpsnoop data plane: loads the XDP program onto the switch ports, owns
 //! its maps and the AF_XDP sockets, and offers the control plane a small API:
-//! set a group's ports, set router ports and flood policy, read counters and
+//! set a group's ports (and a source's, for source filters), set router ports and flood policy, read counters and
 //! the MAC table, receive control frames, send frames out of a port.
 //!
 //! Dropping the [`Dataplane`] detaches the program from every port and closes
@@ -229,6 +229,7 @@ impl Dataplane {
                     AttachedMode::Native
                 }
             });
+            let mut released = false;
             let adopted_link = match (&link_pin, adopted_mode) {
                 (Some(path), Some(old_mode)) if path.exists() => {
                     match replace_program(program, path) {
@@ -242,6 +243,7 @@ impl Dataplane {
                         Err(e) => {
                             warn!(port = %name, error = %e, "cannot adopt the pinned link; attaching anew");
                             let _ = std::fs::remove_file(path);
+                            released = true;
                             None
                         }
                     }
@@ -251,7 +253,8 @@ impl Dataplane {
             let (attached, link) = match adopted_link {
                 Some(adopted) => adopted,
                 None => {
-                    let (m, link) = attach(program, name, *ifindex, plan)?;
+                    let released = released || pins.is_some_and(|p| p.released(*ifindex));
+                    let (m, link) = attach_after(program, name, *ifindex, plan, released)?;
                     info!(port = %name, ifindex, index, mode = %m, "attached");
                     (m, link)
                 }
@@ -330,15 +333,15 @@ impl Dataplane {
                 })?;
         }
 
-        let forwarding = Forwarding::open(
-            capacity,
-            take_raw(&mut ebpf, "GROUPS")?,
-            take_raw(&mut ebpf, "PORT_SETS")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
-            take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
-            take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
-            ifindexes.clone(),
-        )?;
+        let maps = forwarding::Maps {
+            groups: take_raw(&mut ebpf, "GROUPS")?,
+            sources: take_raw(&mut ebpf, "SOURCES")?,
+            port_sets: take_raw(&mut ebpf, "PORT_SETS")?,
+            flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
+            routers: take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
+            config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+        };
+        let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,
@@ -520,6 +523,32 @@ fn attach(
         errno: None,
     })?;
     Ok((attached, link))
+}
+
+/// How long a port whose old link pin this start removed may stay busy:
+/// removing a link's last pin detaches its program from a kernel workqueue
+/// (bpf_link_put defers it), which a busy box runs late.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// [`attach`]; when `released` (the port's old link was unpinned by this
+/// start), a port still busy is tried again until RELEASE_WAIT is over.
+fn attach_after(
+    program: &mut Xdp,
+    name: &str,
+    ifindex: u32,
+    plan: Plan,
+    released: bool,
+) -> Result<(AttachedMode, FdLink)> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match attach(program, name, ifindex, plan) {
+            Err(e) if released && is_busy(&e) && std::time::Instant::now() < deadline => {
+                debug!(port = %name, "old program not detached yet; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Puts the new program into the pinned link of a port, atomically: the

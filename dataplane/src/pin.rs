@@ -32,7 +32,7 @@ use crate::{
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
-pub const STATE_LAYOUT: u32 = 2;
+pub const STATE_LAYOUT: u32 = 3;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.
@@ -122,6 +122,9 @@ pub struct PinDir {
     meta: StateMeta,
     /// The directory held igmpsnoop state when opened.
     existed: bool,
+    /// Ports (ifindex) whose stale link pins `open` removed: their old
+    /// program is detached by the kernel a moment later, not at once.
+    released: Vec<u32>,
 }
 
 /// An error about the pin directory `path`.
@@ -170,6 +173,7 @@ impl PinDir {
         }
         let (netns_dev, netns_ino) = netns_id();
         let meta_path = root.join("meta");
+        let mut released = Vec::new();
         let (meta, existed) = match read_meta(&meta_path)? {
             Some(old) => {
                 if old.magic != META_MAGIC || old.layout != STATE_LAYOUT {
@@ -196,6 +200,7 @@ impl PinDir {
             None => {
                 // No meta, no complete state (a start that failed half way,
                 // or a crash before its end): nothing to adopt; start clean.
+                released = pinned_links(root);
                 let stale = clear(root);
                 if stale > 0 {
                     debug!(dir = %root.display(), stale, "removed pins of an incomplete state");
@@ -220,6 +225,7 @@ impl PinDir {
             _lock: lock,
             meta,
             existed,
+            released,
         })
     }
 
@@ -241,6 +247,7 @@ impl PinDir {
             _lock: lock,
             meta,
             existed: true,
+            released: Vec::new(),
         }))
     }
 
@@ -268,11 +275,13 @@ impl PinDir {
 
     /// Ifindexes with a pinned link.
     pub fn pinned_links(&self) -> Vec<u32> {
-        let Ok(dir) = fs::read_dir(self.root.join("links")) else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect()
+        pinned_links(&self.root)
+    }
+
+    /// Whether `open` removed a stale link pin of this port: its old
+    /// program may still be attached for a moment.
+    pub fn released(&self, ifindex: u32) -> bool {
+        self.released.contains(&ifindex)
     }
 
     /// Writes DIR/meta (after everything else is pinned: a directory with a
@@ -308,6 +317,14 @@ impl PinDir {
         let _ = fs::remove_dir(&self.root);
         removed
     }
+}
+
+fn pinned_links(root: &Path) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(root.join("links")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Removes the links (which detaches them), the maps and the program pinned

@@ -322,7 +322,8 @@ impl PortSets {
             "port-set slots published"
         );
         result.map_err(|p| Error::Batch {
-            what: "publish of port sets",
+            map: "PORT_SETS",
+            what: "publish",
             count: count as usize,
             source: p.error,
         })

@@ -33,65 +33,97 @@ m = d["machine"]
 print("Machine: {} x {}, kernel {}{}\n".format(m["nproc"], m["cpu"], m["kernel"], " (--quick)" if d["quick"] else ""))
 
 tp = [r for r in R if r["fig"] == "throughput"]
-ceil = [r["pps_per_member"] for r in tp if r["label"] == "ceiling"]
-print("### 1. Throughput, 60-byte UDP, 1 sender (pps per member; min / median / max)\n")
-print("ceiling (trafgen into a veth, nothing attached): {} pps\n".format(mmm(ceil)))
-print("| members | igmpsnoop native | igmpsnoop generic | bridge | native/bridge | generic/bridge | native copies/s | native % of ceiling |")
-print("|---|---|---|---|---|---|---|---|")
-for n in (1, 2, 3):
-    g = {k: [r["pps_per_member"] for r in tp if r["label"] == k and r["members"] == n] for k in ("native", "generic", "bridge")}
-    nat = med(g["native"])
-    print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
-        n, mmm(g["native"]), mmm(g["generic"]), mmm(g["bridge"]), ratio(nat, med(g["bridge"])),
-        ratio(med(g["generic"]), med(g["bridge"])), "{:,.0f}".format(nat * n) if nat else "n/a",
-        "{:.0f}%".format(100 * nat / med(ceil)) if nat and ceil else "n/a"))
+if any(r["label"] in ("ceiling", "native", "generic", "bridge") for r in tp):
+    ceil = [r["pps_per_member"] for r in tp if r["label"] == "ceiling"]
+    print("### 1. Throughput, 60-byte UDP, 1 sender (pps per member; min / median / max)\n")
+    print("ceiling (trafgen into a veth, nothing attached): {} pps\n".format(mmm(ceil)))
+    print("| members | igmpsnoop native | igmpsnoop generic | bridge | native/bridge | generic/bridge | native copies/s | native % of ceiling |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in (1, 2, 3):
+        g = {k: [r["pps_per_member"] for r in tp if r["label"] == k and r["members"] == n] for k in ("native", "generic", "bridge")}
+        nat = med(g["native"])
+        print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            n, mmm(g["native"]), mmm(g["generic"]), mmm(g["bridge"]), ratio(nat, med(g["bridge"])),
+            ratio(med(g["generic"]), med(g["bridge"])), "{:,.0f}".format(nat * n) if nat else "n/a",
+            "{:.0f}%".format(100 * nat / med(ceil)) if nat and ceil else "n/a"))
 
 lat = [r for r in R if r["fig"] in ("join", "leave")]
-spps = sorted({r.get("stream_pps", 0) for r in lat})
-print("\n### 2/3. Join and leave latency (ms, from the host's report on the wire; h1 streams {} pps)\n".format(
-    " / ".join("{:,}".format(p) for p in spps) or "?"))
-print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 | from the syscall: igmpsnoop / bridge p50 / p99 |")
-print("|---|---|---|---|---|")
-for fig, var in (("join", "fast-leave"), ("leave", "default"), ("leave", "fast-leave")):
-    cells, p50s, sys_cells = [], [], []
-    for k in ("igmpsnoop", "bridge"):
-        x = [r for r in lat if r["fig"] == fig and r["kind"] == k and r["variant"] == var]
-        s = x[0]["samples_ms"] if x else []
-        sc = x[0].get("syscall_ms", []) if x else []
-        t = x[0]["timeouts"] if x else 0
-        p50s.append(pct(s, 50))
-        cells.append("{:.2f} / {:.2f} ({}{})".format(pct(s, 50), pct(s, 99), len(s), ", {} timeouts".format(t) if t else "") if s else "n/a")
-        sys_cells.append("{:.2f} / {:.2f}".format(pct(sc, 50), pct(sc, 99)) if sc else "n/a")
-    print("| {} ({}) | {} | {} | {} | {} |".format(fig, var, cells[0], cells[1], ratio(*p50s), " vs ".join(sys_cells)))
+if lat:
+    spps = sorted({r.get("stream_pps", 0) for r in lat})
+    print("\n### 2/3. Join and leave latency (ms, from the host's report on the wire; h1 streams {} pps)\n".format(
+        " / ".join("{:,}".format(p) for p in spps) or "?"))
+    print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 | from the syscall: igmpsnoop / bridge p50 / p99 |")
+    print("|---|---|---|---|---|")
+    for fig, var in (("join", "fast-leave"), ("leave", "default"), ("leave", "fast-leave")):
+        cells, p50s, sys_cells = [], [], []
+        for k in ("igmpsnoop", "bridge"):
+            x = [r for r in lat if r["fig"] == fig and r["kind"] == k and r["variant"] == var]
+            s = x[0]["samples_ms"] if x else []
+            sc = x[0].get("syscall_ms", []) if x else []
+            t = x[0]["timeouts"] if x else 0
+            p50s.append(pct(s, 50))
+            cells.append("{:.2f} / {:.2f} ({}{})".format(pct(s, 50), pct(s, 99), len(s), ", {} timeouts".format(t) if t else "") if s else "n/a")
+            sys_cells.append("{:.2f} / {:.2f}".format(pct(sc, 50), pct(sc, 99)) if sc else "n/a")
+        print("| {} ({}) | {} | {} | {} | {} |".format(fig, var, cells[0], cells[1], ratio(*p50s), " vs ".join(sys_cells)))
 
-print("\n### 4. Scale: one group (1 member) while N other groups are installed\n")
-print("| other groups | igmpsnoop pps | bridge pps | ratio | groups listed (igmpsnoop / bridge) | install s (igmpsnoop / bridge) | daemon VmRSS MiB | BPF maps (delta) |")
-print("|---|---|---|---|---|---|---|---|")
 sc = [r for r in R if r["fig"] == "scale"]
-for n in sorted({r["groups_sent"] for r in sc}):
-    i = next((r for r in sc if r["kind"] == "igmpsnoop" and r["groups_sent"] == n), {})
-    b = next((r for r in sc if r["kind"] == "bridge" and r["groups_sent"] == n), {})
-    pi = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "igmpsnoop"]
-    pb = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "bridge"]
-    print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {:.1f} | {} |".format(
-        n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed"),
-        i.get("install_s"), b.get("install_s"), i.get("rss_kib", 0) / 1024, i.get("bpf_maps_delta")))
+if sc:
+    print("\n### 4. Scale: one group (1 member) while N other groups are installed\n")
+    print("| other groups | igmpsnoop pps | bridge pps | ratio | groups listed (igmpsnoop / bridge) | install s (igmpsnoop / bridge) | daemon VmRSS MiB | BPF maps (delta) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in sorted({r["groups_sent"] for r in sc}):
+        i = next((r for r in sc if r["kind"] == "igmpsnoop" and r["groups_sent"] == n), {})
+        b = next((r for r in sc if r["kind"] == "bridge" and r["groups_sent"] == n), {})
+        pi = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "igmpsnoop"]
+        pb = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "bridge"]
+        print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {:.1f} | {} |".format(
+            n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed"),
+            i.get("install_s"), b.get("install_s"), i.get("rss_kib", 0) / 1024, i.get("bpf_maps_delta")))
 
-print("\n### 4b. Report processing (IGMPv2 reports for distinct groups from one host, paced; igmpsnoop with --control-rate-limit 0)\n")
-print("| offered reports/s | igmpsnoop: sent at / processed / socket drops / groups learned | bridge: sent at / groups learned |")
-print("|---|---|---|")
 rr = [r for r in R if r["fig"] == "report_rate"]
-for rate in sorted({r["offered_pps"] for r in rr}):
-    i = next((r for r in rr if r["kind"] == "igmpsnoop" and r["offered_pps"] == rate), {})
-    b = next((r for r in rr if r["kind"] == "bridge" and r["offered_pps"] == rate), {})
-    print("| {:,} | {:,} / {} of {} / {} / {} | {:,} / {} of {} |".format(
-        rate, i.get("achieved_pps", 0), i.get("rx_igmp"), i.get("sent"), i.get("socket_drops"),
-        i.get("groups_learned"), b.get("achieved_pps", 0), b.get("groups_learned"), b.get("sent")))
-ok = [r["achieved_pps"] for r in rr if r["kind"] == "igmpsnoop" and r["groups_learned"] >= r["sent"]]
-okb = [r["achieved_pps"] for r in rr if r["kind"] == "bridge" and r["groups_learned"] >= r["sent"]]
-print("\nHighest rate sent with every report learned: igmpsnoop {} reports/s, bridge {} reports/s. The bridge "
-      "learns in the sender's transmit path, so it slows the sender down instead of dropping.".format(
-          "{:,}".format(max(ok)) if ok else "none", "{:,}".format(max(okb)) if okb else "none"))
+if rr:
+    print("\n### 4b. Report processing (IGMPv2 reports for distinct groups from one host, paced; igmpsnoop with --control-rate-limit 0)\n")
+    print("| offered reports/s | igmpsnoop: sent at / processed / socket drops / groups learned | bridge: sent at / groups learned |")
+    print("|---|---|---|")
+    for rate in sorted({r["offered_pps"] for r in rr}):
+        i = next((r for r in rr if r["kind"] == "igmpsnoop" and r["offered_pps"] == rate), {})
+        b = next((r for r in rr if r["kind"] == "bridge" and r["offered_pps"] == rate), {})
+        print("| {:,} | {:,} / {} of {} / {} / {} | {:,} / {} of {} |".format(
+            rate, i.get("achieved_pps", 0), i.get("rx_igmp"), i.get("sent"), i.get("socket_drops"),
+            i.get("groups_learned"), b.get("achieved_pps", 0), b.get("groups_learned"), b.get("sent")))
+    ok = [r["achieved_pps"] for r in rr if r["kind"] == "igmpsnoop" and r["groups_learned"] >= r["sent"]]
+    okb = [r["achieved_pps"] for r in rr if r["kind"] == "bridge" and r["groups_learned"] >= r["sent"]]
+    print("\nHighest rate sent with every report learned: igmpsnoop {} reports/s, bridge {} reports/s. The bridge "
+          "learns in the sender's transmit path, so it slows the sender down instead of dropping.".format(
+              "{:,}".format(max(ok)) if ok else "none", "{:,}".format(max(okb)) if okb else "none"))
+
+SF_STATES = (
+    ("plain", "(*,G) only: no source entry anywhere"),
+    ("hit", "the frame's source has an entry (S,G) of its own"),
+    ("miss", "16 other sources have entries, the frame's source none"),
+    ("bulk-plain", "(*,G), with 100,000 source entries in 1000 other groups"),
+    ("bulk-hit", "(S,G) hit, with those 100,000 source entries"),
+)
+sf = [r for r in tp if r["label"].startswith("sf-")]
+if sf:
+    modes = [k for k in ("native", "generic") if any(r["kind"] == k for r in sf)]
+    print("\n### 5. Source-specific forwarding: one group, 1 member, 60-byte UDP (pps; min / median / max; "
+          "ratio of medians to `plain`)\n")
+    pc = [r for r in R if r["fig"] == "prog_cost"]
+    print("| state | " + " | ".join("{0} pps | {0} / plain | {0} program ns/frame".format(k) for k in modes) + " |")
+    print("|---|" + "---|---|---|" * len(modes))
+    for state, what in SF_STATES:
+        cells = []
+        for k in modes:
+            v = [r["pps_per_member"] for r in sf if r["label"] == "sf-" + state and r["kind"] == k]
+            base = [r["pps_per_member"] for r in sf if r["label"] == "sf-plain" and r["kind"] == k]
+            ns = [r["ns"] for r in pc if r["state"] == state and r["kind"] == k]
+            cells += [mmm(v), ratio(med(v), med(base)), mmm(ns, "{:.0f}")]
+        print("| {}: {} | {} |".format(state, what, " | ".join(cells)))
+    print("\nProgram ns/frame: the XDP program's mean run time over 2M runs of the benchmark's frame "
+          "(BPF_PROG_TEST_RUN; parsing, lookups and counters, not the redirect itself), timed by the "
+          "kernel, which stops its clock while the task is rescheduled: steady where throughput on a "
+          "shared box is not.")
 
 if d.get("cargo_bench"):
     print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use igmpsnoop_dataplane::{Dataplane, PortCounters, XdpMode};
+use igmpsnoop_dataplane::{Dataplane, Options, PortCounters, XdpMode};
 
 use crate::Lab;
 
@@ -56,6 +56,17 @@ impl DataplaneThread {
     /// Opens the data plane on `ports` inside namespace `ns`. The error is
     /// `Dataplane::open`'s own, its message unchanged.
     pub fn open(ns: &str, ports: &[String], mode: XdpMode) -> Result<DataplaneThread> {
+        Self::open_with(ns, ports, mode, Options::default())
+    }
+
+    /// [`DataplaneThread::open`] with options (a pin directory, to adopt the
+    /// state an earlier data plane left pinned).
+    pub fn open_with(
+        ns: &str,
+        ports: &[String],
+        mode: XdpMode,
+        options: Options,
+    ) -> Result<DataplaneThread> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let control = Arc::new(Mutex::new(Vec::new()));
@@ -69,7 +80,7 @@ impl DataplaneThread {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
-                let mut dp = match Dataplane::open(&ports, mode) {
+                let mut dp = match Dataplane::open_with(&ports, mode, &options) {
                     Ok(dp) => dp,
                     Err(e) => {
                         let _ = ready_tx.send(Err(anyhow!("{e}")));

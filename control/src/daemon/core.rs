@@ -75,9 +75,13 @@ impl Core {
                     source,
                     ports,
                 } => {
-                    // Source-specific forwarding is not in the fast path yet:
-                    // traffic from `source` follows GroupPorts meanwhile.
                     debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
+                    self.dp.forwarding.stage_source(
+                        vlan,
+                        group.octets(),
+                        source.octets(),
+                        ports.map(|p| p.0),
+                    );
                 }
                 Action::RouterPorts { ports } => self.set_router_ports(ports),
                 Action::Forward { ports } => {

@@ -222,6 +222,8 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
         "daemon": daemon,
         "groups": engine.group_count(),
         "bpf_port_sets": dp.forwarding.inner_maps(),
+        "bpf_source_entries": dp.forwarding.sources().count(),
+        "bpf_source_entries_refused": dp.forwarding.refused_sources(),
         "bpf_port_sets_published": dp.forwarding.published_port_sets(),
         "pinned": pinned(dp),
     })

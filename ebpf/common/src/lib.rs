@@ -14,13 +14,21 @@ pub const MAX_GROUPS: u32 = 262_144;
 /// Slots of the port-set array: distinct egress port sets the fast path can
 /// hold at once (groups with equal port sets share one).
 pub const MAX_PORT_SETS: u32 = 65_536;
+/// Distinct (VLAN, group, source) entries the fast path can hold: room for
+/// well over 100k source-specific entries next to the groups.
+pub const MAX_SOURCE_ENTRIES: u32 = 262_144;
+/// A group or source entry that names no port set: its set is empty (no
+/// member, no router port), so its traffic is dropped and counted. Entries
+/// with `copies == 0` always carry it.
+pub const NO_SET: u32 = u32::MAX;
 /// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
 pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the XDP program, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 10] = [
+pub const MAP_NAMES: [&str; 11] = [
     "GROUPS",
+    "SOURCES",
     "PORT_SETS",
     "FLOOD",
     "ROUTERS",
@@ -60,10 +68,64 @@ impl GroupKey {
 
 /// Value of the group map: the port set (a slot of the port-set array) the
 /// group replicates to, and how many ports that set holds (for the
-/// replicated-copies counter, without walking the devmap).
+/// replicated-copies counter, without walking the devmap). `copies == 0`
+/// (with `set == NO_SET`): registered, but nobody receives it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct GroupEntry {
+    pub set: u32,
+    /// At most MAX_PORTS.
+    pub copies: u16,
+    /// `group_flags::*`.
+    pub flags: u16,
+}
+
+pub mod group_flags {
+    /// Some source of this group has an entry of its own in SOURCES: the
+    /// program looks the frame's source up there, and uses the group's set
+    /// only when it is not found. Groups without it cost one lookup only.
+    pub const SOURCES: u16 = 1;
+}
+
+/// Key of the source map: (VLAN, IPv4 group, IPv4 source), 12 bytes.
+///
+/// IPv4 only, on purpose: the key stays small (it is hashed per frame of a
+/// group with source entries). IPv6 (MLD) gets a map of its own with 16-byte
+/// addresses, the same value type and the same port-set pool; the group
+/// entry's `group_flags::SOURCES` means the same there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SourceKey {
+    pub vlan: u16,
+    pub _pad: u16,
+    /// Group address in network byte order.
+    pub group: [u8; 4],
+    /// Source address in network byte order.
+    pub source: [u8; 4],
+}
+
+impl SourceKey {
+    pub const fn new(vlan: u16, group: [u8; 4], source: [u8; 4]) -> Self {
+        Self {
+            vlan,
+            _pad: 0,
+            group,
+            source,
+        }
+    }
+
+    /// The (VLAN, group) this source entry belongs to.
+    pub const fn group_key(&self) -> GroupKey {
+        GroupKey::new(self.vlan, self.group)
+    }
+}
+
+/// Value of the source map: the port set traffic from the source to the
+/// group goes to, and its size; `copies == 0` (with `set == NO_SET`): nobody
+/// wants this source, its traffic is dropped (counted).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SourceEntry {
     pub set: u32,
     pub copies: u32,
 }
@@ -154,7 +216,13 @@ pub mod counter {
     pub const DROP_NO_ROUTER: u32 = 13;
     /// A redirect helper refused the frame.
     pub const DROP_REDIRECT: u32 = 14;
-    pub const COUNT: u32 = 15;
+    /// Frames whose source had an entry of its own (S,G) in a group with
+    /// source entries: then replicated to its set, or dropped when empty.
+    pub const SOURCE_MATCHED: u32 = 15;
+    /// A registered group or source whose port set is empty: no member wants
+    /// it and there is no router port.
+    pub const DROP_NO_MEMBER: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -173,6 +241,8 @@ pub mod counter {
         "drop_rate_limit",
         "drop_no_router",
         "drop_redirect",
+        "source_matched",
+        "drop_no_member",
     ];
 }
 
@@ -185,6 +255,10 @@ mod pod {
     unsafe impl aya::Pod for super::GroupKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::GroupEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SourceKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SourceEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::MacKey {}
     // SAFETY: as above.

@@ -3,8 +3,9 @@
 //! - IGMP (IPv4 protocol 2, matched by protocol, never by address) and PIM hellos
 //!   go to the port's AF_XDP socket, for the control plane.
 //! - IPv4 multicast: 224.0.0.0/24 is flooded; a registered (VLAN, group) is
-//!   replicated to its devmap of ports; an unregistered one is flooded or sent
-//!   to router ports only, by policy.
+//!   replicated to its devmap of ports (or, when the group has source entries
+//!   and the frame's source has one, to that source's); an unregistered one
+//!   is flooded or sent to router ports only, by policy.
 //! - Everything else is switched: source MACs are learned into an LRU table,
 //!   known unicast goes to its one port, the rest is flooded.
 //!
@@ -21,8 +22,8 @@ use aya_ebpf::{
 };
 use igmpsnoop_common::{
     ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupEntry, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
-    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MacEntry, MacKey, PortConf, RateState,
-    SwitchConf, XSKMAP_SIZE, counter,
+    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MacEntry, MacKey, PortConf,
+    RateState, SourceEntry, SourceKey, SwitchConf, XSKMAP_SIZE, counter, group_flags,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -37,7 +38,19 @@ static GROUPS: HashMap<
     { MAX_GROUPS as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
-/// Egress port sets, one devmap each, shared by every group with that set.
+/// (VLAN, group, source) -> the port set of that source's traffic (IGMPv3
+/// source filtering), looked up only for groups whose entry carries
+/// `group_flags::SOURCES`; a source without an entry follows its group.
+/// Not preallocated, like GROUPS.
+#[btf_map]
+static SOURCES: HashMap<
+    SourceKey,
+    SourceEntry,
+    { MAX_SOURCE_ENTRIES as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+/// Egress port sets, one devmap each, shared by every group and source entry
+/// with that set.
 /// The control plane publishes slots in batches ahead of need and never
 /// changes a set some group points at.
 #[btf_map]
@@ -173,20 +186,67 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
     // SAFETY: the entry is copied out at once (no-prealloc: never recycled
     // under us).
     if let Some(entry) = unsafe { GROUPS.get(key) }.copied() {
-        let Some(ports) = PORT_SETS.get(entry.set) else {
-            // A group always points at a published set; never seen.
-            count(port, counter::DROP_REDIRECT);
-            return Some(xdp_action::XDP_DROP);
+        let (set, copies) = if entry.flags & group_flags::SOURCES != 0 {
+            // SAFETY: the source address lies in the 20 bytes checked above.
+            let saddr: [u8; 4] = unsafe { *((l3 + 12) as *const [u8; 4]) };
+            source_set(vlan, daddr, saddr, &entry, port)
+        } else {
+            (entry.set, u32::from(entry.copies))
         };
-        count(port, counter::REPLICATED);
-        add(port, counter::REPLICATED_COPIES, u64::from(entry.copies));
-        return Some(redirected(
-            ports.redirect(0, BROADCAST),
-            port,
-            counter::DROP_REDIRECT,
-        ));
+        return Some(replicate(set, copies, port));
     }
-    // Unregistered group.
+    unregistered(port)
+}
+
+/// The port set of a frame from `saddr` to a group with source entries: the
+/// source's own when it has one, the group's otherwise.
+///
+/// Two reads, of two maps the control plane writes separately: it puts a
+/// source's entry in place before it flags the group, and clears the flag
+/// before it deletes the group's last source entries (the order is
+/// documented in dataplane/src/forwarding/mod.rs), so a frame goes to its
+/// source's old set or its new one, and no other source of the group sees
+/// a change.
+#[inline(always)]
+fn source_set(
+    vlan: u16,
+    group: [u8; 4],
+    saddr: [u8; 4],
+    entry: &GroupEntry,
+    port: u32,
+) -> (u32, u32) {
+    let key = SourceKey::new(vlan, group, saddr);
+    // SAFETY: copied out at once (no-prealloc: never recycled under us).
+    match unsafe { SOURCES.get(key) }.copied() {
+        Some(source) => {
+            count(port, counter::SOURCE_MATCHED);
+            (source.set, source.copies)
+        }
+        None => (entry.set, u32::from(entry.copies)),
+    }
+}
+
+/// Broadcasts into port set `set` (`copies` ports). An empty set is a drop,
+/// counted: a broadcast into an empty devmap would "succeed" silently.
+#[inline(always)]
+fn replicate(set: u32, copies: u32, port: u32) -> u32 {
+    if copies == 0 {
+        count(port, counter::DROP_NO_MEMBER);
+        return xdp_action::XDP_DROP;
+    }
+    let Some(ports) = PORT_SETS.get(set) else {
+        // An entry with copies always points at a published set; never seen.
+        count(port, counter::DROP_REDIRECT);
+        return xdp_action::XDP_DROP;
+    };
+    count(port, counter::REPLICATED);
+    add(port, counter::REPLICATED_COPIES, u64::from(copies));
+    redirected(ports.redirect(0, BROADCAST), port, counter::DROP_REDIRECT)
+}
+
+/// A group with no entry: flooded, or to router ports only, by policy.
+#[inline(always)]
+fn unregistered(port: u32) -> Option<u32> {
     let (flood_unregistered, router_ports) = CONFIG
         .get(0)
         .map(|c| (c.flood_unregistered != 0, c.router_ports))
