@@ -29,7 +29,8 @@
 #  5. source-specific forwarding: throughput to a (*,G) group vs a group with source
 #     entries (the frame's source with an entry, or not), and with 100k source
 #     entries installed (the data plane driven by fastpath-tool, no daemon), and the
-#     program's own cost per frame in each state (BPF_PROG_TEST_RUN)
+#     program's own cost per frame in each state (BPF_PROG_TEST_RUN); and (*,G) with
+#     per-stream counting off (plain-uncounted), to show what counting costs
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -350,7 +351,7 @@ fi
 # 5. Source-specific forwarding: the data plane alone (fastpath-tool, no daemon)
 # in named states, interleaved per repetition on one attached program.
 if want sources; then
-    SF_STATES="plain hit miss bulk-plain bulk-hit"
+    SF_STATES="plain plain-uncounted hit miss bulk-plain bulk-hit"
     SF_MODES="native generic"
     ((QUICK)) && SF_MODES="native"
     log "5. source entries: (*,G) vs (S,G), and with 100k source entries (${REPS}x ${DUR}s per point)"

@@ -12,6 +12,8 @@ pub enum Request {
     Groups,
     /// The (S,G) forwarding entries.
     Sources,
+    /// The streams the fast path replicated: totals since first seen.
+    Streams,
     Routers,
     Querier,
     Ports,

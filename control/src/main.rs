@@ -159,6 +159,9 @@ fn detach(args: cli::args::DetachArgs) -> anyhow::Result<()> {
 /// `igmpsnoop groups [GROUP] [--port P] [--vlan V]`.
 fn groups(args: cli::args::GroupsArgs) -> anyhow::Result<()> {
     let socket = args.list.socket.path();
+    if args.rates.rates {
+        return group_rates(&args, &socket);
+    }
     let data = client::request(&socket, &Request::Groups)?;
     let data = output::filter_groups(data, args.group, args.port.as_deref(), args.vlan);
     if args.list.json {
@@ -171,6 +174,17 @@ fn groups(args: cli::args::GroupsArgs) -> anyhow::Result<()> {
         print!("\n{}", output::sources(&sources));
     }
     Ok(())
+}
+
+/// `igmpsnoop groups --rates`: the streams' counters read twice,
+/// `--interval` apart.
+fn group_rates(args: &cli::args::GroupsArgs, socket: &std::path::Path) -> anyhow::Result<()> {
+    let before = client::request(socket, &Request::Streams)?;
+    std::thread::sleep(args.rates.interval);
+    let after = client::request(socket, &Request::Streams)?;
+    let rates = output::stream_rates(&before, &after, args.rates.interval.as_secs_f64());
+    let rates = output::filter_groups(rates, args.group, args.port.as_deref(), args.vlan);
+    print_listing(args.list.json, &rates, output::rates)
 }
 
 /// `igmpsnoop stats [--port P]`.

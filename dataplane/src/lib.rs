@@ -42,7 +42,7 @@ pub use crate::{
     egress::{EgressEvent, EgressState, EgressWatch},
     error::{Error, Result},
     forwarding::{Adopted, Forwarding, PortMask},
-    stats::{MacRow, PortCounters, Stats},
+    stats::{MacRow, PortCounters, Stats, StreamRow},
     xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
 };
@@ -345,6 +345,7 @@ impl Dataplane {
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,
+            take(&mut ebpf, "STREAMS")?,
         );
         if adopting {
             if renumbered {

@@ -32,7 +32,7 @@ use crate::{
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
-pub const STATE_LAYOUT: u32 = 3;
+pub const STATE_LAYOUT: u32 = 4;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

@@ -1,6 +1,6 @@
 //! Reading the fast path's counters and MAC table.
-use aya::maps::{HashMap, MapData, PerCpuArray};
-use igmpsnoop_common::{COUNTERS_SIZE, MacEntry, MacKey, counter};
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use igmpsnoop_common::{COUNTERS_SIZE, MacEntry, MacKey, SourceKey, StreamCount, counter};
 
 use crate::error::{Error, Result};
 
@@ -34,17 +34,55 @@ pub struct MacRow {
     pub age_secs: u64,
 }
 
+/// One stream the fast path replicated: a (VLAN, group) and the source its
+/// frames matched (0.0.0.0: frames that took the group's own set), with
+/// totals since it was first seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamRow {
+    pub vlan: u16,
+    pub group: [u8; 4],
+    pub source: [u8; 4],
+    pub frames: u64,
+    pub bytes: u64,
+}
+
 pub struct Stats {
     counters: PerCpuArray<MapData, u64>,
     macs: HashMap<MapData, MacKey, MacEntry>,
+    streams: PerCpuHashMap<MapData, SourceKey, StreamCount>,
 }
 
 impl Stats {
     pub(crate) fn new(
         counters: PerCpuArray<MapData, u64>,
         macs: HashMap<MapData, MacKey, MacEntry>,
+        streams: PerCpuHashMap<MapData, SourceKey, StreamCount>,
     ) -> Self {
-        Self { counters, macs }
+        Self {
+            counters,
+            macs,
+            streams,
+        }
+    }
+
+    /// Every stream counted, its per-CPU counts summed.
+    pub fn streams(&self) -> Vec<StreamRow> {
+        self.streams
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(key, per_cpu)| {
+                let (frames, bytes) = per_cpu
+                    .iter()
+                    .fold((0, 0), |(f, b), c| (f + c.frames, b + c.bytes));
+                StreamRow {
+                    vlan: key.vlan,
+                    group: key.group,
+                    source: key.source,
+                    frames,
+                    bytes,
+                }
+            })
+            .collect()
     }
 
     pub fn port_counters(&self, port: usize) -> Result<PortCounters> {

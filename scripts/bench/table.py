@@ -99,6 +99,7 @@ if rr:
 
 SF_STATES = (
     ("plain", "(*,G) only: no source entry anywhere"),
+    ("plain-uncounted", "(*,G) only, per-stream counting off"),
     ("hit", "the frame's source has an entry (S,G) of its own"),
     ("miss", "16 other sources have entries, the frame's source none"),
     ("bulk-plain", "(*,G), with 100,000 source entries in 1000 other groups"),

@@ -424,3 +424,60 @@ fn groups_filters_and_stats_per_port() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("nosuch0") && err.contains("p1"), "{err}");
 }
+
+#[test]
+fn group_rates_show_each_stream_at_the_rate_sent_on_its_ports() {
+    require(&[]);
+    let lab = Lab::new(4).unwrap();
+    let sw = start(&lab, &[]);
+    let _r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    let _r3 = Receiver::start(&lab, 3, &[G2], UDP).unwrap();
+    let _r4 = Receiver::start(&lab, 4, &[G, G2], UDP).unwrap();
+    sw.wait_ports(G, &["p2", "p4"], Duration::from_secs(3));
+    sw.wait_ports(G2, &["p3", "p4"], Duration::from_secs(3));
+    // 1000 and 250 datagrams/s (paced on the clock) for 6 s, both from h1.
+    let rates = std::thread::scope(|s| {
+        let fast = s.spawn(|| {
+            let mut o = igmpsnoop_tests::SendOpts::new(G, UDP, 6000);
+            o.interval_ms = 1;
+            o.size = 200;
+            igmpsnoop_tests::send_with(&lab, 1, &o)
+        });
+        let slow = s.spawn(|| {
+            let mut o = igmpsnoop_tests::SendOpts::new(G2, UDP, 1500);
+            o.interval_ms = 4;
+            o.size = 200;
+            igmpsnoop_tests::send_with(&lab, 1, &o)
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let rates = sw.json(&["groups", "--rates", "--interval", "3s"]).unwrap();
+        fast.join().unwrap().unwrap();
+        slow.join().unwrap().unwrap();
+        rates
+    });
+    let row = |g: Ipv4Addr| {
+        rates
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["group"] == g.to_string() && r["source"].is_null())
+            .unwrap_or_else(|| panic!("no stream of {g} in {rates}"))
+            .clone()
+    };
+    for (g, want, ports) in [(G, 1000.0, ["p2", "p4"]), (G2, 250.0, ["p3", "p4"])] {
+        let r = row(g);
+        let pps = r["pps"].as_f64().unwrap();
+        eprintln!("{g}: {pps} pps shown, {want} sent");
+        assert!(
+            (pps - want).abs() <= want * 0.1,
+            "{g}: {pps} pps shown, {want} sent: {r}"
+        );
+        assert_eq!(r["ports"], serde_json::json!(ports), "{r}");
+        // 200-byte payloads: 242-byte frames.
+        let bits = r["bits_per_second"].as_f64().unwrap();
+        assert!(
+            (bits - want * 242.0 * 8.0).abs() <= want * 242.0 * 8.0 * 0.1,
+            "{r}"
+        );
+    }
+}

@@ -158,7 +158,20 @@ pub struct GroupsArgs {
     #[arg(long, value_name = "ID")]
     pub vlan: Option<u16>,
     #[command(flatten)]
+    pub rates: RatesArgs,
+    #[command(flatten)]
     pub list: ListArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RatesArgs {
+    /// Show the traffic each group and (S,G) stream brings in, as rates
+    /// measured over --interval, with the ports it goes to [default: off]
+    #[arg(long)]
+    pub rates: bool,
+    /// How long --rates measures [default: 1s]
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "1s", hide_default_value = true)]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +282,10 @@ pub struct RunArgs {
     /// How long a learned MAC lives without traffic [default: 300s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub mac_age: Option<Duration>,
+    /// Count each replicated stream's frames and bytes in the fast path
+    /// (`groups --rates`, metrics) [default: true]
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub count_streams: Option<bool>,
     /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,

@@ -95,6 +95,78 @@ pub fn filter_groups(
     Value::Array(rows(&data).iter().filter(|g| keep(g)).cloned().collect())
 }
 
+/// Each stream in `after` with its rates since `before`, `secs` earlier.
+pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> Value {
+    let key = |r: &Value| (s(&r["vlan"]), s(&r["group"]), s(&r["source"]));
+    let old: std::collections::HashMap<_, _> = rows(before).iter().map(|r| (key(r), r)).collect();
+    Value::Array(
+        rows(after)
+            .iter()
+            .map(|r| {
+                let delta = |field: &str| {
+                    let now = r[field].as_u64().unwrap_or(0);
+                    let then = old
+                        .get(&key(r))
+                        .and_then(|o| o[field].as_u64())
+                        .unwrap_or(0);
+                    now.saturating_sub(then) as f64 / secs
+                };
+                let mut row = r.clone();
+                row["pps"] = serde_json::json!(delta("frames").round());
+                row["bits_per_second"] = serde_json::json!((delta("bytes") * 8.0).round());
+                row
+            })
+            .collect(),
+    )
+}
+
+/// `groups --rates`.
+pub fn rates(data: &Value) -> String {
+    if rows(data).is_empty() {
+        return "no streams\n".into();
+    }
+    let list = |v: &Value| {
+        let names: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(",")
+        }
+    };
+    table(
+        &[
+            "GROUP",
+            "SOURCE",
+            "VLAN",
+            "PPS",
+            "MBIT/S",
+            "PORTS",
+            "ROUTER PORTS",
+        ],
+        rows(data)
+            .iter()
+            .map(|r| {
+                vec![
+                    s(&r["group"]),
+                    if r["source"].is_null() {
+                        "*".into()
+                    } else {
+                        s(&r["source"])
+                    },
+                    s(&r["vlan"]),
+                    s(&r["pps"]),
+                    format!("{:.2}", r["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6),
+                    list(&r["ports"]),
+                    list(&r["router_ports"]),
+                ]
+            })
+            .collect(),
+    )
+}
+
 pub fn is_empty(data: &Value) -> bool {
     rows(data).is_empty()
 }

@@ -40,6 +40,7 @@ struct FileConfig {
     control_rate_limit: Option<u32>,
     mac_age: Option<String>,
     metrics_listen: Option<std::net::SocketAddr>,
+    count_streams: Option<bool>,
     socket: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     no_pin: Option<bool>,
@@ -56,6 +57,8 @@ pub struct Settings {
     pub mac_age: Duration,
     /// Where to serve metrics; None: not at all.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Count replicated streams in the fast path.
+    pub count_streams: bool,
     pub socket: PathBuf,
     /// None: pin nothing.
     pub pin_dir: Option<PathBuf>,
@@ -243,6 +246,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             .unwrap_or(DEFAULT_CONTROL_RATE),
         mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
         metrics_listen: pick(args.metrics_listen, file.metrics_listen),
+        count_streams: pick(args.count_streams, file.count_streams).unwrap_or(true),
         socket: args
             .socket
             .socket
@@ -336,6 +340,7 @@ mod tests {
         assert_eq!(file.control_rate_limit, flags.control_rate_limit);
         assert_eq!(file.mac_age, flags.mac_age);
         assert_eq!(file.metrics_listen, flags.metrics_listen);
+        assert_eq!(file.count_streams, flags.count_streams);
         assert_eq!(file.socket, flags.socket);
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);

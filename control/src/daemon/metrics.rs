@@ -141,6 +141,7 @@ fn render(core: &Core, round: &Histogram) -> String {
     register_ports(&mut reg, core);
     register_protocol(&mut reg, core);
     register_state(&mut reg, core);
+    register_streams(&mut reg, core);
     reg.register_with_unit(
         "loop_round",
         "Time the event loop spent handling what woke it, per round",
@@ -361,6 +362,40 @@ fn register_state(reg: &mut Registry, core: &Core) {
         "querier",
         "1 for the elected querier's address, by VLAN",
         elected,
+    );
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabel {
+    vlan: String,
+    group: String,
+    /// "*" for frames that took the group's own set.
+    source: String,
+}
+
+/// Frames and bytes per stream the fast path replicated.
+fn register_streams(reg: &mut Registry, core: &Core) {
+    let streams = core.dp.stats.streams();
+    let label = |s: &igmpsnoop_dataplane::StreamRow| StreamLabel {
+        vlan: s.vlan.to_string(),
+        group: std::net::Ipv4Addr::from(s.group).to_string(),
+        source: if s.source == [0; 4] {
+            "*".into()
+        } else {
+            std::net::Ipv4Addr::from(s.source).to_string()
+        },
+    };
+    totals(
+        reg,
+        "stream_frames",
+        "Frames replicated per stream (group, and source when it matched an (S,G) entry)",
+        streams.iter().map(|s| (label(s), s.frames)),
+    );
+    totals(
+        reg,
+        "stream_bytes",
+        "Bytes replicated per stream",
+        streams.iter().map(|s| (label(s), s.bytes)),
     );
 }
 

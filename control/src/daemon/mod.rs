@@ -319,6 +319,7 @@ fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
         .set_flood_unregistered(settings.engine.flood_unregistered)?;
     dp.forwarding
         .set_control_rate(settings.control_rate_limit)?;
+    dp.forwarding.set_count_streams(settings.count_streams)?;
     Ok(dp)
 }
 

@@ -20,6 +20,7 @@ impl Core {
         Ok(match request {
             Request::Groups => views::groups(engine, dp, now, hold_left),
             Request::Sources => views::sources(engine, dp),
+            Request::Streams => views::streams(engine, dp),
             Request::Routers => views::routers(engine, dp, now),
             Request::Querier => views::querier(engine, now),
             Request::Ports => views::ports(engine, dp),

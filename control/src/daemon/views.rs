@@ -1,7 +1,7 @@
 //! What the CLI shows: JSON built from the engine and the data plane, with
 //! port names instead of indexes and times relative to now.
 use igmpsnoop_common::counter;
-use igmpsnoop_control::{Engine, Timestamp};
+use igmpsnoop_control::{Engine, PortMask, Timestamp};
 use igmpsnoop_dataplane::Dataplane;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -154,6 +154,47 @@ pub fn sources(engine: &Engine, dp: &Dataplane) -> Value {
             })
             .collect(),
     )
+}
+
+/// The streams the fast path replicated (totals since first seen), with the
+/// member ports each goes to now; streams of groups that are gone are left
+/// out (their counters age out of the fast path's LRU).
+pub fn streams(engine: &Engine, dp: &Dataplane) -> Value {
+    let routers = engine.router_ports();
+    let mut rows: Vec<_> = dp
+        .stats
+        .streams()
+        .into_iter()
+        .filter_map(|s| {
+            let group = std::net::Ipv4Addr::from(s.group);
+            let source = std::net::Ipv4Addr::from(s.source);
+            let members = if source.is_unspecified() {
+                Some(engine.lookup(s.vlan, group)).filter(|m| !m.is_empty())
+            } else {
+                engine.lookup_source(s.vlan, group, source)
+            }?;
+            let names = |m: PortMask| {
+                (0..64u8)
+                    .filter(|p| m.contains(*p))
+                    .map(|p| port_name(dp, p))
+                    .collect::<Vec<_>>()
+            };
+            Some((
+                (s.vlan, u32::from(group), u32::from(source)),
+                json!({
+                    "vlan": s.vlan,
+                    "group": group.to_string(),
+                    "source": (!source.is_unspecified()).then(|| source.to_string()),
+                    "frames": s.frames,
+                    "bytes": s.bytes,
+                    "ports": names(members),
+                    "router_ports": names(routers),
+                }),
+            ))
+        })
+        .collect();
+    rows.sort_by_key(|(k, _)| *k);
+    Value::Array(rows.into_iter().map(|(_, v)| v).collect())
 }
 
 pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {

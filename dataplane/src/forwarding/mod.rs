@@ -158,7 +158,7 @@ impl Forwarding {
                 flood_unregistered: 1,
                 control_rate_pps: 0,
                 router_ports: 0,
-                _pad: 0,
+                count_streams: 1,
             },
             adopted: Adopted::default(),
         };
@@ -365,6 +365,12 @@ impl Forwarding {
     /// Caps the control frames each port may send to userspace per second (0 = none).
     pub fn set_control_rate(&mut self, pps: u32) -> Result<()> {
         self.conf.control_rate_pps = pps;
+        self.write_conf()
+    }
+
+    /// Whether the fast path counts each replicated stream (STREAMS).
+    pub fn set_count_streams(&mut self, on: bool) -> Result<()> {
+        self.conf.count_streams = u32::from(on);
         self.write_conf()
     }
 

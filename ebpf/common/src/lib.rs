@@ -17,6 +17,8 @@ pub const MAX_PORT_SETS: u32 = 65_536;
 /// Distinct (VLAN, group, source) entries the fast path can hold: room for
 /// well over 100k source-specific entries next to the groups.
 pub const MAX_SOURCE_ENTRIES: u32 = 262_144;
+/// Streams counted at once (an LRU: a stream that stopped makes room).
+pub const MAX_STREAMS: u32 = 65_536;
 /// A group or source entry that names no port set: its set is empty (no
 /// member, no router port), so its traffic is dropped and counted. Entries
 /// with `copies == 0` always carry it.
@@ -26,9 +28,10 @@ pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the XDP program, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 11] = [
+pub const MAP_NAMES: [&str; 12] = [
     "GROUPS",
     "SOURCES",
+    "STREAMS",
     "PORT_SETS",
     "FLOOD",
     "ROUTERS",
@@ -78,6 +81,14 @@ pub struct GroupEntry {
     pub copies: u16,
     /// `group_flags::*`.
     pub flags: u16,
+}
+
+/// Traffic a stream brought in: frames and bytes, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCount {
+    pub frames: u64,
+    pub bytes: u64,
 }
 
 pub mod group_flags {
@@ -176,7 +187,8 @@ pub struct SwitchConf {
     /// an empty devmap still returns XDP_REDIRECT, so the program needs this to
     /// count unregistered multicast that no router port receives.
     pub router_ports: u32,
-    pub _pad: u32,
+    /// 1: count each replicated stream's frames and bytes in STREAMS.
+    pub count_streams: u32,
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.
@@ -269,4 +281,6 @@ mod pod {
     unsafe impl aya::Pod for super::SwitchConf {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RateState {}
+    // SAFETY: #[repr(C)], two u64: no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::StreamCount {}
 }

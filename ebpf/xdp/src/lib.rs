@@ -15,15 +15,18 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
-    btf_maps::{Array, ArrayOfMaps, DevMapHash, HashMap, LruHashMap, PerCpuArray, XskMap},
+    btf_maps::{
+        Array, ArrayOfMaps, DevMapHash, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, XskMap,
+    },
     helpers::{bpf_ktime_get_ns, bpf_redirect},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use igmpsnoop_common::{
     ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupEntry, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
-    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MacEntry, MacKey, PortConf,
-    RateState, SourceEntry, SourceKey, SwitchConf, XSKMAP_SIZE, counter, group_flags,
+    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MAX_STREAMS, MacEntry,
+    MacKey, PortConf, RateState, SourceEntry, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE,
+    counter, group_flags,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -49,6 +52,13 @@ static SOURCES: HashMap<
     { MAX_SOURCE_ENTRIES as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
+/// (VLAN, group, source) -> frames and bytes replicated, per CPU (no
+/// contended write per frame): the source is the frame's when it matched a
+/// source entry, 0.0.0.0 when it took the group's own set. An LRU, so
+/// streams that stopped make room and nothing needs removing.
+#[btf_map]
+static STREAMS: LruPerCpuHashMap<SourceKey, StreamCount, { MAX_STREAMS as usize }> =
+    LruPerCpuHashMap::new();
 /// Egress port sets, one devmap each, shared by every group and source entry
 /// with that set.
 /// The control plane publishes slots in batches ahead of need and never
@@ -186,20 +196,46 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
     // SAFETY: the entry is copied out at once (no-prealloc: never recycled
     // under us).
     if let Some(entry) = unsafe { GROUPS.get(key) }.copied() {
-        let (set, copies) = if entry.flags & group_flags::SOURCES != 0 {
+        let (set, copies, stream) = if entry.flags & group_flags::SOURCES != 0 {
             // SAFETY: the source address lies in the 20 bytes checked above.
             let saddr: [u8; 4] = unsafe { *((l3 + 12) as *const [u8; 4]) };
             source_set(vlan, daddr, saddr, &entry, port)
         } else {
-            (entry.set, u32::from(entry.copies))
+            (entry.set, u32::from(entry.copies), ANY_SOURCE)
         };
+        if copies != 0 {
+            count_stream(SourceKey::new(vlan, daddr, stream), ctx);
+        }
         return Some(replicate(set, copies, port));
     }
     unregistered(port)
 }
 
+/// The stream of frames that took their group's own set.
+const ANY_SOURCE: [u8; 4] = [0; 4];
+
+/// Adds a frame to its stream's count (when counting is on).
+#[inline(always)]
+fn count_stream(key: SourceKey, ctx: &XdpContext) {
+    if CONFIG.get(0).is_none_or(|c| c.count_streams == 0) {
+        return;
+    }
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    match STREAMS.get_ptr_mut(key) {
+        // SAFETY: this CPU's value of a per-CPU map; XDP is not preempted.
+        Some(c) => unsafe {
+            (*c).frames += 1;
+            (*c).bytes += bytes;
+        },
+        None => {
+            let _ = STREAMS.insert(key, StreamCount { frames: 1, bytes }, 0);
+        }
+    }
+}
+
 /// The port set of a frame from `saddr` to a group with source entries: the
-/// source's own when it has one, the group's otherwise.
+/// source's own when it has one, the group's otherwise; and the stream it
+/// is counted in.
 ///
 /// Two reads, of two maps the control plane writes separately: it puts a
 /// source's entry in place before it flags the group, and clears the flag
@@ -214,15 +250,15 @@ fn source_set(
     saddr: [u8; 4],
     entry: &GroupEntry,
     port: u32,
-) -> (u32, u32) {
+) -> (u32, u32, [u8; 4]) {
     let key = SourceKey::new(vlan, group, saddr);
     // SAFETY: copied out at once (no-prealloc: never recycled under us).
     match unsafe { SOURCES.get(key) }.copied() {
         Some(source) => {
             count(port, counter::SOURCE_MATCHED);
-            (source.set, source.copies)
+            (source.set, source.copies, saddr)
         }
-        None => (entry.set, u32::from(entry.copies)),
+        None => (entry.set, u32::from(entry.copies), ANY_SOURCE),
     }
 }
 

@@ -15,7 +15,9 @@
 //! - `miss`: 16 other sources of the group have entries, 10.77.0.1 none
 //!   (two lookups, the second misses);
 //! - `bulk-plain`: `plain`, and 100,000 source entries in 1000 other groups;
-//! - `bulk-hit`: `hit`, and those 100,000 entries.
+//! - `bulk-hit`: `hit`, and those 100,000 entries;
+//! - `plain-uncounted`: `plain` with stream counting off (`--count-streams
+//!   false`): what counting each stream's frames and bytes costs.
 //!
 //! After each state is written it prints `ready STATE` on stdout. EOF on
 //! stdin ends it (the program is detached).
@@ -51,7 +53,7 @@ type Entry = ([u8; 4], [u8; 4]);
 fn entries(state: &str) -> Result<Vec<(Entry, u64)>> {
     let mut out = Vec::new();
     let (own, bulk) = match state {
-        "plain" => ("plain", false),
+        "plain" | "plain-uncounted" => ("plain", false),
         "hit" => ("hit", false),
         "miss" => ("miss", false),
         "bulk-plain" => ("plain", true),
@@ -92,6 +94,7 @@ fn apply(dp: &mut Dataplane, installed: &mut HashSet<Entry>, state: &str) -> Res
         f.stage_source(0, group, source, Some(mask));
     }
     f.stage_group(0, GROUP, MEMBER);
+    f.set_count_streams(state != "plain-uncounted")?;
     f.flush().context("writing the state")?;
     // Publishing port-set slots may wait for RCU; before the measurement.
     f.maintain().context("port sets")?;

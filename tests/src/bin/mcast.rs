@@ -429,6 +429,9 @@ fn send(a: Args) -> Result<()> {
     )?;
     for g in &a.groups {
         let sa = sockaddr(*g, a.port);
+        // Paced on the clock (datagram N leaves at start + N × interval), so
+        // the rate holds however long each send and sleep take.
+        let start = Instant::now();
         for seq in 0..a.count {
             let mut payload = format!("MCT1 tag={} seq={seq}", a.tag).into_bytes();
             if payload.len() < a.size {
@@ -449,7 +452,8 @@ fn send(a: Args) -> Result<()> {
                 return Err(os_err(&format!("sendto {g}:{}", a.port)));
             }
             if !a.interval.is_zero() && seq + 1 < a.count {
-                std::thread::sleep(a.interval);
+                let due = start + a.interval * (seq as u32 + 1);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
             }
         }
     }
