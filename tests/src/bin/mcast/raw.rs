@@ -16,7 +16,7 @@ const ETH_P_IP: u16 = 0x0800;
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let digits: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("odd number of hex digits");
     }
     (0..digits.len() / 2)
