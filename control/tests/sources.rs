@@ -757,5 +757,16 @@ fn static_sources() {
         h.e.del_static_source(0, G1, 2, s(1), &mut out),
         Err(TableError::NotFound)
     );
+    for bad in [
+        Ipv4Addr::new(239, 0, 0, 1),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+    ] {
+        assert_eq!(
+            h.e.del_static_source(0, G1, 2, bad, &mut out),
+            Err(TableError::BadSource(bad)),
+            "del names a bad source as such"
+        );
+    }
     assert_eq!(h.e.group_count(), 0);
 }

@@ -38,6 +38,17 @@ impl RecvReport {
     }
 }
 
+/// The source filter a [`Receiver`] sets on its groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFilter {
+    /// Any source (IP_ADD_MEMBERSHIP): EXCLUDE {}.
+    Any,
+    /// Only these (MCAST_JOIN_SOURCE_GROUP each).
+    Include(Vec<Ipv4Addr>),
+    /// Any but these (IP_ADD_MEMBERSHIP, then MCAST_BLOCK_SOURCE each).
+    Exclude(Vec<Ipv4Addr>),
+}
+
 /// A joined multicast receiver on one lab host.
 pub struct Receiver {
     child: ChildGuard,
@@ -50,6 +61,18 @@ impl Receiver {
     /// first report right then (v3 and v2 alike, within a jiffy or so), but has
     /// the switch *processed* it? Tests must still poll the switch for that.
     pub fn start(lab: &Lab, host: usize, groups: &[Ipv4Addr], port: u16) -> Result<Receiver> {
+        Receiver::start_filtered(lab, host, groups, port, &SourceFilter::Any)
+    }
+
+    /// [`Receiver::start`] with a source filter on every group (RFC 3376
+    /// §2: the socket's INCLUDE or EXCLUDE list, through the RFC 3678 calls).
+    pub fn start_filtered(
+        lab: &Lab,
+        host: usize,
+        groups: &[Ipv4Addr],
+        port: u16,
+        filter: &SourceFilter,
+    ) -> Result<Receiver> {
         let ready = lab.scratch_file("recv-ready");
         let tool = mcast_tool_bin();
         let (tool_s, ready_s, port_s) = (
@@ -68,6 +91,15 @@ impl Receiver {
         ];
         for g in &group_s {
             args.extend(["--group", g.as_str()]);
+        }
+        let (flag, sources) = match filter {
+            SourceFilter::Any => ("", &[][..]),
+            SourceFilter::Include(s) => ("--include", &s[..]),
+            SourceFilter::Exclude(s) => ("--exclude", &s[..]),
+        };
+        let source_s: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        for s in &source_s {
+            args.extend([flag, s.as_str()]);
         }
         args.extend(["--ready-file", &ready_s]);
         let child = lab.spawn(&lab.host_ns(host), &args)?;
@@ -95,8 +127,9 @@ impl Receiver {
         }
     }
 
-    /// Drops membership of every group (SIGUSR1: the kernel sends leaves) but keeps
-    /// counting; returns once the drops are done.
+    /// Drops membership of every group (SIGUSR1: the kernel sends leaves; with
+    /// an INCLUDE filter, every source is dropped) but keeps counting; returns
+    /// once the drops are done.
     pub fn leave(&mut self) -> Result<()> {
         self.child.signal(libc::SIGUSR1)?;
         self.wait_state("left")

@@ -87,7 +87,19 @@ impl Core {
         what: &str,
         (group, port, vlan, source): (Ipv4Addr, String, u16, Option<Ipv4Addr>),
     ) -> Result<Value, String> {
-        done.map_err(|e| e.to_string())?;
+        done.map_err(|e| match e {
+            // Name what was asked for: the bare error says nothing of it.
+            TableError::NotFound => {
+                let source = source.map(|s| format!(" from {s}")).unwrap_or_default();
+                let vlan = if vlan == 0 {
+                    String::new()
+                } else {
+                    format!(" vlan {vlan}")
+                };
+                format!("no such static membership: {group}{source} on {port}{vlan}")
+            }
+            e => e.to_string(),
+        })?;
         self.apply(None);
         self.flush();
         info!(%group, vlan, %port, ?source, "static group {what}");

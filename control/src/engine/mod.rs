@@ -292,6 +292,11 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
+        // As add_static_source: a source that can never have an entry is
+        // refused as such, not reported missing.
+        if bad_source(source).is_some() {
+            return Err(TableError::BadSource(source));
+        }
         let mut events = Vec::new();
         self.table
             .del_static_source(key, port, source, &mut events)?;

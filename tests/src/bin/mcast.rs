@@ -9,7 +9,28 @@
 //!                 [--ttl T] [--tag TAG] [--size BYTES] [--loop]
 //! mcast-tool ping --dst IP [--count N] [--timeout-ms M]
 //! mcast-tool reports --group FIRST --src IP --count N --rate PPS [--iface eth0]
+//! mcast-tool spoof --group G --port P --src S [--src S2 ...] [--count N]
+//!                  [--interval-ms M] [--iface eth0]
+//! mcast-tool igmp --dst D --src IP --hex BYTES [--ttl 1] [--no-router-alert]
+//!                 [--mac MAC] [--iface eth0]
+//! mcast-tool sniff --group G --port P --out FILE [--iface eth0]
 //! ```
+//!
+//! `recv --include S` (repeatable) joins each group for those sources only
+//! (MCAST_JOIN_SOURCE_GROUP: the kernel host is in INCLUDE mode);
+//! `recv --exclude S` (repeatable) joins each group for any source, then
+//! blocks those (MCAST_BLOCK_SOURCE: EXCLUDE mode). SIGUSR1 drops what was
+//! joined (every source of an INCLUDE filter, or the group), SIGUSR2 joins
+//! it again.
+//!
+//! `spoof` sends UDP datagrams from any source address (AF_PACKET, so the
+//! host's own address does not matter), payload `MCT1 tag=SOURCE seq=N`.
+//! `igmp` sends one IGMP message whose bytes are given as hex (checksum and
+//! all), in an IPv4 packet to `--dst` (and its MAC), TTL 1 and Router Alert
+//! unless told otherwise. `sniff` counts datagrams to G:P arriving on the
+//! interface per IPv4 source (an AF_PACKET socket: before the kernel's own
+//! source filters) and keeps `--out` holding `{"SOURCE": N, ...}` until
+//! SIGTERM.
 //!
 //! `reports` sends N raw IGMPv2 membership reports (Router Alert, TTL 1) for the
 //! distinct groups FIRST, FIRST+1, ... at a steady PPS (paced on the clock, not
@@ -48,6 +69,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+#[path = "mcast/raw.rs"]
+mod raw;
+
 static STOP: AtomicBool = AtomicBool::new(false);
 static LEAVE: AtomicBool = AtomicBool::new(false);
 static REJOIN: AtomicBool = AtomicBool::new(false);
@@ -80,7 +104,8 @@ fn install_signal_handlers() -> Result<()> {
 
 struct Args {
     dst: Option<Ipv4Addr>,
-    src: Option<Ipv4Addr>,
+    /// Every `--src` in order (`reports` uses the first, `spoof` all).
+    srcs: Vec<Ipv4Addr>,
     rate: f64,
     timeout: Duration,
     groups: Vec<Ipv4Addr>,
@@ -90,16 +115,29 @@ struct Args {
     ready_file: Option<String>,
     count: u64,
     interval: Duration,
-    ttl: u32,
+    /// IP TTL; default 4 for `send`, 1 for `igmp`.
+    ttl: Option<u32>,
     tag: String,
     size: usize,
     mcast_loop: bool,
+    /// `recv --include S`: source-specific joins of every group.
+    include: Vec<Ipv4Addr>,
+    /// `recv --exclude S`: any-source joins with these sources blocked.
+    exclude: Vec<Ipv4Addr>,
+    /// `igmp --hex`: the IGMP message, bytes as given.
+    hex: Option<Vec<u8>>,
+    /// `igmp --mac`: source MAC (default: the interface's).
+    mac: Option<[u8; 6]>,
+    /// `igmp --no-router-alert`.
+    no_ra: bool,
+    /// `sniff --out`: where the per-source counts go.
+    out: Option<String>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
     let mut a = Args {
         dst: None,
-        src: None,
+        srcs: Vec::new(),
         rate: 1000.0,
         timeout: Duration::from_millis(1000),
         groups: Vec::new(),
@@ -109,21 +147,33 @@ fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
         ready_file: None,
         count: 1,
         interval: Duration::from_millis(1),
-        ttl: 4,
+        ttl: None,
         tag: "mcast-tool".into(),
         size: 0,
         mcast_loop: false,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        hex: None,
+        mac: None,
+        no_ra: false,
+        out: None,
     };
     while let Some(flag) = it.next() {
-        if flag == "--loop" {
-            a.mcast_loop = true;
+        if flag == "--loop" || flag == "--no-router-alert" {
+            a.mcast_loop |= flag == "--loop";
+            a.no_ra |= flag == "--no-router-alert";
             continue;
         }
         let val = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| anyhow!("{flag} {val}: {e}");
         match flag.as_str() {
             "--dst" => a.dst = Some(val.parse().map_err(|e| bad(&e))?),
-            "--src" => a.src = Some(val.parse().map_err(|e| bad(&e))?),
+            "--src" => a.srcs.push(val.parse().map_err(|e| bad(&e))?),
+            "--include" => a.include.push(val.parse().map_err(|e| bad(&e))?),
+            "--exclude" => a.exclude.push(val.parse().map_err(|e| bad(&e))?),
+            "--hex" => a.hex = Some(raw::parse_hex(&val).map_err(|e| bad(&e))?),
+            "--mac" => a.mac = Some(raw::parse_mac(&val).map_err(|e| bad(&e))?),
+            "--out" => a.out = Some(val),
             "--rate" => a.rate = val.parse().map_err(|e| bad(&e))?,
             "--timeout-ms" => a.timeout = Duration::from_millis(val.parse().map_err(|e| bad(&e))?),
             "--group" => a.groups.push(val.parse().map_err(|e| bad(&e))?),
@@ -137,7 +187,7 @@ fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
             "--interval-ms" => {
                 a.interval = Duration::from_millis(val.parse().map_err(|e| bad(&e))?)
             }
-            "--ttl" => a.ttl = val.parse().map_err(|e| bad(&e))?,
+            "--ttl" => a.ttl = Some(val.parse().map_err(|e| bad(&e))?),
             "--tag" => a.tag = val,
             "--size" => a.size = val.parse().map_err(|e| bad(&e))?,
             _ => bail!("unknown option {flag}"),
@@ -149,11 +199,26 @@ fn parse_args(mut it: impl Iterator<Item = String>, sub: &str) -> Result<Args> {
         }
         return Ok(a);
     }
+    if sub == "igmp" {
+        if a.dst.is_none() || a.srcs.len() != 1 || a.hex.is_none() {
+            bail!("--dst, one --src and --hex are required");
+        }
+        return Ok(a);
+    }
+    if !a.include.is_empty() && !a.exclude.is_empty() {
+        bail!("--include and --exclude do not go together (one filter mode per socket)");
+    }
+    if sub == "sniff" && a.out.is_none() {
+        bail!("--out is required");
+    }
+    if sub == "spoof" && a.srcs.is_empty() {
+        bail!("--src is required");
+    }
     if a.groups.is_empty() {
         bail!("--group is required");
     }
     if sub == "reports" {
-        if a.src.is_none() || a.rate.is_nan() || a.rate <= 0.0 {
+        if a.srcs.is_empty() || a.rate.is_nan() || a.rate <= 0.0 {
             bail!("--src and a positive --rate are required");
         }
         return Ok(a);
@@ -234,6 +299,80 @@ impl Sock {
         };
         self.setopt(libc::IPPROTO_IP, opt, &mreq, &format!("{what} {group}"))
     }
+
+    /// RFC 3678 protocol-independent source filter calls
+    /// (MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP, MCAST_BLOCK_SOURCE).
+    fn source_op(&self, opt: i32, group: Ipv4Addr, source: Ipv4Addr, ifindex: i32) -> Result<()> {
+        let storage = |a: Ipv4Addr| {
+            // SAFETY: sockaddr_storage is plain data; zeroed is valid, and a
+            // sockaddr_in fits in it (that is what it is for).
+            unsafe {
+                let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+                std::ptr::write(
+                    &mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in,
+                    sockaddr(a, 0),
+                );
+                ss
+            }
+        };
+        let req = libc::group_source_req {
+            gsr_interface: ifindex as u32,
+            gsr_group: storage(group),
+            gsr_source: storage(source),
+        };
+        let what = match opt {
+            libc::MCAST_JOIN_SOURCE_GROUP => "MCAST_JOIN_SOURCE_GROUP",
+            libc::MCAST_LEAVE_SOURCE_GROUP => "MCAST_LEAVE_SOURCE_GROUP",
+            _ => "MCAST_BLOCK_SOURCE",
+        };
+        self.setopt(
+            libc::IPPROTO_IP,
+            opt,
+            &req,
+            &format!("{what} {group} {source}"),
+        )
+    }
+}
+
+/// The socket's filter for every group: INCLUDE `include` (source-specific
+/// joins) when given, else EXCLUDE `exclude` (an any-source join, then
+/// each source blocked; `exclude` empty is a plain join).
+struct Filter<'a> {
+    include: &'a [Ipv4Addr],
+    exclude: &'a [Ipv4Addr],
+}
+
+impl Filter<'_> {
+    fn join(&self, s: &Sock, groups: &[Ipv4Addr], idx: i32) -> Result<()> {
+        for &g in groups {
+            if self.include.is_empty() {
+                s.membership(g, idx, true)?;
+                for &src in self.exclude {
+                    s.source_op(libc::MCAST_BLOCK_SOURCE, g, src, idx)?;
+                }
+            } else {
+                for &src in self.include {
+                    s.source_op(libc::MCAST_JOIN_SOURCE_GROUP, g, src, idx)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops what `join` did: every source of an INCLUDE filter (the
+    /// last one leaves the group), or the group (its block list with it).
+    fn leave(&self, s: &Sock, groups: &[Ipv4Addr], idx: i32) -> Result<()> {
+        for &g in groups {
+            if self.include.is_empty() {
+                s.membership(g, idx, false)?;
+            } else {
+                for &src in self.include {
+                    s.source_op(libc::MCAST_LEAVE_SOURCE_GROUP, g, src, idx)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
@@ -300,9 +439,11 @@ fn recv(a: Args) -> Result<()> {
     if rc != 0 {
         return Err(os_err(&format!("bind port {}", a.port)));
     }
-    for g in &a.groups {
-        s.membership(*g, idx, true)?;
-    }
+    let filter = Filter {
+        include: &a.include,
+        exclude: &a.exclude,
+    };
+    filter.join(&s, &a.groups, idx)?;
     let mut joined = true;
     write_ready(&a.ready_file, "joined")?;
 
@@ -322,17 +463,13 @@ fn recv(a: Args) -> Result<()> {
             break;
         }
         if LEAVE.swap(false, Ordering::SeqCst) && joined {
-            for g in &a.groups {
-                s.membership(*g, idx, false)?;
-            }
+            filter.leave(&s, &a.groups, idx)?;
             joined = false;
             left = true;
             write_ready(&a.ready_file, "left")?;
         }
         if REJOIN.swap(false, Ordering::SeqCst) && !joined {
-            for g in &a.groups {
-                s.membership(*g, idx, true)?;
-            }
+            filter.join(&s, &a.groups, idx)?;
             joined = true;
             write_ready(&a.ready_file, "joined")?;
         }
@@ -382,10 +519,8 @@ fn recv(a: Args) -> Result<()> {
         }
     }
     if joined {
-        for g in &a.groups {
-            // Best effort: the socket close would drop them anyway.
-            let _ = s.membership(*g, idx, false);
-        }
+        // Best effort: the socket close would drop them anyway.
+        let _ = filter.leave(&s, &a.groups, idx);
     }
     let total: u64 = received.values().sum();
     let out = serde_json::json!({
@@ -413,7 +548,7 @@ fn send(a: Args) -> Result<()> {
         &mreq,
         "IP_MULTICAST_IF",
     )?;
-    let ttl: libc::c_int = a.ttl as libc::c_int;
+    let ttl: libc::c_int = a.ttl.unwrap_or(4) as libc::c_int;
     s.setopt(
         libc::IPPROTO_IP,
         libc::IP_MULTICAST_TTL,
@@ -588,7 +723,7 @@ fn reports(a: Args) -> Result<()> {
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = idx;
     sll.sll_halen = 6;
-    let src = a.src.expect("checked in parse_args");
+    let src = a.srcs[0];
     let first = u32::from(a.groups[0]);
     let period = Duration::from_secs_f64(1.0 / a.rate);
     let t0 = Instant::now();
@@ -646,6 +781,25 @@ fn main() {
         "send" => send(a),
         "ping" => ping(a),
         "reports" => reports(a),
+        "spoof" => raw::spoof(&a.iface, &a.groups, a.port, &a.srcs, a.count, a.interval),
+        "igmp" => raw::igmp(&raw::IgmpOpts {
+            iface: &a.iface,
+            dst: a.dst.expect("checked in parse_args"),
+            src: a.srcs[0],
+            mac: a.mac,
+            ttl: a.ttl.unwrap_or(1),
+            router_alert: !a.no_ra,
+            message: a.hex.as_deref().unwrap_or_default(),
+        }),
+        "sniff" => install_signal_handlers().and_then(|()| {
+            raw::sniff(
+                &a.iface,
+                &a.groups,
+                a.port,
+                a.out.as_deref().unwrap_or_default(),
+                &STOP,
+            )
+        }),
         _ => bail!("usage: mcast-tool recv|send --group G --port P [options] (see source header)"),
     });
     if let Err(e) = res {
