@@ -10,6 +10,7 @@ Writes into OUTDIR (created if missing) one SVG per figure the run holds:
   scale.svg       throughput to one group vs other groups installed, both switches; the
                   daemon's VmRSS
   reports.svg     report processing: rate sent vs offered, and share of reports learned
+  program_cost.svg the XDP program's own cost per frame in each source-entry state
 A figure absent from the run (an older or partial results.json) is skipped and named.
 Each plotted series carries an SVG id (e.g. "bar-native-m1", "cdf-join-fast-leave-bridge")
 so tools and tests can find it. Runs with the repo venv's python (scripts/setup.sh).
@@ -231,8 +232,37 @@ def plot_reports(d, outdir):
     return save(fig, d, outdir, "reports.svg")
 
 
+SOURCE_STATES = ("plain", "plain-uncounted", "hit", "miss", "bulk-plain", "bulk-hit")
+
+
+def plot_program_cost(d, outdir):
+    costs = res.records(d, "prog_cost")
+    if not costs:
+        return None
+    kinds = [k for k in ("native", "generic") if any(r["kind"] == k for r in costs)]
+    states = [s for s in SOURCE_STATES if any(r["state"] == s for r in costs)]
+    fig, (ax,) = new_figure(1, 9)
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        for j, state in enumerate(states):
+            ns = sorted(r["ns"] for r in costs if r["kind"] == kind and r["state"] == state)
+            if not ns:
+                continue
+            mid = ns[len(ns) // 2]
+            bar = ax.bar(j + i * width, mid, width, color=COLORS[kind],
+                         yerr=[[mid - ns[0]], [ns[-1] - mid]], capsize=3,
+                         label=NAMES[kind] if j == 0 else None)
+            bar.patches[0].set_gid("cost-{}-{}".format(kind, state))
+    ax.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(states))])
+    ax.set_xticklabels(states, fontsize=8)
+    ax.set_ylabel("ns per frame (BPF_PROG_TEST_RUN)")
+    ax.set_title("The XDP program's own cost per frame, by source-entry state", fontsize=10)
+    ax.legend(fontsize=8)
+    return save(fig, d, outdir, "program_cost.svg")
+
+
 PLOTS = (("throughput", plot_throughput), ("latency", plot_latency), ("scale", plot_scale),
-         ("report processing", plot_reports))
+         ("report processing", plot_reports), ("program cost", plot_program_cost))
 
 
 def main(argv):
