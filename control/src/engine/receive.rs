@@ -50,6 +50,11 @@ impl Engine {
             WireError::BadPim => &mut c.reject_bad_pim,
             WireError::UnknownType => &mut c.reject_unknown_igmp_type,
             WireError::SourceOverrun => &mut c.reject_source_overrun,
+            WireError::BadIpv6Header => &mut c.reject_bad_ip_header,
+            WireError::BadExtHeader => &mut c.reject_bad_ip_options,
+            WireError::ExtChainTooLong => &mut c.reject_bad_ip_options,
+            WireError::BadIcmpv6Checksum => &mut c.reject_bad_igmp_checksum,
+            WireError::UnknownMldType => &mut c.reject_unknown_igmp_type,
         } += 1;
         self.count_port_reject(port);
     }
