@@ -36,11 +36,12 @@ pub fn groups(
     now: Timestamp,
     hold_left: Option<Duration>,
 ) -> Value {
-    let mut out: Vec<(u16, u32, u8, Value)> = engine
+    let mut out: Vec<(u16, std::net::IpAddr, u8, Value)> = engine
         .groups()
         .iter()
         .map(|g| {
             let row = json!({
+                "family": g.family,
                 "group": g.group.to_string(),
                 "vlan": g.vlan,
                 "port": port_name(dp, g.port),
@@ -50,7 +51,7 @@ pub fn groups(
                 "static": g.is_static,
                 "adopted": false,
             });
-            (g.vlan, u32::from(g.group), g.port, row)
+            (g.vlan, g.group, g.port, row)
         })
         .collect();
     for (key, mask) in dp.forwarding.held() {
@@ -58,6 +59,7 @@ pub fn groups(
         let learned = engine.lookup(key.vlan, group);
         for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
             let row = json!({
+                "family": "ipv4",
                 "group": group.to_string(),
                 "vlan": key.vlan,
                 "port": port_name(dp, port),
@@ -67,7 +69,7 @@ pub fn groups(
                 "static": false,
                 "adopted": true,
             });
-            out.push((key.vlan, u32::from(group), port, row));
+            out.push((key.vlan, group.into(), port, row));
         }
     }
     out.sort_by_key(|(v, g, p, _)| (*v, *g, *p));
@@ -86,6 +88,7 @@ pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
                     _ => "learned",
                 };
                 json!({
+                    "family": r.family,
                     "port": port_name(dp, r.port),
                     "kind": kind,
                     "learned_from": r.learned_from.map(|a| a.to_string()),
@@ -110,6 +113,7 @@ pub fn querier(engine: &Engine, now: Timestamp) -> Value {
                     "non-querier"
                 };
                 json!({
+                    "family": q.family,
                     "vlan": q.vlan,
                     "state": state,
                     "our_address": q.our_address.map(|a| a.to_string()),
@@ -192,6 +196,10 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
         "control_sockets": xsk_json(&sockets),
         "daemon": daemon,
         "groups": engine.group_count(),
+        "groups_by_family": {
+            "ipv4": engine.group_count_of::<std::net::Ipv4Addr>(),
+            "ipv6": engine.group_count_of::<std::net::Ipv6Addr>(),
+        },
         "bpf_port_sets": dp.forwarding.inner_maps(),
         "bpf_port_sets_published": dp.forwarding.published_port_sets(),
         "pinned": pinned(dp),
