@@ -72,13 +72,14 @@ impl<A: Family> Routers<A> {
     }
 
     /// Expire learned ports due at or before `now`; returns how many.
+    /// Walks the learned ports only (usually none or one), not all 64.
     pub fn age(&mut self, now: Timestamp) -> u64 {
         let mut n = 0;
-        for (i, slot) in self.learned.iter_mut().enumerate() {
+        for p in self.learned_mask.iter() {
+            let slot = &mut self.learned[usize::from(p)];
             if slot.is_some_and(|l| l.expires <= now) {
                 *slot = None;
-                // i < MAX_PORTS = 64.
-                self.learned_mask.remove(i as PortId);
+                self.learned_mask.remove(p);
                 n += 1;
             }
         }
@@ -93,7 +94,10 @@ impl<A: Family> Routers<A> {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.learned.iter().flatten().map(|l| l.expires).min()
+        self.learned_mask
+            .iter()
+            .filter_map(|p| self.learned[usize::from(p)].map(|l| l.expires))
+            .min()
     }
 
     /// The current set if it differs from the last one reported.
