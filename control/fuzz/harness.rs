@@ -184,7 +184,9 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
                 let i = rng.below(data.len() - 1);
                 let v: u16 = [
                     0, 1, 0xff, 0x7f, 0x80, 0xffff, 0x0100, 0x22, 0x16, 0x17, 0x11, 0x12,
-                ][rng.below(12)];
+                    // MLD types and the Router Alert option
+                    0x8200, 0x8300, 0x8400, 0x8f00, 0x0502,
+                ][rng.below(17)];
                 data[i..i + 2].copy_from_slice(&v.to_be_bytes());
             }
             _ => {}
@@ -197,11 +199,15 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     data
 }
 
-/// Recomputes the IPv4 header and IGMP checksums where the layout allows.
+/// Recomputes the IPv4 header and IGMP checksums, or the ICMPv6 (MLD)
+/// checksum, where the layout allows.
 pub fn fix_checksums(data: &mut [u8]) {
     let mut l3 = 14;
     if data.len() >= 18 && data[12] == 0x81 && data[13] == 0x00 {
         l3 = 18;
+    }
+    if data.len() >= l3 && data[l3 - 2..l3] == [0x86, 0xdd] {
+        return fix_icmpv6(data, l3);
     }
     if data.len() < l3 + 20 {
         return;
@@ -222,5 +228,19 @@ pub fn fix_checksums(data: &mut [u8]) {
         data[payload + 3] = 0;
         let c = checksum(&data[payload..end]);
         data[payload + 2..payload + 4].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// The ICMPv6 checksum of an IPv6 frame whose upper layer follows at most
+/// one Hop-by-Hop header (as MLD does).
+fn fix_icmpv6(data: &mut [u8], l3: usize) {
+    let Ok(f) = frame::parse_ipv6(data) else {
+        return;
+    };
+    let (src, dst) = (f.ip.src, f.ip.dst);
+    let start = f.payload.as_ptr() as usize - data.as_ptr() as usize;
+    let end = start + f.payload.len();
+    if f.ip.next_header == 58 && end - start >= 4 && start >= l3 {
+        igmpsnoop_control::wire::icmpv6::fill_checksum(src, dst, &mut data[start..end]);
     }
 }

@@ -1,7 +1,9 @@
 //! The control socket's schema, shared by the daemon, the CLI and the tests:
 //! one JSON request line in; one JSON response line out, or, for
 //! [`Request::Monitor`], a stream of [`Event`] lines until either side goes.
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
+
+use crate::family::AddrFamily;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -119,8 +121,11 @@ pub enum EventKind {
     },
     /// The querier on a VLAN changed: who it is, and whether it is us.
     Querier {
+        /// IGMP's querier (ipv4) or MLD's (ipv6).
+        #[serde(default = "ipv4")]
+        family: AddrFamily,
         vlan: u16,
-        querier: Option<Ipv4Addr>,
+        querier: Option<IpAddr>,
         we_are_querier: bool,
     },
     PortUp {
@@ -148,6 +153,10 @@ pub enum EventKind {
         applied: Vec<String>,
         restart_needed: Vec<String>,
     },
+}
+
+fn ipv4() -> AddrFamily {
+    AddrFamily::Ipv4
 }
 
 impl Event {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod engine;
+pub mod family;
 pub mod port;
 pub mod table;
 pub mod time;

@@ -184,12 +184,12 @@ fn engine_v2_join_leave_from_kernel_frames() {
         a,
         vec![Action::GroupPorts {
             vlan: 0,
-            group: G,
+            group: G.into(),
             ports: mask(&[1])
         }]
     );
     assert_eq!(h.e.groups()[0].hosts, vec![HOST]);
-    assert_eq!(h.e.groups()[0].version, 2);
+    assert_eq!(u8::from(h.e.groups()[0].version), 2);
     let a = h.rx(1000, 1, &V2_LEAVE);
     assert_eq!(transmits(&a).len(), 1);
     assert_eq!(group_ports(&h.tick(3000)), Some(PortMask::EMPTY));
@@ -204,7 +204,7 @@ fn engine_v3_join_leave_from_kernel_frames() {
     });
     h.rx(0, 1, &V3_TO_EX);
     assert_eq!(h.ports_of(G), mask(&[1]));
-    assert_eq!(h.e.groups()[0].version, 3);
+    assert_eq!(u8::from(h.e.groups()[0].version), 3);
     assert_eq!(group_ports(&h.rx(1, 1, &V3_TO_IN)), Some(PortMask::EMPTY));
 
     // Source-specific: ALLOW s1, ALLOW s2, BLOCK s1 (s1 out at once on
@@ -214,10 +214,10 @@ fn engine_v3_join_leave_from_kernel_frames() {
     h.rx(10, 1, &V3_ALLOW_1);
     h.rx(11, 1, &V3_ALLOW_2);
     assert_eq!(h.e.lookup_source(0, SSM, s1), Some(mask(&[1])));
-    let src = |source, ports| Action::SourcePorts {
+    let src = |source: Ipv4Addr, ports| Action::SourcePorts {
         vlan: 0,
-        group: SSM,
-        source,
+        group: SSM.into(),
+        source: source.into(),
         ports,
     };
     assert_eq!(h.rx(12, 1, &V3_BLOCK_1), vec![src(s1, None)]);
@@ -229,7 +229,7 @@ fn engine_v3_join_leave_from_kernel_frames() {
             src(s2, None),
             Action::GroupPorts {
                 vlan: 0,
-                group: SSM,
+                group: SSM.into(),
                 ports: PortMask::EMPTY
             }
         ]

@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use core::net::Ipv4Addr;
 use core::time::Duration;
-use igmpsnoop_control::engine::{Action, Config, ConfigError, Engine, PortConfig};
+use igmpsnoop_control::engine::{
+    Action, AddrFamily, Config, ConfigError, Engine, PortConfig, Version,
+};
 use igmpsnoop_control::port::PortMask;
 use igmpsnoop_control::wire::igmp::{self, RecordType};
 
@@ -82,7 +84,13 @@ fn reports_and_leaves_forward_to_router_ports_only() {
     let mut h = Harness::new(Config::default(), p);
     // The first call reports the static router set.
     let a = h.tick(0);
-    assert_eq!(a, vec![Action::RouterPorts { ports: mask(&[3]) }]);
+    assert_eq!(
+        a,
+        vec![Action::RouterPorts {
+            family: AddrFamily::Ipv4,
+            ports: mask(&[3])
+        }]
+    );
     let a = h.rx(0, 1, &v2_report(1, G1));
     assert_eq!(forwarded(&a), Some(mask(&[3])));
     let a = h.rx(1, 1, &v2_leave(1, G1));
@@ -228,7 +236,7 @@ fn v1_host_present_ignores_leaves_until_gmi() {
     let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
     h.rx(0, 1, &v1_report(1, G1));
     h.rx(0, 1, &v2_report(2, G1));
-    assert_eq!(h.e.groups()[0].version, 1);
+    assert_eq!(u8::from(h.e.groups()[0].version), 1);
     let a = h.rx(10, 1, &v2_leave(2, G1));
     assert!(a.is_empty());
     let a = h.rx(11, 1, &v2_leave(1, G1));
@@ -249,14 +257,14 @@ fn v2_host_present_ignores_block() {
     let s = Ipv4Addr::new(10, 9, 9, 9);
     h.rx(0, 1, &v2_report(1, G1));
     h.rx(0, 1, &v3_one(2, RecordType::AllowNewSources, G1, &[s]));
-    assert_eq!(h.e.groups()[0].version, 2);
+    assert_eq!(u8::from(h.e.groups()[0].version), 2);
     let a = h.rx(10, 1, &v3_one(2, RecordType::BlockOldSources, G1, &[s]));
     assert!(a.is_empty());
     assert_eq!(h.counter("ignored_record_compat"), 1);
     // After the v2 host present timer (GMI) the group is v3 again.
     h.rx(GMI - 100, 1, &v3_one(2, RecordType::ModeIsExclude, G1, &[]));
     h.tick(GMI);
-    assert_eq!(h.e.groups()[0].version, 3);
+    assert_eq!(u8::from(h.e.groups()[0].version), 3);
 }
 
 #[test]
@@ -265,7 +273,7 @@ fn v3_to_ex_joins_and_to_in_empty_leaves_with_v3_query() {
     h.tick(0);
     let a = h.rx(0, 2, &v3_one(1, RecordType::ChangeToExclude, G1, &[]));
     assert_eq!(group_action(&a, G1), Some(mask(&[2])));
-    assert_eq!(h.e.groups()[0].version, 3);
+    assert_eq!(u8::from(h.e.groups()[0].version), 3);
     let a = h.rx(100, 2, &v3_one(1, RecordType::ChangeToInclude, G1, &[]));
     let tx = transmits(&a);
     assert_eq!(tx.len(), 1);
@@ -321,8 +329,8 @@ fn v3_allow_joins_and_block_emptying_include_set_leaves() {
         a,
         vec![Action::SourcePorts {
             vlan: 0,
-            group: G1,
-            source: s1,
+            group: G1.into(),
+            source: s1.into(),
             ports: Some(mask(&[1]))
         }]
     );
@@ -342,15 +350,15 @@ fn v3_allow_joins_and_block_emptying_include_set_leaves() {
     let a = h.tick(2 + 2000);
     assert!(a.contains(&Action::SourcePorts {
         vlan: 0,
-        group: G1,
-        source: s1,
+        group: G1.into(),
+        source: s1.into(),
         ports: None
     }));
     let a = h.tick(3 + 2000);
     assert!(a.contains(&Action::SourcePorts {
         vlan: 0,
-        group: G1,
-        source: s2,
+        group: G1.into(),
+        source: s2.into(),
         ports: None
     }));
     assert_eq!(group_action(&a, G1), Some(PortMask::EMPTY));
@@ -470,7 +478,7 @@ fn v2_general_query_format_and_configured_startup() {
     let c = Config {
         querier: true,
         querier_address: Some(OUR_IP),
-        igmp_version: 2,
+        igmp_version: Version::V2,
         startup_query_count: Some(3),
         startup_query_interval: Some(Duration::from_secs(5)),
         ..Config::default()
@@ -505,10 +513,13 @@ fn better_querier_silences_us_for_exactly_oqpi() {
         Some(mask(&[0, 1, 3])),
         "queries flood all but ingress"
     );
-    assert!(a.contains(&Action::RouterPorts { ports: mask(&[2]) }));
+    assert!(a.contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
+        ports: mask(&[2])
+    }));
     let q = &h.e.querier()[0];
     assert!(!q.we_are_querier);
-    assert_eq!(q.querier_address, Some(better));
+    assert_eq!(q.querier_address, Some(better.into()));
     assert_eq!(q.other_querier_expires, Some(ms(t + OQPI)));
     // Nothing at our startup/periodic times while the other querier is present.
     for at in [31_250, 100_000, 200_000, t + OQPI - 1] {
@@ -554,16 +565,19 @@ fn router_port_from_query_ages_out() {
             false,
         ),
     );
-    assert!(a.contains(&Action::RouterPorts { ports: mask(&[1]) }));
+    assert!(a.contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
+        ports: mask(&[1])
+    }));
     assert_eq!(
         h.e.routers()[0].learned_from,
-        Some(Ipv4Addr::new(10, 0, 0, 1))
+        Some(Ipv4Addr::new(10, 0, 0, 1).into())
     );
     assert_eq!(h.e.routers()[0].expires, Some(ms(OQPI)));
     // A non-querier still tracks the other querier.
     assert_eq!(
         h.e.querier()[0].querier_address,
-        Some(Ipv4Addr::new(10, 0, 0, 1))
+        Some(Ipv4Addr::new(10, 0, 0, 1).into())
     );
     assert!(
         h.tick(OQPI - 1)
@@ -571,6 +585,7 @@ fn router_port_from_query_ages_out() {
             .all(|a| !matches!(a, Action::RouterPorts { .. }))
     );
     assert!(h.tick(OQPI).contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
     assert_eq!(h.counter("router_ports_expired"), 1);
@@ -590,6 +605,7 @@ fn configured_router_port_timeout() {
     );
     assert!(h.tick(29_999).is_empty());
     assert!(h.tick(30_000).contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
 }
@@ -674,12 +690,16 @@ fn pim_hello(src: Ipv4Addr) -> Vec<u8> {
 fn pim_hello_learns_router_port_and_floods() {
     let mut h = Harness::plain();
     let a = h.rx(0, 2, &pim_hello(Ipv4Addr::new(10, 0, 0, 254)));
-    assert!(a.contains(&Action::RouterPorts { ports: mask(&[2]) }));
+    assert!(a.contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
+        ports: mask(&[2])
+    }));
     assert_eq!(forwarded(&a), Some(mask(&[0, 1, 3])));
     assert_eq!(h.counter("rx_pim_hello"), 1);
     // Reports now go to it.
     assert_eq!(forwarded(&h.rx(1, 0, &v2_report(1, G1))), Some(mask(&[2])));
     assert!(h.tick(OQPI).contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
     // A corrupted hello is rejected.
@@ -797,7 +817,7 @@ fn vlans_are_separate_and_queries_tagged() {
     let a = h.rx(1, 1, &v2_report_vlan(1, 10, G1));
     assert!(a.contains(&Action::GroupPorts {
         vlan: 10,
-        group: G1,
+        group: G1.into(),
         ports: mask(&[1])
     }));
     assert_eq!(h.e.lookup(0, G1), PortMask::EMPTY);
@@ -830,7 +850,7 @@ fn static_groups() {
         out,
         vec![Action::GroupPorts {
             vlan: 0,
-            group: G1,
+            group: G1.into(),
             ports: mask(&[2])
         }]
     );
@@ -856,7 +876,7 @@ fn static_groups() {
         out,
         vec![Action::GroupPorts {
             vlan: 0,
-            group: G1,
+            group: G1.into(),
             ports: PortMask::EMPTY
         }]
     );
@@ -891,10 +911,11 @@ fn port_down_flushes_and_port_up_queries() {
     h.e.port_down(1, &mut out);
     assert!(out.contains(&Action::GroupPorts {
         vlan: 0,
-        group: G1,
+        group: G1.into(),
         ports: mask(&[2])
     }));
     assert!(out.contains(&Action::RouterPorts {
+        family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
     // Down ports get no general queries.
@@ -951,14 +972,14 @@ fn views_and_counters_serialize() {
     let g = &h.e.groups()[0];
     assert_eq!(
         (g.vlan, g.group, g.port, g.version, g.is_static),
-        (0, G1, 1, 2, false)
+        (0, G1.into(), 1, Version::V2, false)
     );
     assert_eq!(g.hosts, vec![host_mac(1)]);
     assert_eq!(g.expires, Some(ms(GMI)));
     let q = &h.e.querier()[0];
-    assert_eq!(q.our_address, Some(OUR_IP));
+    assert_eq!(q.our_address, Some(OUR_IP.into()));
     assert_eq!(q.next_general_query, Some(ms(31_250)));
-    assert_eq!(q.version, 3);
+    assert_eq!(u8::from(q.version), 3);
     let json = serde_json::to_value(h.e.counters()).unwrap();
     assert_eq!(json["rx_v2_report"], 1);
     assert_eq!(json["ports"][1]["rx"], 1);

@@ -234,7 +234,7 @@ proptest! {
         let mut h = Harness::new(igmpsnoop_control::Config::default(), p);
         let src = |n: u8| Ipv4Addr::new(10, 7, 0, n + 1);
         let mut group_ports = PortMask::EMPTY;
-        let mut entries: BTreeMap<Ipv4Addr, PortMask> = BTreeMap::new();
+        let mut entries: BTreeMap<std::net::IpAddr, PortMask> = BTreeMap::new();
         let mut t = 0;
         for st in steps {
             let actions = match st {
@@ -270,11 +270,12 @@ proptest! {
                 }
             }
             prop_assert_eq!(group_ports, h.e.lookup(0, G1));
-            let engine: BTreeMap<Ipv4Addr, PortMask> =
+            let engine: BTreeMap<std::net::IpAddr, PortMask> =
                 h.e.source_entries().into_iter().map(|e| (e.source, e.ports)).collect();
             prop_assert_eq!(&entries, &engine);
             for (s, m) in &entries {
-                prop_assert_eq!(h.e.lookup_source(0, G1, *s), Some(*m));
+                let std::net::IpAddr::V4(s) = *s else { panic!("IPv4 source") };
+                prop_assert_eq!(h.e.lookup_source(0, G1, s), Some(*m));
             }
         }
         h.tick(t + 10_000_000);

@@ -39,7 +39,13 @@ fn state(h: &Harness, port: u8) -> State {
     let srcs = g
         .sources
         .iter()
-        .map(|v| (v.address, v.expires.map(Timestamp::as_millis), v.excluded))
+        .map(|v| {
+            (
+                v4(v.address),
+                v.expires.map(Timestamp::as_millis),
+                v.excluded,
+            )
+        })
         .collect();
     let gt = (g.filter_mode == FilterMode::Exclude)
         .then(|| g.expires.map(Timestamp::as_millis))
@@ -385,13 +391,13 @@ fn group_timer_expiry_keeps_running_sources_deletes_excluded() {
         vec![
             Action::SourcePorts {
                 vlan: 0,
-                group: G1,
-                source: s(1),
+                group: G1.into(),
+                source: s(1).into(),
                 ports: None
             },
             Action::GroupPorts {
                 vlan: 0,
-                group: G1,
+                group: G1.into(),
                 ports: PortMask::EMPTY
             }
         ]
@@ -618,7 +624,10 @@ fn source_and_group_ports_across_ports() {
     let a = h.rx(20, 2, &v3_one(2, ALLOW, G1, &[s(1)]));
     assert_eq!(src_action(&a, s(1)), Some(Some(mask(&[1, 2]))));
     let e = h.e.source_entries();
-    assert_eq!((e.len(), e[0].source, e[0].ports), (1, s(1), mask(&[1, 2])));
+    assert_eq!(
+        (e.len(), e[0].source, e[0].ports),
+        (1, s(1).into(), mask(&[1, 2]))
+    );
     serde_json::to_string(&e).unwrap();
     let v = serde_json::to_value(h.e.groups()).unwrap();
     assert_eq!(v[0]["filter_mode"], "include");
@@ -634,13 +643,13 @@ fn source_and_group_ports_across_ports() {
         [
             Action::SourcePorts {
                 vlan: 0,
-                group: G1,
-                source: s(1),
+                group: G1.into(),
+                source: s(1).into(),
                 ports: None
             },
             Action::GroupPorts {
                 vlan: 0,
-                group: G1,
+                group: G1.into(),
                 ports: PortMask::EMPTY
             }
         ]
@@ -709,8 +718,8 @@ fn static_sources() {
         out,
         vec![Action::SourcePorts {
             vlan: 0,
-            group: G1,
-            source: s(1),
+            group: G1.into(),
+            source: s(1).into(),
             ports: Some(mask(&[2]))
         }]
     );
@@ -720,7 +729,7 @@ fn static_sources() {
     );
     assert_eq!(
         h.e.add_static_source(0, G1, 2, Ipv4Addr::new(239, 0, 0, 1), &mut out),
-        Err(TableError::BadSource(Ipv4Addr::new(239, 0, 0, 1)))
+        Err(TableError::BadSource(Ipv4Addr::new(239, 0, 0, 1).into()))
     );
     assert!(h.e.add_static_source(0, G1, 9, s(1), &mut out).is_err());
     // A host's BLOCK does not lower it; IS_EX puts nothing on Y for it.
@@ -742,13 +751,13 @@ fn static_sources() {
         vec![
             Action::SourcePorts {
                 vlan: 0,
-                group: G1,
-                source: s(1),
+                group: G1.into(),
+                source: s(1).into(),
                 ports: None
             },
             Action::GroupPorts {
                 vlan: 0,
-                group: G1,
+                group: G1.into(),
                 ports: PortMask::EMPTY
             }
         ]

@@ -150,7 +150,7 @@ pub struct ListArgs {
 pub struct GroupsArgs {
     /// Only this group [default: every group]
     #[arg(value_name = "GROUP")]
-    pub group: Option<Ipv4Addr>,
+    pub group: Option<std::net::IpAddr>,
     /// Only memberships on this port [default: every port]
     #[arg(long, value_name = "IFACE")]
     pub port: Option<String>,
@@ -237,6 +237,17 @@ pub struct RunArgs {
     /// Version of the queries we send [default: 3]
     #[arg(long, value_name = "2|3", value_parser = clap::value_parser!(u8).range(2..=3))]
     pub igmp_version: Option<u8>,
+    /// Do not snoop MLD (IPv6 multicast is then left to the flooding rules)
+    /// [default: MLD snooped beside IGMP]
+    #[arg(long)]
+    pub no_mld: bool,
+    /// Version of the MLD queries we send [default: 2]
+    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub mld_version: Option<u8>,
+    /// Source of our MLD queries, a link-local address (RFC 3810 §5.1.14)
+    /// [default: the EUI-64 link-local address of the switch MAC]
+    #[arg(long, value_name = "fe80::...")]
+    pub mld_querier_address: Option<std::net::Ipv6Addr>,
     /// Time between general queries, RFC 3376 §8.2 [default: 125s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub query_interval: Option<Duration>,

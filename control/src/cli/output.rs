@@ -1,7 +1,8 @@
 //! Plain-text tables for the listings (the `--json` form prints the data as is).
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use igmpsnoop_control::api::{Event, EventKind};
+use igmpsnoop_control::engine::AddrFamily;
 use serde_json::Value;
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -78,7 +79,7 @@ fn groups_summary(data: &Value) -> String {
 /// Only the rows of `group`, `port` and `vlan` (each when given).
 pub fn filter_groups(
     data: Value,
-    group: Option<Ipv4Addr>,
+    group: Option<IpAddr>,
     port: Option<&str>,
     vlan: Option<u16>,
 ) -> Value {
@@ -272,11 +273,12 @@ pub fn routers(data: &Value) -> String {
         return "no router ports\n".into();
     }
     table(
-        &["PORT", "KIND", "LEARNED FROM", "EXPIRES"],
+        &["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"],
         rows(data)
             .iter()
             .map(|r| {
                 vec![
+                    s(&r["family"]),
                     s(&r["port"]),
                     s(&r["kind"]),
                     s(&r["learned_from"]),
@@ -290,6 +292,7 @@ pub fn routers(data: &Value) -> String {
 pub fn querier(data: &Value) -> String {
     table(
         &[
+            "FAMILY",
             "VLAN",
             "STATE",
             "QUERIER",
@@ -303,6 +306,7 @@ pub fn querier(data: &Value) -> String {
             .iter()
             .map(|q| {
                 vec![
+                    s(&q["family"]),
                     s(&q["vlan"]),
                     s(&q["state"]),
                     s(&q["querier_address"]),
@@ -485,11 +489,17 @@ pub fn event_line(e: &Event) -> String {
             )
         }
         EventKind::Querier {
+            family,
             vlan,
             querier,
             we_are_querier,
         } => format!(
-            "querier  vlan {vlan}: {}{}",
+            "querier  {} vlan {vlan}: {}{}",
+            if *family == AddrFamily::Ipv6 {
+                "mld"
+            } else {
+                "igmp"
+            },
             querier.map_or("none".to_string(), |a| a.to_string()),
             if *we_are_querier { " (us)" } else { "" }
         ),

@@ -3,7 +3,7 @@
 use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
-use igmpsnoop_control::{Config, ConfigError, PortConfig};
+use igmpsnoop_control::{Config, ConfigError, PortConfig, engine::Version};
 use igmpsnoop_dataplane::XdpMode;
 use serde::Deserialize;
 
@@ -22,6 +22,9 @@ struct FileConfig {
     querier: Option<bool>,
     querier_address: Option<Ipv4Addr>,
     igmp_version: Option<u8>,
+    no_mld: Option<bool>,
+    mld_version: Option<u8>,
+    mld_querier_address: Option<std::net::Ipv6Addr>,
     query_interval: Option<String>,
     query_response_interval: Option<String>,
     last_member_interval: Option<String>,
@@ -161,11 +164,19 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         engine.last_member_count = v;
     }
     if let Some(v) = pick(args.igmp_version, file.igmp_version) {
-        if !(2..=3).contains(&v) {
-            bail!("igmp-version {v}: expected 2 or 3");
-        }
-        engine.igmp_version = v;
+        engine.igmp_version = match Version::try_from(v) {
+            Ok(v @ (Version::V2 | Version::V3)) => v,
+            _ => bail!("igmp-version {v}: expected 2 or 3"),
+        };
     }
+    engine.mld = !(args.no_mld || file.no_mld.unwrap_or(false));
+    if let Some(v) = pick(args.mld_version, file.mld_version) {
+        engine.mld_version = match Version::try_from(v) {
+            Ok(v @ (Version::V1 | Version::V2)) => v,
+            _ => bail!("mld-version {v}: expected 1 or 2"),
+        };
+    }
+    engine.mld_querier_address = pick(args.mld_querier_address, file.mld_querier_address);
     engine.querier = args.querier || file.querier.unwrap_or(false);
     engine.querier_address = pick(args.querier_address, file.querier_address);
     if let Some(v) = pick(args.flood_unregistered, file.flood_unregistered) {
@@ -328,6 +339,7 @@ mod tests {
         let flags = resolve(RunArgs {
             port: vec!["eth1".into(), "eth2".into(), "eth3".into()],
             querier_address: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            mld_querier_address: Some("fe80::2".parse().unwrap()),
             max_groups_per_port: Some(1000),
             metrics_listen: Some("127.0.0.1:9717".parse().unwrap()),
             ..RunArgs::default()

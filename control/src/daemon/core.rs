@@ -3,9 +3,12 @@
 //! actions on them.
 use std::time::Instant;
 
+use std::net::IpAddr;
+
 use igmpsnoop_control::{
     Action, Engine, PortMask, Timestamp,
     api::{Event, EventKind},
+    engine::AddrFamily,
 };
 use igmpsnoop_dataplane::Dataplane;
 use tracing::{debug, error, warn};
@@ -51,7 +54,20 @@ impl Core {
         let mut actions = std::mem::take(&mut self.actions);
         for action in actions.drain(..) {
             match action {
-                Action::GroupPorts { vlan, group, ports } => {
+                Action::GroupPorts {
+                    vlan,
+                    group: IpAddr::V6(group),
+                    ports,
+                } => {
+                    // MLD is not in the fast path yet: IPv6 multicast keeps
+                    // following the flooding rules meanwhile.
+                    debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "IPv6 group ports (not in the fast path)");
+                }
+                Action::GroupPorts {
+                    vlan,
+                    group: IpAddr::V4(group),
+                    ports,
+                } => {
                     debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
                     if !self.monitors.is_empty() {
                         let before = self.dp.forwarding.members(vlan, group.octets());
@@ -83,7 +99,19 @@ impl Core {
                         ports.map(|p| p.0),
                     );
                 }
-                Action::RouterPorts { ports } => self.set_router_ports(ports),
+                Action::RouterPorts {
+                    family: AddrFamily::Ipv4,
+                    ports,
+                } => self.set_router_ports(ports),
+                Action::RouterPorts {
+                    family: AddrFamily::Ipv6,
+                    ports,
+                } => {
+                    debug!(
+                        ports = format_args!("{:#x}", ports.0),
+                        "IPv6 router ports (not in the fast path)"
+                    );
+                }
                 Action::Forward { ports } => {
                     if let Some(frame) = input {
                         self.send_all(ports, frame);

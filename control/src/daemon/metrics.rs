@@ -340,7 +340,13 @@ fn register_state(reg: &mut Registry, core: &Core) {
     );
     let us = Family::<VlanLabel, Gauge>::default();
     let elected = Family::<QuerierLabel, Gauge>::default();
-    for q in core.engine.querier() {
+    // IGMP's querier: these gauges carry no family label (yet).
+    for q in core
+        .engine
+        .querier()
+        .into_iter()
+        .filter(|q| q.family == igmpsnoop_control::engine::AddrFamily::Ipv4)
+    {
         let vlan = q.vlan.to_string();
         us.get_or_create(&VlanLabel { vlan: vlan.clone() })
             .set(i64::from(q.we_are_querier));

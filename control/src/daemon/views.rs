@@ -36,11 +36,12 @@ pub fn groups(
     now: Timestamp,
     hold_left: Option<Duration>,
 ) -> Value {
-    let mut out: Vec<(u16, u32, u8, Value)> = engine
+    let mut out: Vec<(u16, std::net::IpAddr, u8, Value)> = engine
         .groups()
         .iter()
         .map(|g| {
             let row = json!({
+                "family": g.family,
                 "group": g.group.to_string(),
                 "vlan": g.vlan,
                 "port": port_name(dp, g.port),
@@ -56,7 +57,7 @@ pub fn groups(
                     "excluded": src.excluded,
                 })).collect::<Vec<_>>(),
             });
-            (g.vlan, u32::from(g.group), g.port, row)
+            (g.vlan, g.group, g.port, row)
         })
         .collect();
     for (key, mask) in dp.forwarding.held() {
@@ -64,6 +65,7 @@ pub fn groups(
         let learned = engine.lookup(key.vlan, group);
         for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
             let row = json!({
+                "family": "ipv4",
                 "group": group.to_string(),
                 "vlan": key.vlan,
                 "port": port_name(dp, port),
@@ -75,7 +77,7 @@ pub fn groups(
                 "filter_mode": "exclude",
                 "sources": Vec::<Value>::new(),
             });
-            out.push((key.vlan, u32::from(group), port, row));
+            out.push((key.vlan, group.into(), port, row));
         }
     }
     out.sort_by_key(|(v, g, p, _)| (*v, *g, *p));
@@ -94,6 +96,7 @@ pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
                     _ => "learned",
                 };
                 json!({
+                    "family": r.family,
                     "port": port_name(dp, r.port),
                     "kind": kind,
                     "learned_from": r.learned_from.map(|a| a.to_string()),
@@ -118,6 +121,7 @@ pub fn querier(engine: &Engine, now: Timestamp) -> Value {
                     "non-querier"
                 };
                 json!({
+                    "family": q.family,
                     "vlan": q.vlan,
                     "state": state,
                     "our_address": q.our_address.map(|a| a.to_string()),
@@ -262,6 +266,10 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
         "control_sockets": xsk_json(&sockets),
         "daemon": daemon,
         "groups": engine.group_count(),
+        "groups_by_family": {
+            "ipv4": engine.group_count_of::<std::net::Ipv4Addr>(),
+            "ipv6": engine.group_count_of::<std::net::Ipv6Addr>(),
+        },
         "bpf_port_sets": dp.forwarding.inner_maps(),
         "bpf_source_entries": dp.forwarding.sources().count(),
         "bpf_source_entries_refused": dp.forwarding.refused_sources(),

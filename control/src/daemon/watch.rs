@@ -1,7 +1,9 @@
 //! Changes the engine does not announce as actions, found by comparing its
 //! state after each round with the last: who is querier, and reports refused
 //! by a limit. Only while someone monitors: nobody pays for it otherwise.
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
+
+use igmpsnoop_control::engine::AddrFamily;
 
 use igmpsnoop_control::api::EventKind;
 
@@ -9,8 +11,9 @@ use super::core::Core;
 
 #[derive(Default)]
 pub struct Watch {
-    /// (vlan, querier, we are querier) per querier VLAN, as last published.
-    queriers: Vec<(u16, Option<Ipv4Addr>, bool)>,
+    /// (family, vlan, querier, we are querier) per querier VLAN, as last
+    /// published.
+    queriers: Vec<(AddrFamily, u16, Option<IpAddr>, bool)>,
     /// The limit counters as last published.
     limits: Vec<(&'static str, u64)>,
 }
@@ -32,11 +35,15 @@ impl Watch {
             .engine
             .querier()
             .into_iter()
-            .map(|q| (q.vlan, q.querier_address, q.we_are_querier))
+            .map(|q| (q.family, q.vlan, q.querier_address, q.we_are_querier))
             .collect();
-        for &(vlan, querier, we_are_querier) in &now {
-            if !self.queriers.contains(&(vlan, querier, we_are_querier)) {
+        for &(family, vlan, querier, we_are_querier) in &now {
+            if !self
+                .queriers
+                .contains(&(family, vlan, querier, we_are_querier))
+            {
                 core.publish(EventKind::Querier {
+                    family,
                     vlan,
                     querier,
                     we_are_querier,

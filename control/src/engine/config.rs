@@ -1,8 +1,9 @@
 //! Engine configuration. Defaults are RFC 2236 / RFC 3376's; derived
 //! intervals are computed from the configured base values.
 
+use crate::family::{Version, eui64_link_local, is_link_local_unicast};
 use crate::port::{MAX_PORTS, Mac};
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
 use serde::Serialize;
 use thiserror::Error;
@@ -36,8 +37,17 @@ pub struct Config {
     /// only when given explicitly). Also the source of group-specific
     /// queries after leaves (0.0.0.0 when None, RFC 4541 §2.1.1).
     pub querier_address: Option<Ipv4Addr>,
-    /// Version of the queries we send: 2 or 3.
-    pub igmp_version: u8,
+    /// Version of the IGMP queries we send: 2 or 3.
+    pub igmp_version: Version,
+    /// Snoop MLD (IPv6) beside IGMP, with its own querier, timers and
+    /// versions; off: IPv6 multicast is left to the flooding rules.
+    pub mld: bool,
+    /// Version of the MLD queries we send: 1 or 2.
+    pub mld_version: Version,
+    /// Source of our MLD queries, link-local (RFC 3810 §5.1.14: hosts
+    /// ignore queries from any other); None = the EUI-64 link-local
+    /// address of `switch_mac`.
+    pub mld_querier_address: Option<Ipv6Addr>,
     /// Flood unregistered multicast (carried for the dataplane).
     pub flood_unregistered: bool,
     /// Global bound on distinct (VLAN, group) entries.
@@ -65,7 +75,10 @@ impl Default for Config {
             startup_query_interval: None,
             querier: false,
             querier_address: None,
-            igmp_version: 3,
+            igmp_version: Version::V3,
+            mld: true,
+            mld_version: Version::V2,
+            mld_querier_address: None,
             flood_unregistered: true,
             max_groups: 65536,
             max_sources_per_group: DEFAULT_MAX_SOURCES_PER_GROUP,
@@ -118,6 +131,14 @@ impl Config {
         }
     }
 
+    /// Source of our MLD queries: the configured one or the EUI-64
+    /// link-local address of the switch MAC (no address on the ports
+    /// needed).
+    pub fn mld_source(&self) -> Ipv6Addr {
+        self.mld_querier_address
+            .unwrap_or_else(|| eui64_link_local(self.switch_mac))
+    }
+
     pub fn router_timeout(&self) -> Duration {
         self.router_port_timeout
             .unwrap_or_else(|| self.other_querier_present_interval())
@@ -131,8 +152,16 @@ impl Config {
         if self.robustness == 0 {
             return Err(ConfigError::Robustness);
         }
-        if self.igmp_version != 2 && self.igmp_version != 3 {
+        if !matches!(self.igmp_version, Version::V2 | Version::V3) {
             return Err(ConfigError::Version(self.igmp_version));
+        }
+        if !matches!(self.mld_version, Version::V1 | Version::V2) {
+            return Err(ConfigError::MldVersion(self.mld_version));
+        }
+        if let Some(a) = self.mld_querier_address
+            && !is_link_local_unicast(a)
+        {
+            return Err(ConfigError::MldQuerierAddress(a));
         }
         if self.query_interval.is_zero()
             || self.last_member_interval.is_zero()
@@ -152,10 +181,21 @@ impl Config {
         {
             return Err(ConfigError::ResponseInterval);
         }
-        // v2 max response time is 8 bits of 1/10 s (RFC 2236 §2.2).
-        let limit = if self.igmp_version == 2 { 255 } else { 31744 };
+        // v2 max response time is 8 bits of 1/10 s (RFC 2236 §2.2); MLDv1's
+        // 16 bits of ms (RFC 2710 §3.4); MLDv2's code reaches 8387584 ms
+        // (RFC 3810 §5.1.3).
+        let limit = if self.igmp_version == Version::V2 {
+            255
+        } else {
+            31744
+        };
+        let mld_limit = match (self.mld, self.mld_version) {
+            (false, _) => u128::MAX,
+            (true, Version::V1) => 65_535,
+            (true, _) => 8_387_584,
+        };
         for d in [self.query_response_interval, self.last_member_interval] {
-            if d.as_millis() / 100 > limit {
+            if d.as_millis() / 100 > limit || d.as_millis() > mld_limit {
                 return Err(ConfigError::ResponseTooLong(d));
             }
         }
@@ -193,7 +233,11 @@ pub enum ConfigError {
     #[error("robustness must not be 0 (RFC 3376 §4.1.6)")]
     Robustness,
     #[error("igmp_version must be 2 or 3, not {0}")]
-    Version(u8),
+    Version(Version),
+    #[error("mld_version must be 1 or 2, not {0}")]
+    MldVersion(Version),
+    #[error("the MLD querier address {0} is not link-local (fe80::/10; RFC 3810 §5.1.14)")]
+    MldQuerierAddress(Ipv6Addr),
     #[error("intervals must be non-zero")]
     ZeroInterval,
     #[error("counts must be non-zero")]
@@ -271,12 +315,40 @@ mod tests {
         );
         assert_eq!(
             Config {
-                igmp_version: 1,
+                igmp_version: Version::V1,
                 ..ok.clone()
             }
             .validate(1),
-            Err(ConfigError::Version(1))
+            Err(ConfigError::Version(Version::V1))
         );
+        assert_eq!(
+            Config {
+                mld_version: Version::V3,
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::MldVersion(Version::V3))
+        );
+        let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            Config {
+                mld_querier_address: Some(global),
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::MldQuerierAddress(global))
+        );
+        // MLDv1 carries at most 65.535 s of response time.
+        assert!(matches!(
+            Config {
+                mld_version: Version::V1,
+                query_response_interval: Duration::from_secs(70),
+                query_interval: Duration::from_secs(125),
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::ResponseTooLong(_))
+        ));
         assert_eq!(
             Config {
                 querier: true,
@@ -292,7 +364,7 @@ mod tests {
         };
         assert_eq!(q0.validate(1), Ok(()));
         let slow = Config {
-            igmp_version: 2,
+            igmp_version: Version::V2,
             query_response_interval: Duration::from_secs(30),
             ..ok.clone()
         };

@@ -1,31 +1,40 @@
 //! The snooping engine: frames and time in, forwarding changes and frames
-//! out. No sockets, threads or clock.
+//! out. No sockets, threads or clock. IGMP (IPv4) and MLD (IPv6) run side
+//! by side, each with its own table, querier and router ports, through the
+//! same code generic over [`Proto`].
 
 pub mod config;
 pub mod counters;
+mod handle;
+mod mld_rx;
+mod proto;
 pub mod querier;
 mod receive;
 mod reconfigure;
 pub mod router;
+mod send;
 
+pub use crate::family::{AddrFamily, Version};
 pub use crate::port::{Mac, PortId, PortMask};
-pub use crate::table::{FilterMode, SourceInfo as SourceView, TableError};
+pub use crate::table::{FilterMode, TableError};
 pub use config::{Config, ConfigError, PortConfig};
-pub use counters::{Counters, PortCounters};
+pub use counters::{Counters, PortCounters, ProtoCounters};
+pub use proto::{Proto, QuerySpec, Snooper, Snoopers};
 pub use querier::QuerierView;
 pub use reconfigure::Reconfigured;
 pub use router::RouterPortView;
 
-use crate::table::{GroupKey, MembershipTable, Source, TableEvent, Timers};
+use crate::table::{MembershipKey, MembershipTable, SourceInfo, Timers};
 use crate::time::Timestamp;
-use crate::wire::{frame, igmp};
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
-use querier::Querier;
-use router::Routers;
 use serde::Serialize;
 
-/// What the caller must do.
+/// A source of a (group, port), for views.
+pub type SourceView = SourceInfo<IpAddr>;
+
+/// What the caller must do. Groups and sources are IPv4 (IGMP) or IPv6
+/// (MLD).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// The ports of (vlan, group) that receive traffic from sources
@@ -35,7 +44,7 @@ pub enum Action {
     /// Router ports are not included; the dataplane adds them.
     GroupPorts {
         vlan: u16,
-        group: Ipv4Addr,
+        group: IpAddr,
         ports: PortMask,
     },
     /// Traffic from `source` to (vlan, group): Some(mask) = to exactly
@@ -45,12 +54,13 @@ pub enum Action {
     /// Router ports are not included.
     SourcePorts {
         vlan: u16,
-        group: Ipv4Addr,
-        source: Ipv4Addr,
+        group: IpAddr,
+        source: IpAddr,
         ports: Option<PortMask>,
     },
-    /// The set of router ports (learned ∪ static) is now `ports`.
-    RouterPorts { ports: PortMask },
+    /// The set of router ports (learned ∪ static) of `family` is now
+    /// `ports`.
+    RouterPorts { family: AddrFamily, ports: PortMask },
     /// Send the frame given to handle_frame, unchanged, out of these ports
     /// (never the ingress port).
     Forward { ports: PortMask },
@@ -62,12 +72,13 @@ pub enum Action {
 /// One (vlan, group, port) membership, for the CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GroupPortView {
+    pub family: AddrFamily,
     pub vlan: u16,
-    pub group: Ipv4Addr,
+    pub group: IpAddr,
     pub port: PortId,
     pub hosts: Vec<Mac>,
-    /// Compatibility mode: 1, 2 or 3.
-    pub version: u8,
+    /// Compatibility mode: IGMP 1, 2 or 3; MLD 1 or 2.
+    pub version: Version,
     /// RFC 3376 §6.2.1 router filter mode of this port.
     pub filter_mode: FilterMode,
     /// The port's source records (EXCLUDE mode: requested and excluded).
@@ -80,9 +91,10 @@ pub struct GroupPortView {
 /// One (S,G) forwarding entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SourceEntryView {
+    pub family: AddrFamily,
     pub vlan: u16,
-    pub group: Ipv4Addr,
-    pub source: Ipv4Addr,
+    pub group: IpAddr,
+    pub source: IpAddr,
     /// Ports traffic from `source` goes to (router ports not included).
     pub ports: PortMask,
 }
@@ -90,7 +102,7 @@ pub struct SourceEntryView {
 /// Minimum time between two "table full" log lines.
 const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The IGMP snooping engine.
+/// The IGMP and MLD snooping engine.
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
@@ -99,15 +111,11 @@ pub struct Engine {
     up: PortMask,
     fast_leave: PortMask,
     guard: PortMask,
-    table: MembershipTable,
-    routers: Routers,
-    querier: Querier,
+    fam: Snoopers,
     counters: Counters,
     /// The latest time handed in, for views and calls without a `now`.
     now: Timestamp,
     ip_ident: u16,
-    /// Reused for the sources of each record.
-    scratch: Vec<Source>,
     last_limit_log: Option<Timestamp>,
     limit_log_suppressed: u64,
 }
@@ -126,15 +134,23 @@ impl Engine {
             lmqi: config.last_member_interval,
             lmqc: config.last_member_count,
         };
-        let mut table =
+        // The limits bound each family's table on its own.
+        let mut igmp_table =
             MembershipTable::new(timers, config.max_groups, config.max_sources_per_group);
+        // MLD reserves no room up front: IPv6 groups are fewer where
+        // IGMP's are many, and its reservation would double the memory an
+        // IPv4-only switch holds (the table grows as groups arrive).
+        let mut mld_table =
+            MembershipTable::new(timers, config.max_groups, config.max_sources_per_group)
+                .unreserved();
         let mut fast_leave = PortMask::EMPTY;
         let mut guard = PortMask::EMPTY;
         let mut static_routers = PortMask::EMPTY;
         for (i, p) in ports.iter().enumerate() {
             // validate() bounds ports.len() to 64.
             let id = i as PortId;
-            table.set_port_limit(id, p.max_groups);
+            igmp_table.set_port_limit(id, p.max_groups);
+            mld_table.set_port_limit(id, p.max_groups);
             if p.fast_leave {
                 fast_leave.insert(id);
             }
@@ -145,19 +161,20 @@ impl Engine {
                 static_routers.insert(id);
             }
         }
+        let fam = Snoopers {
+            igmp: Snooper::new(&config, igmp_table, static_routers, now),
+            mld: Snooper::new(&config, mld_table, static_routers, now),
+        };
         Ok(Engine {
-            querier: Querier::new(&config, now),
             up: PortMask::first(ports.len()),
-            routers: Routers::new(static_routers),
+            fam,
             config,
             ports,
             fast_leave,
             guard,
-            table,
             counters: Counters::default(),
             now,
             ip_ident: 0,
-            scratch: Vec::new(),
             last_limit_log: None,
             limit_log_suppressed: 0,
         })
@@ -181,79 +198,109 @@ impl Engine {
             c.rx += 1;
         }
         self.receive(now, port, frame, out);
-        self.sync_routers(out);
+        self.sync_routers::<Ipv4Addr>(out);
+        self.sync_routers::<Ipv6Addr>(out);
     }
 
     /// Fire every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         self.now = now;
+        self.timeout_family::<Ipv4Addr>(now, out);
+        self.timeout_family::<Ipv6Addr>(now, out);
+    }
+
+    fn timeout_family<A: Proto>(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         let mut events = Vec::new();
-        self.table.age(now, &mut events);
+        self.sn::<A>().table.age(now, &mut events);
         self.apply_events(events, false, out);
 
         let mut due = Vec::new();
-        self.counters.querier_resumed +=
-            self.querier.poll(&self.config, now, |vlan| due.push(vlan));
+        let resumed = A::snooper_mut(&mut self.fam)
+            .querier
+            .poll(&self.config, now, |vlan| due.push(vlan));
+        self.pc::<A>().querier_resumed += resumed;
         for vlan in due {
             let ports = self.up;
-            self.send_general_query(vlan, ports, out);
+            self.send_general_query::<A>(vlan, ports, out);
         }
 
-        self.counters.router_ports_expired += self.routers.age(now);
-        self.sync_routers(out);
+        let expired = self.sn::<A>().routers.age(now);
+        self.pc::<A>().router_ports_expired += expired;
+        self.sync_routers::<A>(out);
+    }
+
+    /// The state of family `A`.
+    fn sn<A: Proto>(&mut self) -> &mut Snooper<A> {
+        A::snooper_mut(&mut self.fam)
+    }
+
+    /// The counters of family `A`.
+    fn pc<A: Proto>(&mut self) -> &mut ProtoCounters {
+        A::counters(&mut self.counters)
     }
 
     /// The earliest time `handle_timeout` has work to do. It may be early
     /// (a refreshed group); calling then is harmless.
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        let (v4, v6) = (&self.fam.igmp, &self.fam.mld);
         [
-            self.table.next_deadline(),
-            self.querier.next_deadline(),
-            self.routers.next_deadline(),
+            v4.table.next_deadline(),
+            v4.querier.next_deadline(),
+            v4.routers.next_deadline(),
+            v6.table.next_deadline(),
+            v6.querier.next_deadline(),
+            v6.routers.next_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    fn static_key(&self, vlan: u16, group: Ipv4Addr, port: PortId) -> Result<GroupKey, TableError> {
+    fn static_key<A: Proto>(
+        &self,
+        vlan: u16,
+        group: A,
+        port: PortId,
+    ) -> Result<MembershipKey<A>, TableError> {
         if usize::from(port) >= self.ports.len() {
             return Err(TableError::BadPort(port));
         }
-        if !group.is_multicast() || is_link_local(group) {
-            return Err(TableError::BadGroup(group));
+        if !group.is_multicast() || group.never_snooped() {
+            return Err(TableError::BadGroup(group.into()));
         }
-        Ok(GroupKey { vlan, group })
+        Ok(MembershipKey { vlan, group })
     }
 
     /// Add a static membership (never ages; bypasses the group limits).
-    pub fn add_static_group(
+    pub fn add_static_group<A: Proto>(
         &mut self,
         vlan: u16,
-        group: Ipv4Addr,
+        group: A,
         port: PortId,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
         let mut events = Vec::new();
-        let before = self.table.len();
-        self.table.add_static(key, port, &mut events)?;
-        self.counters.groups_added += (self.table.len() - before) as u64;
+        let table = &mut self.sn::<A>().table;
+        let before = table.len();
+        table.add_static(key, port, &mut events)?;
+        let added = (table.len() - before) as u64;
+        self.pc::<A>().groups_added += added;
         self.apply_events(events, false, out);
         Ok(())
     }
 
     /// Remove a static membership; a learned one on the port stays.
-    pub fn del_static_group(
+    pub fn del_static_group<A: Proto>(
         &mut self,
         vlan: u16,
-        group: Ipv4Addr,
+        group: A,
         port: PortId,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
         let mut events = Vec::new();
-        self.table.del_static(key, port, &mut events)?;
+        self.sn::<A>().table.del_static(key, port, &mut events)?;
         self.apply_events(events, false, out);
         Ok(())
     }
@@ -261,34 +308,35 @@ impl Engine {
     /// Add a static (S,G) membership: traffic from `source` to (vlan,
     /// group) goes out of `port` whatever its hosts report (never ages;
     /// bypasses the limits).
-    pub fn add_static_source(
+    pub fn add_static_source<A: Proto>(
         &mut self,
         vlan: u16,
-        group: Ipv4Addr,
+        group: A,
         port: PortId,
-        source: Ipv4Addr,
+        source: A,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
-        if bad_source(source).is_some() {
-            return Err(TableError::BadSource(source));
+        if source.bad_source().is_some() {
+            return Err(TableError::BadSource(source.into()));
         }
         let mut events = Vec::new();
-        let before = self.table.len();
-        self.table
-            .add_static_source(key, port, source, &mut events)?;
-        self.counters.groups_added += (self.table.len() - before) as u64;
+        let table = &mut self.sn::<A>().table;
+        let before = table.len();
+        table.add_static_source(key, port, source, &mut events)?;
+        let added = (table.len() - before) as u64;
+        self.pc::<A>().groups_added += added;
         self.apply_events(events, false, out);
         Ok(())
     }
 
     /// Remove a static (S,G) membership; what hosts reported stays.
-    pub fn del_static_source(
+    pub fn del_static_source<A: Proto>(
         &mut self,
         vlan: u16,
-        group: Ipv4Addr,
+        group: A,
         port: PortId,
-        source: Ipv4Addr,
+        source: A,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
@@ -298,7 +346,8 @@ impl Engine {
             return Err(TableError::BadSource(source));
         }
         let mut events = Vec::new();
-        self.table
+        self.sn::<A>()
+            .table
             .del_static_source(key, port, source, &mut events)?;
         self.apply_events(events, false, out);
         Ok(())
@@ -312,11 +361,16 @@ impl Engine {
     /// The port went down: flush its memberships and learned router state.
     pub fn port_down(&mut self, port: PortId, out: &mut Vec<Action>) {
         self.up.remove(port);
+        self.port_down_family::<Ipv4Addr>(port, out);
+        self.port_down_family::<Ipv6Addr>(port, out);
+    }
+
+    fn port_down_family<A: Proto>(&mut self, port: PortId, out: &mut Vec<Action>) {
         let mut events = Vec::new();
-        self.table.flush_port(port, &mut events);
+        self.sn::<A>().table.flush_port(port, &mut events);
         self.apply_events(events, false, out);
-        self.routers.forget(port);
-        self.sync_routers(out);
+        self.sn::<A>().routers.forget(port);
+        self.sync_routers::<A>(out);
     }
 
     /// The port came up: when querier, send it a general query at once so
@@ -327,11 +381,19 @@ impl Engine {
             return;
         }
         self.up.insert(port);
-        let vlans: Vec<u16> = self.querier.active_vlans(&self.config).collect();
+        self.port_up_family::<Ipv4Addr>(port, out);
+        self.port_up_family::<Ipv6Addr>(port, out);
+    }
+
+    fn port_up_family<A: Proto>(&mut self, port: PortId, out: &mut Vec<Action>) {
+        let vlans: Vec<u16> = A::snooper(&self.fam)
+            .querier
+            .active_vlans(&self.config)
+            .collect();
         for vlan in vlans {
-            self.send_general_query(vlan, PortMask::single(port), out);
+            self.send_general_query::<A>(vlan, PortMask::single(port), out);
         }
-        self.sync_routers(out);
+        self.sync_routers::<A>(out);
     }
 
     /// A restarted switch asks its hosts to report again. As querier its
@@ -339,6 +401,8 @@ impl Engine {
     /// it sends one general query on every up port of each querier VLAN,
     /// from the querier address or 0.0.0.0: RFC 4541 §2.1.1 lets a snooping
     /// switch query with source 0.0.0.0, which no querier election counts.
+    /// MLD has no such query (hosts ignore queries from anything but a
+    /// link-local source, RFC 3810 §5.1.14), so only IGMP is solicited.
     /// Returns the number of queries sent.
     pub fn solicit_reports(&mut self, now: Timestamp, out: &mut Vec<Action>) -> usize {
         self.now = now;
@@ -348,39 +412,64 @@ impl Engine {
         let vlans = self.config.querier_vlans.clone();
         let ports = self.up;
         for &vlan in &vlans {
-            self.send_general_query(vlan, ports, out);
+            self.send_general_query::<Ipv4Addr>(vlan, ports, out);
         }
         if ports.is_empty() { 0 } else { vlans.len() }
     }
 
-    /// Every (vlan, group, port) membership, sorted.
+    /// Every (vlan, group, port) membership, IPv4 then IPv6, each sorted.
     pub fn groups(&self) -> Vec<GroupPortView> {
-        self.table
+        let mut v = self.group_views::<Ipv4Addr>();
+        v.extend(self.group_views::<Ipv6Addr>());
+        v
+    }
+
+    fn group_views<A: Proto>(&self) -> Vec<GroupPortView> {
+        A::snooper(&self.fam)
+            .table
             .members(self.now)
             .into_iter()
             .map(|m| GroupPortView {
+                family: A::FAMILY,
                 vlan: m.key.vlan,
-                group: m.key.group,
+                group: m.key.group.into(),
                 port: m.port,
                 hosts: m.hosts,
-                version: m.version,
+                version: A::version(m.generation),
                 filter_mode: m.filter_mode,
-                sources: m.sources,
+                sources: m
+                    .sources
+                    .into_iter()
+                    .map(|s| SourceInfo {
+                        address: s.address.into(),
+                        expires: s.expires,
+                        excluded: s.excluded,
+                    })
+                    .collect(),
                 expires: m.expires,
                 is_static: m.is_static,
             })
             .collect()
     }
 
-    /// Every (S,G) forwarding entry, sorted by (vlan, group, source).
+    /// Every (S,G) forwarding entry, IPv4 then IPv6, each sorted by (vlan,
+    /// group, source).
     pub fn source_entries(&self) -> Vec<SourceEntryView> {
-        self.table
+        let mut v = self.source_views::<Ipv4Addr>();
+        v.extend(self.source_views::<Ipv6Addr>());
+        v
+    }
+
+    fn source_views<A: Proto>(&self) -> Vec<SourceEntryView> {
+        A::snooper(&self.fam)
+            .table
             .source_entries()
             .into_iter()
             .map(|(k, source, ports)| SourceEntryView {
+                family: A::FAMILY,
                 vlan: k.vlan,
-                group: k.group,
-                source,
+                group: k.group.into(),
+                source: source.into(),
                 ports,
             })
             .collect()
@@ -388,29 +477,46 @@ impl Engine {
 
     /// Where traffic from `source` to (vlan, group) goes, when `source`
     /// has an entry of its own; None: it follows `lookup`.
-    pub fn lookup_source(&self, vlan: u16, group: Ipv4Addr, source: Ipv4Addr) -> Option<PortMask> {
-        self.table.lookup_source(GroupKey { vlan, group }, source)
+    pub fn lookup_source<A: Proto>(&self, vlan: u16, group: A, source: A) -> Option<PortMask> {
+        A::snooper(&self.fam)
+            .table
+            .lookup_source(MembershipKey { vlan, group }, source)
     }
 
-    /// Router ports (learned and static).
+    /// Router ports (learned and static), IPv4's then IPv6's.
     pub fn routers(&self) -> Vec<RouterPortView> {
-        self.routers.views()
+        let mut v = self.fam.igmp.routers.views();
+        if self.config.mld {
+            v.extend(self.fam.mld.routers.views());
+        }
+        v
     }
 
-    /// The current router port set.
+    /// The router ports of family `A`.
+    pub fn router_ports_of<A: Proto>(&self) -> PortMask {
+        A::snooper(&self.fam).routers.mask()
+    }
+
+    /// The router ports of either family.
     pub fn router_ports(&self) -> PortMask {
-        self.routers.mask()
+        self.router_ports_of::<Ipv4Addr>() | self.router_ports_of::<Ipv6Addr>()
     }
 
     /// Ports of a group in EXCLUDE mode: they take traffic from sources
     /// without an entry of their own (router ports not included).
-    pub fn lookup(&self, vlan: u16, group: Ipv4Addr) -> PortMask {
-        self.table.lookup(GroupKey { vlan, group })
+    pub fn lookup<A: Proto>(&self, vlan: u16, group: A) -> PortMask {
+        A::snooper(&self.fam)
+            .table
+            .lookup(MembershipKey { vlan, group })
     }
 
-    /// Querier state per querier VLAN.
+    /// Querier state per querier VLAN: IGMP's, then MLD's (while on).
     pub fn querier(&self) -> Vec<QuerierView> {
-        self.querier.views(&self.config)
+        let mut v = self.fam.igmp.querier.views(&self.config);
+        if self.config.mld {
+            v.extend(self.fam.mld.querier.views(&self.config));
+        }
+        v
     }
 
     pub fn counters(&self) -> &Counters {
@@ -425,173 +531,24 @@ impl Engine {
         &self.ports
     }
 
-    /// Number of distinct (VLAN, group) entries.
+    /// Number of distinct (VLAN, group) entries, both families.
     pub fn group_count(&self) -> usize {
-        self.table.len()
+        self.fam.igmp.table.len() + self.fam.mld.table.len()
     }
 
-    /// Turn table events into actions and frames. `learned`: the events of
-    /// a received record (a query in them starts a sequence).
-    fn apply_events(&mut self, events: Vec<TableEvent>, learned: bool, out: &mut Vec<Action>) {
-        for ev in events {
-            match ev {
-                TableEvent::Ports { key, ports } => out.push(Action::GroupPorts {
-                    vlan: key.vlan,
-                    group: key.group,
-                    ports,
-                }),
-                TableEvent::Source { key, source, ports } => out.push(Action::SourcePorts {
-                    vlan: key.vlan,
-                    group: key.group,
-                    source,
-                    ports,
-                }),
-                TableEvent::Gone { key } => {
-                    self.counters.groups_removed += 1;
-                    out.push(Action::GroupPorts {
-                        vlan: key.vlan,
-                        group: key.group,
-                        ports: PortMask::EMPTY,
-                    });
-                }
-                TableEvent::GroupQuery { key, port, version } => {
-                    if learned {
-                        self.counters.leave_queries_started += 1;
-                    }
-                    self.send_group_query(key, port, version, out)
-                }
-                TableEvent::SourceQuery {
-                    key,
-                    port,
-                    s_flag,
-                    sources,
-                } => {
-                    if learned && !s_flag {
-                        self.counters.source_queries_started += 1;
-                    }
-                    self.send_source_query(key, port, s_flag, &sources, out)
-                }
-            }
-        }
-    }
-
-    fn sync_routers(&mut self, out: &mut Vec<Action>) {
-        if let Some(ports) = self.routers.take_change() {
-            out.push(Action::RouterPorts { ports });
-        }
-    }
-
-    fn next_ident(&mut self) -> u16 {
-        self.ip_ident = self.ip_ident.wrapping_add(1);
-        self.ip_ident
-    }
-
-    fn transmit(&mut self, ports: PortMask, frame: Vec<u8>, out: &mut Vec<Action>) {
-        if !ports.is_empty() {
-            self.counters.add_tx(ports);
-            out.push(Action::Transmit { ports, frame });
-        }
-    }
-
-    fn forward(&mut self, ports: PortMask, out: &mut Vec<Action>) -> bool {
-        if ports.is_empty() {
-            return false;
-        }
-        self.counters.add_tx(ports);
-        out.push(Action::Forward { ports });
-        true
-    }
-
-    /// A general query to 224.0.0.1 out of `ports`.
-    fn send_general_query(&mut self, vlan: u16, ports: PortMask, out: &mut Vec<Action>) {
-        let src = self.config.querier_address.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let repr = querier::query(
-            &self.config,
-            self.config.igmp_version,
-            Ipv4Addr::UNSPECIFIED,
-            self.config.query_response_interval,
-        );
-        let ident = self.next_ident();
-        let f = frame::build_igmp(
-            self.config.switch_mac,
-            vlan,
-            src,
-            Ipv4Addr::new(224, 0, 0, 1),
-            ident,
-            &repr,
-        );
-        if !ports.is_empty() {
-            self.counters.tx_general_query += 1;
-        }
-        self.transmit(ports, f, out);
-    }
-
-    /// A group-specific query out of one port, from the querier address
-    /// while we are querier, else 0.0.0.0 (RFC 4541 §2.1.1 proxy query), v2
-    /// format when the group's compatibility mode is v1/v2.
-    fn send_group_query(
-        &mut self,
-        key: GroupKey,
-        port: PortId,
-        version: u8,
-        out: &mut Vec<Action>,
-    ) {
-        if !self.up.contains(port) {
-            return;
-        }
-        let src = self.querier.query_source(&self.config, key.vlan);
-        let v = if version >= 3 { 3 } else { 2 };
-        let repr = querier::query(&self.config, v, key.group, self.config.last_member_interval);
-        let ident = self.next_ident();
-        let f = frame::build_igmp(
-            self.config.switch_mac,
-            key.vlan,
-            src,
-            key.group,
-            ident,
-            &repr,
-        );
-        self.counters.tx_group_query += 1;
-        self.transmit(PortMask::single(port), f, out);
-    }
-
-    /// A group-and-source-specific query (RFC 3376 §4.1.12: to the group
-    /// address) out of one port, split in as many as the frame needs.
-    fn send_source_query(
-        &mut self,
-        key: GroupKey,
-        port: PortId,
-        s_flag: bool,
-        sources: &[Source],
-        out: &mut Vec<Action>,
-    ) {
-        if !self.up.contains(port) {
-            return;
-        }
-        let src = self.config.querier_address.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        for chunk in sources.chunks(igmp::MAX_QUERY_SOURCES) {
-            let mut repr =
-                querier::query(&self.config, 3, key.group, self.config.last_member_interval);
-            if let igmp::Repr::Query { v3: Some(q), .. } = &mut repr {
-                q.s_flag = s_flag;
-                q.sources = chunk.to_vec();
-            }
-            let ident = self.next_ident();
-            let f = frame::build_igmp(
-                self.config.switch_mac,
-                key.vlan,
-                src,
-                key.group,
-                ident,
-                &repr,
-            );
-            self.counters.tx_group_source_query += 1;
-            self.transmit(PortMask::single(port), f, out);
-        }
+    /// Number of distinct (VLAN, group) entries of family `A`.
+    pub fn group_count_of<A: Proto>(&self) -> usize {
+        A::snooper(&self.fam).table.len()
     }
 
     /// Rate-limited: a full table must not flood the log.
-    fn log_limit(&mut self, now: Timestamp, what: &str, key: GroupKey, port: PortId) {
+    fn log_limit<A: Proto>(
+        &mut self,
+        now: Timestamp,
+        what: &str,
+        key: MembershipKey<A>,
+        port: PortId,
+    ) {
         if self
             .last_limit_log
             .is_some_and(|t| now - t < LIMIT_LOG_INTERVAL)
@@ -609,31 +566,4 @@ impl Engine {
         self.last_limit_log = Some(now);
         self.limit_log_suppressed = 0;
     }
-}
-
-/// Why `s` cannot be a source (RFC 3376 §4.2.8: a source address is a
-/// host's unicast address), or None when it can.
-pub(crate) fn bad_source(s: Ipv4Addr) -> Option<BadSource> {
-    if s.is_multicast() {
-        Some(BadSource::Multicast)
-    } else if s.is_unspecified() {
-        Some(BadSource::Zero)
-    } else if s.is_broadcast() {
-        Some(BadSource::Broadcast)
-    } else {
-        None
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BadSource {
-    Multicast,
-    Zero,
-    Broadcast,
-}
-
-/// RFC 4541 §2.1.2: 224.0.0.0/24 is never snooped.
-pub fn is_link_local(group: Ipv4Addr) -> bool {
-    let o = group.octets();
-    o[0] == 224 && o[1] == 0 && o[2] == 0
 }

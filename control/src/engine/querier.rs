@@ -1,39 +1,42 @@
-//! The querier: startup and periodic general queries per VLAN, and
-//! election by lowest IPv4 source (RFC 2236 §3, RFC 3376 §6.6.2).
+//! The querier of one family: startup and periodic general queries per
+//! VLAN, and election by lowest source address (RFC 2236 §3, RFC 3376
+//! §6.6.2; RFC 3810 §7.6.2 for MLD, lowest IPv6 address). IGMP and MLD
+//! each have their own, independent of the other.
 
 use super::config::Config;
+use super::proto::Proto;
+use crate::family::{AddrFamily, Version};
 use crate::time::Timestamp;
-use crate::wire::igmp::{self, QueryV3};
-use core::net::Ipv4Addr;
-use core::time::Duration;
+use core::net::IpAddr;
 use serde::Serialize;
 
 #[derive(Clone, Debug)]
-struct VlanQuerier {
+struct VlanQuerier<A> {
     vlan: u16,
     /// A better querier heard, and when its presence lapses.
-    other: Option<(Ipv4Addr, Timestamp)>,
+    other: Option<(A, Timestamp)>,
     next_general_query: Option<Timestamp>,
     startup_left: u8,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Querier {
-    vlans: Vec<VlanQuerier>,
+pub(crate) struct Querier<A> {
+    vlans: Vec<VlanQuerier<A>>,
 }
 
 /// Querier state of one VLAN, for the CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct QuerierView {
+    pub family: AddrFamily,
     pub vlan: u16,
     pub we_are_querier: bool,
-    pub our_address: Option<Ipv4Addr>,
+    pub our_address: Option<IpAddr>,
     /// The elected querier: the other one if present, else ours if querier.
-    pub querier_address: Option<Ipv4Addr>,
+    pub querier_address: Option<IpAddr>,
     pub other_querier_expires: Option<Timestamp>,
     pub next_general_query: Option<Timestamp>,
     pub startup_queries_left: u8,
-    pub version: u8,
+    pub version: Version,
 }
 
 /// What happened on hearing a query.
@@ -46,21 +49,18 @@ pub(crate) enum Heard {
     OtherQuerier { newly: bool },
 }
 
-impl Querier {
-    pub fn new(config: &Config, now: Timestamp) -> Querier {
-        let mut vlans: Vec<VlanQuerier> = config
+impl<A: Proto> Querier<A> {
+    pub fn new(config: &Config, now: Timestamp) -> Querier<A> {
+        let on = A::querying(config);
+        let mut vlans: Vec<VlanQuerier<A>> = config
             .querier_vlans
             .iter()
             .map(|&vlan| VlanQuerier {
                 vlan,
                 other: None,
                 // The first startup query is due at once.
-                next_general_query: config.querier.then_some(now),
-                startup_left: if config.querier {
-                    config.startup_count()
-                } else {
-                    0
-                },
+                next_general_query: on.then_some(now),
+                startup_left: if on { config.startup_count() } else { 0 },
             })
             .collect();
         vlans.sort_by_key(|v| v.vlan);
@@ -74,7 +74,7 @@ impl Querier {
     /// resumes when that one lapses, RFC 3376 §6.6.2). Off: no more queries.
     pub fn switch(&mut self, config: &Config, now: Timestamp) {
         for v in &mut self.vlans {
-            if config.querier && v.other.is_none() {
+            if A::querying(config) && v.other.is_none() {
                 v.next_general_query = Some(now);
                 v.startup_left = config.startup_count();
             } else {
@@ -85,16 +85,17 @@ impl Querier {
     }
 
     /// A query from `src` (non-zero) arrived on `vlan`. RFC 3376 §6.6.2 /
-    /// RFC 2236 §3: a query from a lower IP address wins the election; the
-    /// loser stops querying for the Other Querier Present Interval.
-    pub fn heard(&mut self, config: &Config, vlan: u16, src: Ipv4Addr, now: Timestamp) -> Heard {
+    /// RFC 2236 §3 / RFC 3810 §7.6.2: a query from a lower IP address wins
+    /// the election; the loser stops querying for the Other Querier
+    /// Present Interval.
+    pub fn heard(&mut self, config: &Config, vlan: u16, src: A, now: Timestamp) -> Heard {
         let Some(v) = self.vlans.iter_mut().find(|v| v.vlan == vlan) else {
             return Heard::Nothing;
         };
-        let ours = config.querier_address.filter(|_| config.querier);
+        let ours = A::querier_address(config).filter(|_| A::querying(config));
         // A 0.0.0.0 proxy querier defers to any real querier (RFC 4541 §2.1.1).
         let wins = match ours {
-            Some(a) if !a.is_unspecified() => u32::from(src) < u32::from(a),
+            Some(a) if a != A::UNSPECIFIED => src < a,
             _ => true,
         };
         if !wins {
@@ -116,7 +117,7 @@ impl Querier {
                 && until <= now
             {
                 v.other = None;
-                if config.querier {
+                if A::querying(config) {
                     // RFC 3376 §6.6.2: when the other querier present timer
                     // expires we become querier again: query at once.
                     v.next_general_query = Some(now);
@@ -141,17 +142,22 @@ impl Querier {
     }
 
     /// Source of a group-specific query on `vlan`: our address while we
-    /// are the querier there, else 0.0.0.0. RFC 3376 §6.6.2: a non-querier
+    /// are the querier there, else the family's proxy source (IGMP:
+    /// 0.0.0.0; MLD: none, no query). RFC 3376 §6.6.2: a non-querier
     /// sends no queries; a snooping switch may still ask its hosts with a
     /// 0.0.0.0 source (RFC 4541 §2.1.1), which no election and no router
     /// port learning counts. Our own address would make the switches
     /// downstream take us for the querier and for a router.
-    pub fn query_source(&self, config: &Config, vlan: u16) -> Ipv4Addr {
-        let active = self.active_vlans(config).any(|v| v == vlan);
-        match config.querier_address {
-            Some(a) if active => a,
-            _ => Ipv4Addr::UNSPECIFIED,
+    pub fn query_source(&self, config: &Config, vlan: u16) -> Option<A> {
+        if self.is_active(config, vlan) {
+            A::querier_address(config)
+        } else {
+            A::proxy_source()
         }
+    }
+
+    pub fn is_active(&self, config: &Config, vlan: u16) -> bool {
+        self.active_vlans(config).any(|v| v == vlan)
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -164,7 +170,7 @@ impl Querier {
 
     /// Query a newly up port at once: the VLANs where we are querier.
     pub fn active_vlans(&self, config: &Config) -> impl Iterator<Item = u16> + '_ {
-        let on = config.querier;
+        let on = A::querying(config);
         self.vlans
             .iter()
             .filter(move |v| on && v.other.is_none())
@@ -172,59 +178,21 @@ impl Querier {
     }
 
     pub fn views(&self, config: &Config) -> Vec<QuerierView> {
-        let ours = config.querier_address.filter(|_| config.querier);
+        let on = A::querying(config);
+        let ours = A::querier_address(config).filter(|_| on);
         self.vlans
             .iter()
             .map(|v| QuerierView {
+                family: A::FAMILY,
                 vlan: v.vlan,
-                we_are_querier: config.querier && v.other.is_none(),
-                our_address: ours,
-                querier_address: v.other.map(|(a, _)| a).or(ours),
+                we_are_querier: on && v.other.is_none(),
+                our_address: ours.map(Into::into),
+                querier_address: v.other.map(|(a, _)| a).or(ours).map(Into::into),
                 other_querier_expires: v.other.map(|(_, t)| t),
                 next_general_query: v.next_general_query,
                 startup_queries_left: v.startup_left,
-                version: config.igmp_version,
+                version: A::query_version(config),
             })
             .collect()
-    }
-}
-
-fn tenths(d: Duration) -> u32 {
-    u32::try_from(d.as_millis() / 100).unwrap_or(u32::MAX)
-}
-
-/// A query in the given version: general when `group` is unspecified.
-pub(crate) fn query(
-    config: &Config,
-    version: u8,
-    group: Ipv4Addr,
-    max_resp: Duration,
-) -> igmp::Repr {
-    if version >= 3 {
-        let qi = u32::try_from(config.query_interval.as_secs()).unwrap_or(u32::MAX);
-        igmp::Repr::Query {
-            // RFC 3376 §4.1.1 / §4.1.7 floating-point encodings.
-            max_resp_code: igmp::encode_float(tenths(max_resp)),
-            group,
-            v3: Some(QueryV3 {
-                s_flag: false,
-                // §4.1.6: QRV above 7 is sent as 0.
-                qrv: if config.robustness > 7 {
-                    0
-                } else {
-                    config.robustness
-                },
-                qqic: igmp::encode_float(qi),
-                sources: Vec::new(),
-            }),
-        }
-    } else {
-        // RFC 2236 §2.2: max response time in 1/10 s, validated to fit.
-        let code = u8::try_from(tenths(max_resp)).unwrap_or(u8::MAX).max(1);
-        igmp::Repr::Query {
-            max_resp_code: code,
-            group,
-            v3: None,
-        }
     }
 }

@@ -10,6 +10,7 @@
 use super::{Action, Config, ConfigError, Engine, PortConfig};
 use crate::port::{PortId, PortMask};
 use crate::time::Timestamp;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// What `Engine::reconfigure` did, by config-file key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,10 +51,12 @@ impl Engine {
         let querier_switched = merged.querier != self.config.querier;
         self.config = merged;
         if querier_switched {
-            self.querier.switch(&self.config, now);
+            self.fam.igmp.querier.switch(&self.config, now);
+            self.fam.mld.querier.switch(&self.config, now);
         }
         self.reconfigure_ports(&ports, &mut done);
-        self.sync_routers(out);
+        self.sync_routers::<Ipv4Addr>(out);
+        self.sync_routers::<Ipv6Addr>(out);
         Ok(done)
     }
 
@@ -63,6 +66,8 @@ impl Engine {
             querier: new.querier,
             querier_address: new.querier_address,
             igmp_version: new.igmp_version,
+            mld_version: new.mld_version,
+            mld_querier_address: new.mld_querier_address,
             flood_unregistered: new.flood_unregistered,
             ..self.config.clone()
         }
@@ -77,6 +82,11 @@ impl Engine {
                 old.querier_address != new.querier_address,
             ),
             ("igmp-version", old.igmp_version != new.igmp_version),
+            ("mld-version", old.mld_version != new.mld_version),
+            (
+                "mld-querier-address",
+                old.mld_querier_address != new.mld_querier_address,
+            ),
             (
                 "flood-unregistered",
                 old.flood_unregistered != new.flood_unregistered,
@@ -111,6 +121,8 @@ impl Engine {
             ),
             ("querier-vlans", old.querier_vlans != new.querier_vlans),
             ("max-groups", old.max_groups != new.max_groups),
+            // MLD's table is sized at start.
+            ("no-mld", old.mld != new.mld),
         ];
         let changed = |list: &[(&'static str, bool)]| {
             list.iter()
@@ -130,7 +142,7 @@ impl Engine {
         }
         let mut fast_leave = self.fast_leave;
         let mut guard = self.guard;
-        let mut routers = self.routers.static_ports();
+        let mut routers = self.fam.igmp.routers.static_ports();
         let mut limits_changed = false;
         for (i, port) in self.ports.iter_mut().enumerate() {
             let Some(n) = new.iter().find(|n| n.name == port.name) else {
@@ -143,7 +155,8 @@ impl Engine {
             set(&mut routers, id, n.static_router);
             if port.max_groups != n.max_groups {
                 // Memberships above a lowered limit stay; new ones are refused.
-                self.table.set_port_limit(id, n.max_groups);
+                self.fam.igmp.table.set_port_limit(id, n.max_groups);
+                self.fam.mld.table.set_port_limit(id, n.max_groups);
                 limits_changed = true;
             }
             *port = n.clone();
@@ -151,7 +164,10 @@ impl Engine {
         for (name, differs) in [
             ("fast-leave", fast_leave != self.fast_leave),
             ("guard-port", guard != self.guard),
-            ("router-port", routers != self.routers.static_ports()),
+            (
+                "router-port",
+                routers != self.fam.igmp.routers.static_ports(),
+            ),
             ("max-groups-per-port", limits_changed),
         ] {
             if differs {
@@ -160,7 +176,9 @@ impl Engine {
         }
         self.fast_leave = fast_leave;
         self.guard = guard;
-        self.routers.set_static(routers);
+        // A static router port is one for both families.
+        self.fam.igmp.routers.set_static(routers);
+        self.fam.mld.routers.set_static(routers);
     }
 }
 

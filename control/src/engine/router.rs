@@ -1,20 +1,23 @@
 //! Multicast router ports: static from configuration, learned from queries
 //! and PIM hellos and aged out (RFC 4541 §2.1.1).
 
+//! One set per family: an IGMP querier or PIM router is not an MLD one.
+
+use crate::family::{AddrFamily, Family};
 use crate::port::{MAX_PORTS, PortId, PortMask};
 use crate::time::Timestamp;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug)]
-struct Learned {
-    from: Ipv4Addr,
+struct Learned<A> {
+    from: A,
     expires: Timestamp,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Routers {
-    learned: [Option<Learned>; MAX_PORTS],
+pub(crate) struct Routers<A> {
+    learned: [Option<Learned<A>>; MAX_PORTS],
     static_ports: PortMask,
     /// Ports with a `learned` entry, kept in step so `mask` is O(1).
     learned_mask: PortMask,
@@ -25,14 +28,15 @@ pub(crate) struct Routers {
 /// One router port, for the CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RouterPortView {
+    pub family: AddrFamily,
     pub port: PortId,
-    pub learned_from: Option<Ipv4Addr>,
+    pub learned_from: Option<IpAddr>,
     pub is_static: bool,
     pub expires: Option<Timestamp>,
 }
 
-impl Routers {
-    pub fn new(static_ports: PortMask) -> Routers {
+impl<A: Family> Routers<A> {
+    pub fn new(static_ports: PortMask) -> Routers<A> {
         Routers {
             learned: [None; MAX_PORTS],
             static_ports,
@@ -55,7 +59,7 @@ impl Routers {
     }
 
     /// Learn (or refresh) `port` as a router port. True if newly learned.
-    pub fn learn(&mut self, port: PortId, from: Ipv4Addr, expires: Timestamp) -> bool {
+    pub fn learn(&mut self, port: PortId, from: A, expires: Timestamp) -> bool {
         match self.learned.get_mut(usize::from(port)) {
             Some(slot) => {
                 let new = slot.is_none();
@@ -68,13 +72,14 @@ impl Routers {
     }
 
     /// Expire learned ports due at or before `now`; returns how many.
+    /// Walks the learned ports only (usually none or one), not all 64.
     pub fn age(&mut self, now: Timestamp) -> u64 {
         let mut n = 0;
-        for (i, slot) in self.learned.iter_mut().enumerate() {
+        for p in self.learned_mask.iter() {
+            let slot = &mut self.learned[usize::from(p)];
             if slot.is_some_and(|l| l.expires <= now) {
                 *slot = None;
-                // i < MAX_PORTS = 64.
-                self.learned_mask.remove(i as PortId);
+                self.learned_mask.remove(p);
                 n += 1;
             }
         }
@@ -89,7 +94,10 @@ impl Routers {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.learned.iter().flatten().map(|l| l.expires).min()
+        self.learned_mask
+            .iter()
+            .filter_map(|p| self.learned[usize::from(p)].map(|l| l.expires))
+            .min()
     }
 
     /// The current set if it differs from the last one reported.
@@ -107,8 +115,9 @@ impl Routers {
             .map(|p| {
                 let l = self.learned.get(usize::from(p)).copied().flatten();
                 RouterPortView {
+                    family: A::FAMILY,
                     port: p,
-                    learned_from: l.map(|l| l.from),
+                    learned_from: l.map(|l| l.from.into()),
                     is_static: self.static_ports.contains(p),
                     expires: l.map(|l| l.expires),
                 }

@@ -2,13 +2,14 @@
 //! the retransmission of group and group-and-source queries (§6.6.3).
 
 use super::learn::send_source_queries;
-use super::{Group, GroupKey, MembershipTable, TableEvent, Timers, host};
+use super::{Group, MembershipKey, MembershipTable, TableEvent, Timers, host};
+use crate::family::Family;
 use crate::time::Timestamp;
 use std::cmp::Reverse;
 
-impl MembershipTable {
+impl<A: Family> MembershipTable<A> {
     /// Fire every timer due at or before `now`.
-    pub fn age(&mut self, now: Timestamp, out: &mut Vec<TableEvent>) {
+    pub fn age(&mut self, now: Timestamp, out: &mut Vec<TableEvent<A>>) {
         while let Some(&Reverse((t, key))) = self.heap.peek() {
             if t > now {
                 break;
@@ -37,13 +38,13 @@ impl MembershipTable {
 }
 
 /// Fire the timers of member `i` due at `now`.
-fn age_member(
-    group: &mut Group,
+fn age_member<A: Copy + Ord>(
+    group: &mut Group<A>,
     i: usize,
-    key: GroupKey,
+    key: MembershipKey<A>,
     now: Timestamp,
     timers: &Timers,
-    out: &mut Vec<TableEvent>,
+    out: &mut Vec<TableEvent<A>>,
 ) {
     let port = group.members.as_slice()[i].port;
     let mut ps = group.take_sources(port);
@@ -52,7 +53,7 @@ fn age_member(
         out.push(TableEvent::GroupQuery {
             key,
             port,
-            version: m.compat(now),
+            generation: m.compat(now),
         });
         m.gsq_left -= 1;
         m.next_gsq = now + timers.lmqi;

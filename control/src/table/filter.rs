@@ -10,13 +10,10 @@
 //! requested list X, one whose timer is ZERO on the excluded list Y; in
 //! INCLUDE mode every record is on the include list A.
 //!
-//! Addresses are behind [`Source`] so that MLD can reuse this module.
+//! Generic over the source address (`A`: IPv4 or IPv6): RFC 3810 §7.4
+//! has the same tables for MLDv2.
 
 use crate::time::Timestamp;
-use core::net::Ipv4Addr;
-
-/// A source address (IPv4 here; MLD will make this generic).
-pub type Source = Ipv4Addr;
 
 /// The six group record types (RFC 3376 §4.2.12), as the tables name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +36,8 @@ pub enum FilterMode {
 
 /// One source record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SourceRecord {
-    pub addr: Source,
+pub struct SourceRecord<A> {
+    pub addr: A,
     /// Source timer; ZERO = not running (EXCLUDE mode: on the excluded list).
     pub timer: Timestamp,
     /// RFC 3376 §6.6.3.2 retransmissions of Q(G,A) left for this source.
@@ -49,8 +46,8 @@ pub struct SourceRecord {
     pub is_static: bool,
 }
 
-impl SourceRecord {
-    pub fn new(addr: Source, timer: Timestamp) -> SourceRecord {
+impl<A> SourceRecord<A> {
+    pub fn new(addr: A, timer: Timestamp) -> SourceRecord<A> {
         SourceRecord {
             addr,
             timer,
@@ -66,40 +63,49 @@ impl SourceRecord {
 }
 
 /// What the tables ask of the querier (§6.4.2 "Send Q(G)", "Send Q(G,X)").
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Queries {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queries<A> {
     /// Send Q(G, these), sorted.
-    pub sources: Vec<Source>,
+    pub sources: Vec<A>,
     /// Send Q(G).
     pub group: bool,
 }
 
+impl<A> Default for Queries<A> {
+    fn default() -> Self {
+        Queries {
+            sources: Vec::new(),
+            group: false,
+        }
+    }
+}
+
 /// The router state of one (group, port), borrowed from the table.
-pub struct RouterState<'a> {
+pub struct RouterState<'a, A> {
     pub group_timer: &'a mut Timestamp,
     /// Static (*,G): EXCLUDE mode whatever the group timer says.
     pub pinned: bool,
-    pub records: &'a mut Vec<SourceRecord>,
+    pub records: &'a mut Vec<SourceRecord<A>>,
 }
 
-impl RouterState<'_> {
+impl<A: Copy + Ord> RouterState<'_, A> {
     pub fn mode(&self) -> FilterMode {
         mode_of(self.pinned, *self.group_timer)
     }
 
-    fn find(&self, s: Source) -> Result<usize, usize> {
+    fn find(&self, s: A) -> Result<usize, usize> {
         self.records.binary_search_by_key(&s, |r| r.addr)
     }
 
     /// Room for the records of `a` that do not exist yet, exactly: records
     /// are many and small, a doubling Vec would waste up to half.
-    fn reserve_for(&mut self, a: &[Source]) {
+    fn reserve_for(&mut self, a: &[A]) {
         let missing = a.iter().filter(|s| self.find(**s).is_err()).count();
         self.records.reserve_exact(missing);
     }
 
     /// `(A)=J`: set the timers of `a` to `at`, creating records as needed.
-    fn set_timers(&mut self, a: &[Source], at: Timestamp) {
+    fn set_timers(&mut self, a: &[A], at: Timestamp) {
         self.reserve_for(a);
         for &s in a {
             match self.find(s) {
@@ -110,7 +116,7 @@ impl RouterState<'_> {
     }
 
     /// Create the records of `a` that do not exist, with timer `at`.
-    fn add_missing(&mut self, a: &[Source], at: Timestamp) {
+    fn add_missing(&mut self, a: &[A], at: Timestamp) {
         self.reserve_for(a);
         for &s in a {
             if let Err(i) = self.find(s) {
@@ -121,7 +127,7 @@ impl RouterState<'_> {
 
     /// `Delete (X-A)`, `Delete (Y-A)`: every record not in `a`. A static
     /// record stays, its learned timer cleared.
-    fn delete_not_in(&mut self, a: &[Source]) {
+    fn delete_not_in(&mut self, a: &[A]) {
         self.records.retain_mut(|r| {
             if a.binary_search(&r.addr).is_ok() {
                 return true;
@@ -133,7 +139,7 @@ impl RouterState<'_> {
 
     /// The records of `a` that are forwarded (A*B in INCLUDE mode, the
     /// part of `a` on X in EXCLUDE mode).
-    fn running_in(&self, a: &[Source]) -> Vec<Source> {
+    fn running_in(&self, a: &[A]) -> Vec<A> {
         a.iter()
             .copied()
             .filter(|s| self.find(*s).is_ok_and(|i| self.records[i].running()))
@@ -141,7 +147,7 @@ impl RouterState<'_> {
     }
 
     /// The forwarded records not in `a` (A-B, X-A).
-    fn running_not_in(&self, a: &[Source]) -> Vec<Source> {
+    fn running_not_in(&self, a: &[A]) -> Vec<A> {
         self.records
             .iter()
             .filter(|r| r.running() && a.binary_search(&r.addr).is_err())
@@ -151,8 +157,8 @@ impl RouterState<'_> {
 
     /// Apply one record (`a` sorted, without duplicates) as §6.4.1 and
     /// §6.4.2 say, row by row. Returns the queries the row asks for.
-    pub fn apply(&mut self, kind: RecordKind, a: &[Source], gmi_at: Timestamp) -> Queries {
-        let mut q = Queries::default();
+    pub fn apply(&mut self, kind: RecordKind, a: &[A], gmi_at: Timestamp) -> Queries<A> {
+        let mut q = Queries::<A>::default();
         match (self.mode(), kind) {
             // §6.4.1 INCLUDE (A) IS_IN (B) -> INCLUDE (A+B); (B)=GMI
             // §6.4.2 INCLUDE (A) ALLOW (B) -> INCLUDE (A+B); (B)=GMI
@@ -244,14 +250,14 @@ impl RouterState<'_> {
     }
 
     /// The timers of `sources` run out now (a fast leave).
-    pub fn expire_sources(&mut self, sources: &[Source]) {
+    pub fn expire_sources(&mut self, sources: &[A]) {
         self.expire_where(|r| sources.binary_search(&r.addr).is_ok());
     }
 
     /// §6.3: a source timer that runs out in INCLUDE mode deletes the
     /// record; in EXCLUDE mode the record stays, on the excluded list
     /// ("DO NOT remove record"). Static records stay in both.
-    fn expire_where(&mut self, due: impl Fn(&SourceRecord) -> bool) {
+    fn expire_where(&mut self, due: impl Fn(&SourceRecord<A>) -> bool) {
         let include = self.mode() == FilterMode::Include;
         self.records.retain_mut(|r| {
             if !due(r) {
@@ -266,7 +272,7 @@ impl RouterState<'_> {
     /// Lower the timers of `sources` above `at` to `at` (§6.6.1 on a
     /// received Q(G,A); §6.6.3.2 for our own). Static records keep theirs.
     /// Returns the sources lowered.
-    pub fn lower(&mut self, sources: &[Source], at: Timestamp) -> Vec<Source> {
+    pub fn lower(&mut self, sources: &[A], at: Timestamp) -> Vec<A> {
         let mut lowered = Vec::new();
         for &s in sources {
             if let Ok(i) = self.find(s) {
@@ -281,14 +287,14 @@ impl RouterState<'_> {
     }
 
     /// Does this (group, port) forward traffic from `s`?
-    pub fn admits(&self, s: Source) -> bool {
+    pub fn admits(&self, s: A) -> bool {
         admits(self.pinned, *self.group_timer, self.records, s)
     }
 }
 
 /// Make sure `s` has a running record until at least `until` (explicit
 /// host tracking, see `host::keep_wanted`).
-pub fn keep_until(records: &mut Vec<SourceRecord>, s: Source, until: Timestamp) {
+pub fn keep_until<A: Ord + Copy>(records: &mut Vec<SourceRecord<A>>, s: A, until: Timestamp) {
     match records.binary_search_by_key(&s, |r| r.addr) {
         Ok(i) => {
             if records[i].timer < until {
@@ -310,7 +316,12 @@ pub fn mode_of(pinned: bool, group_timer: Timestamp) -> FilterMode {
 /// Forwarding of `s` by a (group, port): a record decides (X or A: yes;
 /// Y: no); without one, EXCLUDE mode forwards and INCLUDE does not. A
 /// static (*,G) forwards every source.
-pub fn admits(pinned: bool, group_timer: Timestamp, records: &[SourceRecord], s: Source) -> bool {
+pub fn admits<A: Ord + Copy>(
+    pinned: bool,
+    group_timer: Timestamp,
+    records: &[SourceRecord<A>],
+    s: A,
+) -> bool {
     if pinned {
         return true;
     }
@@ -323,8 +334,9 @@ pub fn admits(pinned: bool, group_timer: Timestamp, records: &[SourceRecord], s:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
 
-    fn s(n: u8) -> Source {
+    fn s(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 0, 0, n)
     }
 

@@ -2,23 +2,24 @@
 //! source any port's state mentions; changes between two moments become
 //! `TableEvent`s. Also the table's views.
 
-use super::filter::{self, FilterMode, Source};
-use super::{Group, GroupKey, Member, MembershipTable, PortSources, TableEvent};
+use super::filter::{self, FilterMode};
+use super::{Group, Member, MembershipKey, MembershipTable, PortSources, TableEvent};
+use crate::family::{Family, Generation};
 use crate::port::{Mac, PortId, PortMask};
 use crate::time::Timestamp;
 
 /// A group's forwarding at one moment.
 #[derive(Clone, Debug)]
-pub(super) struct Snapshot {
+pub(super) struct Snapshot<A> {
     mask: PortMask,
     /// None when the group had no source state (and none was coming).
-    entries: Option<Vec<(Source, PortMask)>>,
+    entries: Option<Vec<(A, PortMask)>>,
 }
 
-impl Group {
+impl<A: Copy + Ord> Group<A> {
     /// Every source any port mentions, sorted.
-    fn mentioned(&self) -> Vec<Source> {
-        let mut v: Vec<Source> = self
+    fn mentioned(&self) -> Vec<A> {
+        let mut v: Vec<A> = self
             .sources
             .iter()
             .flat_map(|v| v.iter())
@@ -39,7 +40,7 @@ impl Group {
     }
 
     /// How many of `a` (sorted) the group has no entry for yet.
-    pub(super) fn new_sources(&self, a: &[Source]) -> usize {
+    pub(super) fn new_sources(&self, a: &[A]) -> usize {
         if self.sources.is_none() {
             return a.len();
         }
@@ -48,7 +49,7 @@ impl Group {
     }
 
     /// The ports that forward `s`.
-    fn source_mask(&self, s: Source) -> PortMask {
+    fn source_mask(&self, s: A) -> PortMask {
         let mut m = PortMask::EMPTY;
         for mem in self.members.iter() {
             let records = self.port_sources(mem.port).map_or(&[][..], |p| &p.records);
@@ -59,7 +60,7 @@ impl Group {
         m
     }
 
-    fn entries(&self) -> Vec<(Source, PortMask)> {
+    fn entries(&self) -> Vec<(A, PortMask)> {
         self.mentioned()
             .into_iter()
             .map(|s| (s, self.source_mask(s)))
@@ -68,7 +69,7 @@ impl Group {
 
     /// Forwarding now. `with_sources`: take the source entries even if the
     /// group has no source state yet (a change is about to add some).
-    pub(super) fn snapshot(&self, with_sources: bool) -> Snapshot {
+    pub(super) fn snapshot(&self, with_sources: bool) -> Snapshot<A> {
         Snapshot {
             mask: self.mask(),
             entries: (with_sources || self.sources.is_some()).then(|| self.entries()),
@@ -77,7 +78,12 @@ impl Group {
 
     /// Events for what changed since `before`: source entries first, then
     /// the EXCLUDE port set, or `Gone` when no member is left.
-    pub(super) fn emit_changes(&self, key: GroupKey, before: Snapshot, out: &mut Vec<TableEvent>) {
+    pub(super) fn emit_changes(
+        &self,
+        key: MembershipKey<A>,
+        before: Snapshot<A>,
+        out: &mut Vec<TableEvent<A>>,
+    ) {
         let old = before.entries.unwrap_or_default();
         let new = if self.sources.is_some() {
             self.entries()
@@ -97,11 +103,11 @@ impl Group {
 }
 
 /// Merge two sorted entry lists into Source events.
-fn diff_entries(
-    key: GroupKey,
-    old: &[(Source, PortMask)],
-    new: &[(Source, PortMask)],
-    out: &mut Vec<TableEvent>,
+fn diff_entries<A: Copy + Ord>(
+    key: MembershipKey<A>,
+    old: &[(A, PortMask)],
+    new: &[(A, PortMask)],
+    out: &mut Vec<TableEvent<A>>,
 ) {
     let (mut i, mut j) = (0, 0);
     let mut ev = |source, ports| out.push(TableEvent::Source { key, source, ports });
@@ -133,8 +139,8 @@ fn diff_entries(
 
 /// One source of a (group, port), for views.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SourceInfo {
-    pub address: Source,
+pub struct SourceInfo<A> {
+    pub address: A,
     /// When the source timer runs out; None for a static source and for
     /// an excluded one (no timer runs).
     pub expires: Option<Timestamp>,
@@ -144,13 +150,13 @@ pub struct SourceInfo {
 
 /// One (group, port) membership, for views.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub key: GroupKey,
+pub struct MemberInfo<A> {
+    pub key: MembershipKey<A>,
     pub port: PortId,
     pub hosts: Vec<Mac>,
-    pub version: u8,
+    pub generation: Generation,
     pub filter_mode: FilterMode,
-    pub sources: Vec<SourceInfo>,
+    pub sources: Vec<SourceInfo<A>>,
     /// When the membership ends unless refreshed: the group timer in
     /// EXCLUDE mode, the last source timer in INCLUDE mode. None for a
     /// static membership.
@@ -158,7 +164,12 @@ pub struct MemberInfo {
     pub is_static: bool,
 }
 
-fn member_info(key: GroupKey, m: &Member, ps: Option<&PortSources>, now: Timestamp) -> MemberInfo {
+fn member_info<A: Copy + Ord>(
+    key: MembershipKey<A>,
+    m: &Member<A>,
+    ps: Option<&PortSources<A>>,
+    now: Timestamp,
+) -> MemberInfo<A> {
     let records = ps.map_or(&[][..], |p| &p.records);
     let exclude = m.exclude();
     let sources = records
@@ -182,7 +193,7 @@ fn member_info(key: GroupKey, m: &Member, ps: Option<&PortSources>, now: Timesta
         key,
         port: m.port,
         hosts: m.hosts.iter().map(|h| h.mac).collect(),
-        version: m.compat(now),
+        generation: m.compat(now),
         filter_mode: if exclude {
             FilterMode::Exclude
         } else {
@@ -194,10 +205,10 @@ fn member_info(key: GroupKey, m: &Member, ps: Option<&PortSources>, now: Timesta
     }
 }
 
-impl MembershipTable {
+impl<A: Family> MembershipTable<A> {
     /// Every (group, port) membership, sorted by key then port.
-    pub fn members(&self, now: Timestamp) -> Vec<MemberInfo> {
-        let mut v: Vec<MemberInfo> = self
+    pub fn members(&self, now: Timestamp) -> Vec<MemberInfo<A>> {
+        let mut v: Vec<MemberInfo<A>> = self
             .groups
             .iter()
             .flat_map(|(k, g)| {
@@ -211,8 +222,8 @@ impl MembershipTable {
     }
 
     /// Every (S,G) forwarding entry: (group, source, ports), sorted.
-    pub fn source_entries(&self) -> Vec<(GroupKey, Source, PortMask)> {
-        let mut v: Vec<(GroupKey, Source, PortMask)> = self
+    pub fn source_entries(&self) -> Vec<(MembershipKey<A>, A, PortMask)> {
+        let mut v: Vec<(MembershipKey<A>, A, PortMask)> = self
             .groups
             .iter()
             .filter(|(_, g)| g.sources.is_some())
@@ -224,7 +235,7 @@ impl MembershipTable {
 
     /// The ports traffic from `source` to `key` goes to, when `source` has
     /// an entry of its own (else it follows `lookup`).
-    pub fn lookup_source(&self, key: GroupKey, source: Source) -> Option<PortMask> {
+    pub fn lookup_source(&self, key: MembershipKey<A>, source: A) -> Option<PortMask> {
         let g = self.groups.get(&key)?;
         g.sources
             .as_ref()?
@@ -241,7 +252,7 @@ mod tests {
 
     #[test]
     fn entry_diff() {
-        let key = GroupKey {
+        let key = MembershipKey {
             vlan: 0,
             group: Ipv4Addr::new(239, 1, 1, 1),
         };

@@ -7,31 +7,31 @@
 //! (or, for Q(G), the group) another tracked host on the port still wants
 //! is not queried for.
 
-use super::filter::{self, FilterMode, RecordKind, Source, SourceRecord};
+use super::filter::{self, FilterMode, RecordKind, SourceRecord};
 use super::small::Small;
 use crate::port::Mac;
 use crate::time::Timestamp;
 
 /// A host's filter: mode and sorted source list.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HostFilter {
+pub(crate) struct HostFilter<A> {
     pub mode: FilterMode,
-    pub sources: Vec<Source>,
+    pub sources: Vec<A>,
 }
 
 /// A host that reported on a port.
 #[derive(Clone, Debug)]
-pub(crate) struct Host {
+pub(crate) struct Host<A> {
     pub mac: Mac,
     pub expires: Timestamp,
     /// None = EXCLUDE {} (what v1/v2 hosts and most v3 joins are), boxed so
     /// that such a host costs one pointer.
     #[allow(clippy::box_collection)]
-    filter: Option<Box<HostFilter>>,
+    filter: Option<Box<HostFilter<A>>>,
 }
 
-impl Host {
-    pub fn new(mac: Mac) -> Host {
+impl<A: Copy + Ord> Host<A> {
+    pub fn new(mac: Mac) -> Host<A> {
         Host {
             mac,
             expires: Timestamp::ZERO,
@@ -43,12 +43,12 @@ impl Host {
         self.filter.as_ref().map_or(FilterMode::Exclude, |f| f.mode)
     }
 
-    pub fn sources(&self) -> &[Source] {
+    pub fn sources(&self) -> &[A] {
         self.filter.as_ref().map_or(&[], |f| &f.sources)
     }
 
     /// Does this host want traffic from `s`?
-    pub fn wants(&self, s: Source) -> bool {
+    pub fn wants(&self, s: A) -> bool {
         let listed = self.sources().binary_search(&s).is_ok();
         match self.mode() {
             FilterMode::Include => listed,
@@ -56,7 +56,7 @@ impl Host {
         }
     }
 
-    fn set(&mut self, f: HostFilter) {
+    fn set(&mut self, f: HostFilter<A>) {
         self.filter = if f.mode == FilterMode::Exclude && f.sources.is_empty() {
             None
         } else {
@@ -68,7 +68,11 @@ impl Host {
 /// The filter of a host after `kind` with sources `a` (sorted), from
 /// `prev` (None: a host we do not know, i.e. INCLUDE {}). INCLUDE {} means
 /// the host wants nothing of the group.
-pub(crate) fn next_filter(prev: Option<&Host>, kind: RecordKind, a: &[Source]) -> HostFilter {
+pub(crate) fn next_filter<A: Copy + Ord>(
+    prev: Option<&Host<A>>,
+    kind: RecordKind,
+    a: &[A],
+) -> HostFilter<A> {
     let (mode, list) = prev.map_or((FilterMode::Include, &[][..]), |h| (h.mode(), h.sources()));
     let (mode, sources) = match (kind, mode) {
         (RecordKind::IsIn | RecordKind::ToIn, _) => (FilterMode::Include, a.to_vec()),
@@ -84,11 +88,11 @@ pub(crate) fn next_filter(prev: Option<&Host>, kind: RecordKind, a: &[Source]) -
 /// Apply a record of host `mac` to `hosts`: the host is added, updated
 /// (expiring at `expires`) or, when it now wants nothing, removed. Returns
 /// whether the host left (it was known and now wants nothing).
-pub(crate) fn update(
-    hosts: &mut Small<Host>,
+pub(crate) fn update<A: Copy + Ord>(
+    hosts: &mut Small<Host<A>>,
     mac: Mac,
     kind: RecordKind,
-    a: &[Source],
+    a: &[A],
     expires: Timestamp,
 ) -> bool {
     let i = hosts.iter().position(|h| h.mac == mac);
@@ -106,7 +110,11 @@ pub(crate) fn update(
 }
 
 /// Hosts on the port other than `mac` whose state has not run out.
-pub(crate) fn others(hosts: &Small<Host>, mac: Mac, now: Timestamp) -> impl Iterator<Item = &Host> {
+pub(crate) fn others<A: Copy + Ord>(
+    hosts: &Small<Host<A>>,
+    mac: Mac,
+    now: Timestamp,
+) -> impl Iterator<Item = &Host<A>> {
     hosts
         .iter()
         .filter(move |h| h.mac != mac && h.expires > now)
@@ -118,7 +126,11 @@ pub(crate) fn others(hosts: &Small<Host>, mac: Mac, now: Timestamp) -> impl Iter
 /// only, and another host's IS_EX/TO_EX may have deleted a wanted record
 /// ("Delete (X-A)", harmless in EXCLUDE mode, where such a source is
 /// forwarded anyway); explicit tracking knows better.
-pub(crate) fn keep_wanted(hosts: &Small<Host>, records: &mut Vec<SourceRecord>, now: Timestamp) {
+pub(crate) fn keep_wanted<A: Copy + Ord>(
+    hosts: &Small<Host<A>>,
+    records: &mut Vec<SourceRecord<A>>,
+    now: Timestamp,
+) {
     for h in hosts.iter().filter(|h| h.expires > now) {
         if h.mode() == FilterMode::Include {
             for &s in h.sources() {
@@ -128,14 +140,14 @@ pub(crate) fn keep_wanted(hosts: &Small<Host>, records: &mut Vec<SourceRecord>, 
     }
 }
 
-fn union(a: &[Source], b: &[Source]) -> Vec<Source> {
-    let mut v: Vec<Source> = a.iter().chain(b).copied().collect();
+fn union<A: Copy + Ord>(a: &[A], b: &[A]) -> Vec<A> {
+    let mut v: Vec<A> = a.iter().chain(b).copied().collect();
     v.sort_unstable();
     v.dedup();
     v
 }
 
-fn minus(a: &[Source], b: &[Source]) -> Vec<Source> {
+fn minus<A: Copy + Ord>(a: &[A], b: &[A]) -> Vec<A> {
     a.iter()
         .copied()
         .filter(|s| b.binary_search(s).is_err())
@@ -147,7 +159,7 @@ mod tests {
     use super::*;
     use core::net::Ipv4Addr;
 
-    fn s(n: u8) -> Source {
+    fn s(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 0, 0, n)
     }
 

@@ -3,17 +3,20 @@
 //! the tables ask for (§6.6.3), or an immediate expiry on a fast-leave
 //! port.
 
-use super::filter::{FilterMode, Queries, RecordKind, Source};
+use super::filter::{FilterMode, Queries, RecordKind};
 use super::host;
 use super::{
-    Group, GroupKey, Member, MembershipTable, PortSources, TableError, TableEvent, Timers,
+    Group, Member, MembershipKey, MembershipTable, PortSources, TableError, TableEvent, Timers,
 };
+use crate::family::{Family, Generation};
 use crate::port::{MAX_PORTS, Mac, PortId};
 use crate::time::Timestamp;
 use std::collections::hash_map::Entry;
 
 /// Where a record came from. RFC 3376 §7.3.2: v1 and v2 reports are
-/// IS_EX({}), a v2 leave is TO_IN({}).
+/// IS_EX({}), a v2 leave is TO_IN({}); RFC 3810 §8.3.2 reads an MLDv1
+/// report as `V2Report` and an MLDv1 done as `V2Leave`, an MLDv2 record
+/// as `V3`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     V1Report,
@@ -24,15 +27,15 @@ pub enum Origin {
 
 /// One group record as the tables take it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record<'a> {
+pub struct Record<'a, A> {
     pub kind: RecordKind,
     /// Sorted, without duplicates, unicast (the engine checks).
-    pub sources: &'a [Source],
+    pub sources: &'a [A],
     pub origin: Origin,
 }
 
-impl Record<'static> {
-    pub fn v1_report() -> Record<'static> {
+impl<A> Record<'static, A> {
+    pub fn v1_report() -> Record<'static, A> {
         Record {
             kind: RecordKind::IsEx,
             sources: &[],
@@ -40,7 +43,7 @@ impl Record<'static> {
         }
     }
 
-    pub fn v2_report() -> Record<'static> {
+    pub fn v2_report() -> Record<'static, A> {
         Record {
             kind: RecordKind::IsEx,
             sources: &[],
@@ -48,7 +51,7 @@ impl Record<'static> {
         }
     }
 
-    pub fn v2_leave() -> Record<'static> {
+    pub fn v2_leave() -> Record<'static, A> {
         Record {
             kind: RecordKind::ToIn,
             sources: &[],
@@ -93,7 +96,7 @@ struct Ctx {
 
 /// Records that may create a membership: the EXCLUDE ones, and INCLUDE
 /// ones that name a source. BLOCK and TO_IN({}) never do.
-fn creates(rec: &Record<'_>) -> bool {
+fn creates<A>(rec: &Record<'_, A>) -> bool {
     match rec.kind {
         RecordKind::IsEx | RecordKind::ToEx => true,
         RecordKind::IsIn | RecordKind::ToIn | RecordKind::Allow => !rec.sources.is_empty(),
@@ -101,17 +104,17 @@ fn creates(rec: &Record<'_>) -> bool {
     }
 }
 
-impl MembershipTable {
+impl<A: Family> MembershipTable<A> {
     /// Learn from one record of a host. Limits apply only
     /// when a new group or a new (group, port) would be created, and to
     /// sources new to the group: existing memberships always refresh.
     pub fn learn(
         &mut self,
         now: Timestamp,
-        key: GroupKey,
+        key: MembershipKey<A>,
         who: Reporter,
-        rec: Record<'_>,
-        out: &mut Vec<TableEvent>,
+        rec: Record<'_, A>,
+        out: &mut Vec<TableEvent<A>>,
     ) -> Result<RecordOutcome, TableError> {
         let Reporter {
             port,
@@ -174,15 +177,15 @@ impl MembershipTable {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn apply(
-    group: &mut Group,
-    key: GroupKey,
+fn apply<A: Copy + Ord>(
+    group: &mut Group<A>,
+    key: MembershipKey<A>,
     mi: usize,
     mac: Mac,
-    rec: Record<'_>,
+    rec: Record<'_, A>,
     ctx: &Ctx,
     port_groups: &mut [u32; MAX_PORTS],
-    out: &mut Vec<TableEvent>,
+    out: &mut Vec<TableEvent<A>>,
 ) -> Result<RecordOutcome, TableError> {
     let m = &mut group.members.as_mut_slice()[mi];
     let port = m.port;
@@ -222,7 +225,11 @@ fn apply(
 /// RFC 3376 §7.3.2: set the older-version host present timer of a v1/v2
 /// report, then return the record's sources as the compatibility mode
 /// reads them, or None when the mode ignores the record.
-fn compat_sources<'a>(m: &mut Member, rec: &Record<'a>, ctx: &Ctx) -> Option<&'a [Source]> {
+fn compat_sources<'a, A: Copy + Ord>(
+    m: &mut Member<A>,
+    rec: &Record<'a, A>,
+    ctx: &Ctx,
+) -> Option<&'a [A]> {
     match rec.origin {
         Origin::V1Report => m.v1_until = ctx.gmi_at,
         Origin::V2Report => m.v2_until = ctx.gmi_at,
@@ -232,12 +239,12 @@ fn compat_sources<'a>(m: &mut Member, rec: &Record<'a>, ctx: &Ctx) -> Option<&'a
     match (rec.origin, rec.kind) {
         // IGMPv1 mode: "In addition to ignoring any IGMPv2 Leave
         // messages, IGMPv3 BLOCK messages are also ignored, ..."
-        (Origin::V2Leave, _) if compat == 1 => None,
+        (Origin::V2Leave, _) if compat == Generation::NoLeave => None,
         // v1 and v2 mode: "IGMPv3 BLOCK messages are ignored, ..."
-        (_, RecordKind::Block) if compat < 3 => None,
+        (_, RecordKind::Block) if compat < Generation::SourceFilter => None,
         // "... as are source-lists in TO_EX() messages (i.e., any TO_EX()
         // message is treated as TO_EX( {} ))."
-        (_, RecordKind::ToEx) if compat < 3 => Some(&[]),
+        (_, RecordKind::ToEx) if compat < Generation::SourceFilter => Some(&[]),
         _ => Some(rec.sources),
     }
 }
@@ -246,7 +253,12 @@ fn compat_sources<'a>(m: &mut Member, rec: &Record<'a>, ctx: &Ctx) -> Option<&'a
 /// host on the port still wants. The sources of "Send Q(G,X)" another
 /// host wants are left out (no query, no lowered timer); "Send Q(G)" is
 /// dropped while another host is in EXCLUDE mode (it wants the group).
-fn spare_wanted(m: &Member, mac: Mac, now: Timestamp, mut q: Queries) -> Queries {
+fn spare_wanted<A: Copy + Ord>(
+    m: &Member<A>,
+    mac: Mac,
+    now: Timestamp,
+    mut q: Queries<A>,
+) -> Queries<A> {
     if host::others(&m.hosts, mac, now).next().is_none() {
         return q;
     }
@@ -262,13 +274,13 @@ fn spare_wanted(m: &Member, mac: Mac, now: Timestamp, mut q: Queries) -> Queries
 /// fast-leave port, expire at once what they would have lowered. A
 /// static (*,G) forwards every source: nothing to ask. Returns whether
 /// a fast leave was applied.
-fn run_queries(
-    m: &mut Member,
-    ps: &mut PortSources,
-    q: Queries,
-    key: GroupKey,
+fn run_queries<A: Copy + Ord>(
+    m: &mut Member<A>,
+    ps: &mut PortSources<A>,
+    q: Queries<A>,
+    key: MembershipKey<A>,
     ctx: &Ctx,
-    out: &mut Vec<TableEvent>,
+    out: &mut Vec<TableEvent<A>>,
 ) -> bool {
     if m.is_static || (q.sources.is_empty() && !q.group) {
         return false;
@@ -310,7 +322,7 @@ fn run_queries(
         out.push(TableEvent::GroupQuery {
             key,
             port: m.port,
-            version: m.compat(ctx.now),
+            generation: m.compat(ctx.now),
         });
     }
     false
@@ -321,12 +333,12 @@ fn run_queries(
 /// others in one without; a query with no source is not sent. Each source
 /// sent has one retransmission fewer; the next round is LMQI later while
 /// any is left.
-pub(super) fn send_source_queries(
-    ps: &mut PortSources,
-    key: GroupKey,
+pub(super) fn send_source_queries<A: Copy + Ord>(
+    ps: &mut PortSources<A>,
+    key: MembershipKey<A>,
     now: Timestamp,
     timers: &Timers,
-    out: &mut Vec<TableEvent>,
+    out: &mut Vec<TableEvent<A>>,
 ) {
     let lmqt_at = now + timers.lmqt();
     let (mut high, mut low) = (Vec::new(), Vec::new());

@@ -21,13 +21,14 @@ mod learn;
 mod small;
 mod statics;
 
-pub use filter::{FilterMode, RecordKind, Source};
+pub use filter::{FilterMode, RecordKind};
 pub use forward::{MemberInfo, SourceInfo};
 pub use learn::{Origin, Record, RecordOutcome, Reporter};
 
+use crate::family::{Family, Generation};
 use crate::port::{MAX_PORTS, PortId, PortMask};
 use crate::time::Timestamp;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::time::Duration;
 use filter::SourceRecord;
 use host::Host;
@@ -37,28 +38,22 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use thiserror::Error;
 
-/// A table key: VLAN (0 = untagged) and group address.
+/// A membership table key: VLAN (0 = untagged) and group address. (The
+/// fast path's map key is `igmpsnoop_common::GroupKey`, another thing.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct GroupKey {
+pub struct MembershipKey<A> {
     pub vlan: u16,
-    pub group: Ipv4Addr,
+    pub group: A,
 }
 
-impl GroupKey {
-    /// Both fields packed in one word.
-    pub fn as_u64(&self) -> u64 {
-        (u64::from(self.vlan) << 32) | u64::from(u32::from(self.group))
-    }
-}
-
-impl Hash for GroupKey {
-    /// One word, so the table's hasher does one mixing round.
+impl<A: Family> Hash for MembershipKey<A> {
+    /// One word for IPv4, so the table's hasher does one mixing round.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.as_u64());
+        A::hash_key(self.vlan, &self.group, state);
     }
 }
 
-/// A seeded murmur3-finalizer hasher for `GroupKey`'s one-word hash: much
+/// A seeded murmur3-finalizer hasher for `MembershipKey`'s word hash: much
 /// cheaper than SipHash on the per-report path, and the per-table random
 /// seed keeps bucket placement unpredictable to a sender choosing groups.
 #[derive(Clone, Copy, Debug)]
@@ -114,9 +109,9 @@ pub enum TableError {
     #[error("no such port {0}")]
     BadPort(PortId),
     #[error("{0} is not a snoopable multicast group")]
-    BadGroup(Ipv4Addr),
+    BadGroup(IpAddr),
     #[error("{0} is not a unicast source address")]
-    BadSource(Ipv4Addr),
+    BadSource(IpAddr),
     #[error("no such membership")]
     NotFound,
 }
@@ -141,42 +136,46 @@ impl Timers {
 
 /// Changes produced by learning, aging and flushing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TableEvent {
+pub enum TableEvent<A> {
     /// The ports of a live group in EXCLUDE mode (which forward every
     /// source without an entry of its own) are now `ports`.
-    Ports { key: GroupKey, ports: PortMask },
+    Ports {
+        key: MembershipKey<A>,
+        ports: PortMask,
+    },
     /// Traffic from `source` goes to exactly `ports` (Some), or follows
     /// `Ports` again (None).
     Source {
-        key: GroupKey,
-        source: Source,
+        key: MembershipKey<A>,
+        source: A,
         ports: Option<PortMask>,
     },
     /// The group is gone (after `Source { ports: None }` for each of its
     /// source entries).
-    Gone { key: GroupKey },
+    Gone { key: MembershipKey<A> },
     /// A group-specific query is due out of `port`.
     GroupQuery {
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
-        version: u8,
+        generation: Generation,
     },
     /// A group-and-source-specific query is due out of `port`.
     SourceQuery {
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
         s_flag: bool,
-        sources: Vec<Source>,
+        sources: Vec<A>,
     },
 }
 
 /// One port's membership of a group.
 #[derive(Clone, Debug)]
-struct Member {
-    hosts: Small<Host>,
+struct Member<A> {
+    hosts: Small<Host<A>>,
     /// RFC 3376 §6.2.2 group timer; ZERO = not running (INCLUDE mode).
     expires: Timestamp,
-    /// RFC 3376 §7.3.2 older-version host present timers.
+    /// RFC 3376 §7.3.2 / RFC 3810 §8.3.2 older-version host present
+    /// timers: IGMPv1 (`v1_until`), IGMPv2 or MLDv1 (`v2_until`).
     v1_until: Timestamp,
     v2_until: Timestamp,
     next_gsq: Timestamp,
@@ -186,8 +185,8 @@ struct Member {
     is_static: bool,
 }
 
-impl Member {
-    fn new(port: PortId, is_static: bool) -> Member {
+impl<A: Copy + Ord> Member<A> {
+    fn new(port: PortId, is_static: bool) -> Member<A> {
         Member {
             hosts: Small::Empty,
             expires: Timestamp::ZERO,
@@ -200,14 +199,14 @@ impl Member {
         }
     }
 
-    /// RFC 3376 §7.3.2 group compatibility mode.
-    fn compat(&self, now: Timestamp) -> u8 {
+    /// RFC 3376 §7.3.2 / RFC 3810 §8.3.2 group compatibility mode.
+    fn compat(&self, now: Timestamp) -> Generation {
         if self.v1_until > now {
-            1
+            Generation::NoLeave
         } else if self.v2_until > now {
-            2
+            Generation::AnySource
         } else {
-            3
+            Generation::SourceFilter
         }
     }
 
@@ -228,7 +227,7 @@ impl Member {
     }
 
     /// Router state borrowed for the `filter` tables.
-    fn state<'a>(&'a mut self, ps: &'a mut PortSources) -> filter::RouterState<'a> {
+    fn state<'a>(&'a mut self, ps: &'a mut PortSources<A>) -> filter::RouterState<'a, A> {
         filter::RouterState {
             group_timer: &mut self.expires,
             pinned: self.is_static,
@@ -239,16 +238,16 @@ impl Member {
 
 /// The source records of one (group, port) and their query schedule.
 #[derive(Clone, Debug)]
-struct PortSources {
+struct PortSources<A> {
     port: PortId,
     /// Sorted by address.
-    records: Vec<SourceRecord>,
+    records: Vec<SourceRecord<A>>,
     /// Next Q(G,A) retransmission (§6.6.3.2); ZERO = none.
     next_query: Timestamp,
 }
 
-impl PortSources {
-    fn new(port: PortId) -> PortSources {
+impl<A> PortSources<A> {
+    fn new(port: PortId) -> PortSources<A> {
         PortSources {
             port,
             records: Vec::new(),
@@ -266,18 +265,28 @@ impl PortSources {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct Group {
-    members: Small<Member>,
+#[derive(Clone, Debug)]
+struct Group<A> {
+    members: Small<Member<A>>,
     /// The earliest deadline of this group currently in the heap (ZERO:
     /// none).
     scheduled: Timestamp,
     /// Source records per port; None while no port has any.
     #[allow(clippy::box_collection)]
-    sources: Option<Box<Vec<PortSources>>>,
+    sources: Option<Box<Vec<PortSources<A>>>>,
 }
 
-impl Group {
+impl<A> Default for Group<A> {
+    fn default() -> Self {
+        Group {
+            members: Small::Empty,
+            scheduled: Timestamp::ZERO,
+            sources: None,
+        }
+    }
+}
+
+impl<A: Copy + Ord> Group<A> {
     /// Ports in EXCLUDE mode: they take every source without an entry.
     fn mask(&self) -> PortMask {
         let mut m = PortMask::EMPTY;
@@ -302,13 +311,13 @@ impl Group {
         self.members.iter().position(|m| m.port == port)
     }
 
-    fn port_sources(&self, port: PortId) -> Option<&PortSources> {
+    fn port_sources(&self, port: PortId) -> Option<&PortSources<A>> {
         self.sources.as_ref()?.iter().find(|p| p.port == port)
     }
 
     /// Move a port's records out (an empty set, without allocating, when
     /// it has none); hand them back with `put_sources`.
-    fn take_sources(&mut self, port: PortId) -> PortSources {
+    fn take_sources(&mut self, port: PortId) -> PortSources<A> {
         let Some(v) = self.sources.as_mut() else {
             return PortSources::new(port);
         };
@@ -327,7 +336,7 @@ impl Group {
         }
     }
 
-    fn put_sources(&mut self, ps: PortSources) {
+    fn put_sources(&mut self, ps: PortSources<A>) {
         if !ps.records.is_empty() || ps.next_query != Timestamp::ZERO {
             self.sources
                 .get_or_insert_with(|| Box::new(Vec::with_capacity(1)))
@@ -369,9 +378,9 @@ impl Group {
 
 /// The membership table.
 #[derive(Debug)]
-pub struct MembershipTable {
-    groups: HashMap<GroupKey, Group, KeyHasherBuilder>,
-    heap: BinaryHeap<Reverse<(Timestamp, GroupKey)>>,
+pub struct MembershipTable<A> {
+    groups: HashMap<MembershipKey<A>, Group<A>, KeyHasherBuilder>,
+    heap: BinaryHeap<Reverse<(Timestamp, MembershipKey<A>)>>,
     port_groups: [u32; MAX_PORTS],
     port_limits: [u32; MAX_PORTS],
     max_groups: usize,
@@ -379,14 +388,14 @@ pub struct MembershipTable {
     timers: Timers,
 }
 
-impl MembershipTable {
+impl<A: Family> MembershipTable<A> {
     /// `max_groups` bounds distinct (VLAN, group) keys learned dynamically,
     /// `max_sources` the distinct sources a group may have entries for.
     /// Room for all groups is reserved up front: growing a big table moves
     /// every entry at once, a stall of tens of milliseconds at 100k groups
     /// in which control frames pile up in the socket (the reservation is
     /// address space; pages are touched as groups arrive).
-    pub fn new(timers: Timers, max_groups: usize, max_sources: usize) -> MembershipTable {
+    pub fn new(timers: Timers, max_groups: usize, max_sources: usize) -> MembershipTable<A> {
         MembershipTable {
             groups: HashMap::with_capacity_and_hasher(max_groups, KeyHasherBuilder::new()),
             heap: BinaryHeap::new(),
@@ -396,6 +405,13 @@ impl MembershipTable {
             max_sources,
             timers,
         }
+    }
+
+    /// The same table with no room reserved up front: it grows as groups
+    /// arrive (each doubling moves every entry once).
+    pub fn unreserved(mut self) -> MembershipTable<A> {
+        self.groups = HashMap::with_hasher(*self.groups.hasher());
+        self
     }
 
     /// Bound the groups `port` may join dynamically (None = no bound).
@@ -428,7 +444,7 @@ impl MembershipTable {
 
     /// The ports of a group in EXCLUDE mode (they forward every source
     /// without an entry of its own; for a (*,G) group, every member).
-    pub fn lookup(&self, key: GroupKey) -> PortMask {
+    pub fn lookup(&self, key: MembershipKey<A>) -> PortMask {
         self.groups.get(&key).map_or(PortMask::EMPTY, Group::mask)
     }
 
@@ -439,9 +455,9 @@ impl MembershipTable {
     }
 
     fn schedule(
-        heap: &mut BinaryHeap<Reverse<(Timestamp, GroupKey)>>,
-        key: GroupKey,
-        g: &mut Group,
+        heap: &mut BinaryHeap<Reverse<(Timestamp, MembershipKey<A>)>>,
+        key: MembershipKey<A>,
+        g: &mut Group<A>,
     ) {
         if let Some(d) = g.deadline()
             && (g.scheduled == Timestamp::ZERO || d < g.scheduled)
@@ -464,7 +480,12 @@ impl MembershipTable {
     /// timer of every port and every host timer to `now + within` (RFC
     /// 2236 §3 non-querier, RFC 3376 §6.6.1 "Q(G): Group Timer is lowered
     /// to LMQT"). Returns whether the group exists.
-    pub fn lower_timers(&mut self, now: Timestamp, key: GroupKey, within: Duration) -> bool {
+    pub fn lower_timers(
+        &mut self,
+        now: Timestamp,
+        key: MembershipKey<A>,
+        within: Duration,
+    ) -> bool {
         let Some(group) = self.groups.get_mut(&key) else {
             return false;
         };
@@ -487,8 +508,8 @@ impl MembershipTable {
     pub fn lower_source_timers(
         &mut self,
         now: Timestamp,
-        key: GroupKey,
-        sources: &[Source],
+        key: MembershipKey<A>,
+        sources: &[A],
         within: Duration,
     ) -> bool {
         let Some(group) = self.groups.get_mut(&key) else {
@@ -512,7 +533,12 @@ impl MembershipTable {
     }
 
     /// Remove `port`'s membership of `key` outright, with events.
-    fn remove_member(&mut self, key: GroupKey, port: PortId, out: &mut Vec<TableEvent>) -> bool {
+    fn remove_member(
+        &mut self,
+        key: MembershipKey<A>,
+        port: PortId,
+        out: &mut Vec<TableEvent<A>>,
+    ) -> bool {
         let Some(group) = self.groups.get_mut(&key) else {
             return false;
         };
@@ -533,8 +559,8 @@ impl MembershipTable {
     }
 
     /// Drop every membership of `port` (static ones too).
-    pub fn flush_port(&mut self, port: PortId, out: &mut Vec<TableEvent>) {
-        let keys: Vec<GroupKey> = self
+    pub fn flush_port(&mut self, port: PortId, out: &mut Vec<TableEvent<A>>) {
+        let keys: Vec<MembershipKey<A>> = self
             .groups
             .iter()
             .filter(|(_, g)| g.member_index(port).is_some())
@@ -546,7 +572,7 @@ impl MembershipTable {
     }
 
     /// Drop everything.
-    pub fn flush(&mut self, out: &mut Vec<TableEvent>) {
+    pub fn flush(&mut self, out: &mut Vec<TableEvent<A>>) {
         for (key, group) in self.groups.iter_mut() {
             let before = group.snapshot(false);
             group.members.clear();

@@ -2,18 +2,19 @@
 //! they bypass the limits (but count towards the group limits) and never
 //! age.
 
-use super::filter::{Source, SourceRecord};
-use super::{Group, GroupKey, Member, MembershipTable, TableError, TableEvent};
+use super::filter::SourceRecord;
+use super::{Group, Member, MembershipKey, MembershipTable, TableError, TableEvent};
+use crate::family::Family;
 use crate::port::PortId;
 use crate::time::Timestamp;
 
-impl MembershipTable {
+impl<A: Family> MembershipTable<A> {
     /// Add a static (*,G) membership.
     pub fn add_static(
         &mut self,
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
-        out: &mut Vec<TableEvent>,
+        out: &mut Vec<TableEvent<A>>,
     ) -> Result<(), TableError> {
         let group = self.static_member(key, port)?;
         let before = group.snapshot(false);
@@ -28,9 +29,9 @@ impl MembershipTable {
     /// stays until it expires.
     pub fn del_static(
         &mut self,
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
-        out: &mut Vec<TableEvent>,
+        out: &mut Vec<TableEvent<A>>,
     ) -> Result<(), TableError> {
         let group = self.groups.get_mut(&key).ok_or(TableError::NotFound)?;
         let before = group.snapshot(false);
@@ -53,10 +54,10 @@ impl MembershipTable {
     /// `port` whatever the hosts there report.
     pub fn add_static_source(
         &mut self,
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
-        source: Source,
-        out: &mut Vec<TableEvent>,
+        source: A,
+        out: &mut Vec<TableEvent<A>>,
     ) -> Result<(), TableError> {
         let group = self.static_member(key, port)?;
         let before = group.snapshot(true);
@@ -79,10 +80,10 @@ impl MembershipTable {
     /// its timer runs out.
     pub fn del_static_source(
         &mut self,
-        key: GroupKey,
+        key: MembershipKey<A>,
         port: PortId,
-        source: Source,
-        out: &mut Vec<TableEvent>,
+        source: A,
+        out: &mut Vec<TableEvent<A>>,
     ) -> Result<(), TableError> {
         let group = self.groups.get_mut(&key).ok_or(TableError::NotFound)?;
         let found = group
@@ -108,7 +109,11 @@ impl MembershipTable {
 
     /// The group of a static membership of `port`, the member created
     /// (not static yet) if need be.
-    fn static_member(&mut self, key: GroupKey, port: PortId) -> Result<&mut Group, TableError> {
+    fn static_member(
+        &mut self,
+        key: MembershipKey<A>,
+        port: PortId,
+    ) -> Result<&mut Group<A>, TableError> {
         let p = Self::check_port(port)?;
         let group = self.groups.entry(key).or_default();
         if group.member_index(port).is_none() {
@@ -121,9 +126,9 @@ impl MembershipTable {
     /// After a static removal: drop what holds nothing, report, reschedule.
     fn settle(
         &mut self,
-        key: GroupKey,
-        before: super::forward::Snapshot,
-        out: &mut Vec<TableEvent>,
+        key: MembershipKey<A>,
+        before: super::forward::Snapshot<A>,
+        out: &mut Vec<TableEvent<A>>,
     ) {
         let Some(group) = self.groups.get_mut(&key) else {
             return;

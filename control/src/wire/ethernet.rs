@@ -1,9 +1,11 @@
-//! Ethernet II with an optional 802.1Q tag, and the IPv4 multicast MAC mapping.
+//! Ethernet II with an optional 802.1Q tag, and the IPv4 and IPv6
+//! multicast MAC mappings.
 
 use crate::port::Mac;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 /// Untagged header length.
 pub const HEADER_LEN: usize = 14;
@@ -16,6 +18,12 @@ pub const MIN_FRAME_LEN: usize = 60;
 pub fn multicast_mac(group: Ipv4Addr) -> Mac {
     let o = group.octets();
     [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+}
+
+/// RFC 2464 §7: 33:33 followed by the low 32 bits of the IPv6 group.
+pub fn multicast_mac_v6(group: Ipv6Addr) -> Mac {
+    let o = group.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
 }
 
 /// A parsed Ethernet header: addresses, VLAN (0 = untagged) and the inner
@@ -93,6 +101,12 @@ mod tests {
             multicast_mac(Ipv4Addr::new(224, 255, 255, 255)),
             [1, 0, 0x5e, 0x7f, 0xff, 0xff]
         );
+    }
+
+    #[test]
+    fn mac_mapping_v6() {
+        let g: Ipv6Addr = "ff02::1:ff00:abcd".parse().unwrap();
+        assert_eq!(multicast_mac_v6(g), [0x33, 0x33, 0xff, 0, 0xab, 0xcd]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! IGMPv1 (RFC 1112), v2 (RFC 2236) and v3 (RFC 3376) messages.
 
+pub use super::SourceList;
 use super::{WireError, addr, be16, checksum, checksum_ok};
 use core::net::Ipv4Addr;
 
@@ -182,7 +183,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn query_sources(&self) -> SourceList<'_> {
         let n = usize::from(self.num_sources());
         let b = self.b();
-        SourceList(
+        SourceList::new(
             b.get(field::QUERY_SOURCES..field::QUERY_SOURCES + 4 * n)
                 .unwrap_or(&[]),
         )
@@ -222,26 +223,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let c = checksum(b).to_be_bytes();
         b[field::CHECKSUM] = c[0];
         b[field::CHECKSUM + 1] = c[1];
-    }
-}
-
-/// A list of IPv4 addresses stored as consecutive 4-byte fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct SourceList<'a>(pub &'a [u8]);
-
-impl<'a> SourceList<'a> {
-    pub fn len(&self) -> usize {
-        self.0.len() / 4
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + 'a {
-        self.0
-            .chunks_exact(4)
-            .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
     }
 }
 
@@ -328,7 +309,7 @@ impl<T: AsRef<[u8]>> GroupRecord<T> {
 
     pub fn sources(&self) -> SourceList<'_> {
         let n = usize::from(self.num_sources());
-        SourceList(
+        SourceList::new(
             self.b()
                 .get(field::REC_SOURCES..field::REC_SOURCES + 4 * n)
                 .unwrap_or(&[]),

@@ -4,8 +4,11 @@
 
 pub mod ethernet;
 pub mod frame;
+pub mod icmpv6;
 pub mod igmp;
 pub mod ipv4;
+pub mod ipv6;
+pub mod mld;
 pub mod pim;
 
 use thiserror::Error;
@@ -35,6 +38,75 @@ pub enum WireError {
     SourceOverrun,
     #[error("malformed message")]
     Malformed,
+    #[error("bad IPv6 header (version or payload length)")]
+    BadIpv6Header,
+    #[error("malformed IPv6 extension header or option")]
+    BadExtHeader,
+    #[error("IPv6 extension header chain longer than parsed")]
+    ExtChainTooLong,
+    #[error("bad ICMPv6 checksum")]
+    BadIcmpv6Checksum,
+    #[error("unknown MLD type")]
+    UnknownMldType,
+}
+
+/// An address as it sits in a packet: IPv4 (4 bytes) or IPv6 (16).
+pub trait WireAddr: Copy + Ord + core::fmt::Debug {
+    const LEN: usize;
+    /// Read from the first `LEN` bytes of `b` (callers check the length).
+    fn read(b: &[u8]) -> Self;
+    fn write(&self, buf: &mut Vec<u8>);
+}
+
+impl WireAddr for core::net::Ipv4Addr {
+    const LEN: usize = 4;
+    fn read(b: &[u8]) -> Self {
+        core::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+    fn write(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.octets());
+    }
+}
+
+impl WireAddr for core::net::Ipv6Addr {
+    const LEN: usize = 16;
+    fn read(b: &[u8]) -> Self {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&b[..16]);
+        core::net::Ipv6Addr::from(o)
+    }
+    fn write(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.octets());
+    }
+}
+
+/// A list of addresses stored as consecutive fields (the sources of a
+/// query or a group record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceList<'a, A = core::net::Ipv4Addr>(pub &'a [u8], core::marker::PhantomData<A>);
+
+impl<A> Default for SourceList<'_, A> {
+    fn default() -> Self {
+        SourceList(&[], core::marker::PhantomData)
+    }
+}
+
+impl<'a, A: WireAddr + 'a> SourceList<'a, A> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        SourceList(bytes, core::marker::PhantomData)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len() / A::LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = A> + 'a {
+        self.0.chunks_exact(A::LEN).map(A::read)
+    }
 }
 
 /// RFC 1071 ones'-complement sum of `data`, folded to 16 bits (not inverted).

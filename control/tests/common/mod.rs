@@ -101,7 +101,21 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// An IGMP engine: MLD off, so that its queries and router-port
+    /// actions do not mix into what IGMP tests assert (tests/mld.rs runs
+    /// both families side by side).
     pub fn new(config: Config, ports: Vec<PortConfig>) -> Harness {
+        Harness::both(
+            Config {
+                mld: false,
+                ..config
+            },
+            ports,
+        )
+    }
+
+    /// An engine as configured, MLD as the config says.
+    pub fn both(config: Config, ports: Vec<PortConfig>) -> Harness {
         Harness {
             e: Engine::new(config, ports, ms(0)).expect("valid config"),
             out: Vec::new(),
@@ -117,7 +131,7 @@ impl Harness {
         let c = Config {
             querier: true,
             querier_address: Some(OUR_IP),
-            igmp_version: version,
+            igmp_version: version.try_into().expect("IGMP version"),
             ..Config::default()
         };
         Harness::new(c, ports(4))
@@ -191,4 +205,12 @@ pub fn decode(f: &[u8]) -> (u16, Ipv4Addr, Ipv4Addr, igmp::Repr) {
 
 pub fn secs(s: u64) -> u64 {
     Duration::from_secs(s).as_millis() as u64
+}
+
+/// The IPv4 address of a view (these tests speak IGMP).
+pub fn v4(a: std::net::IpAddr) -> Ipv4Addr {
+    match a {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(a) => panic!("{a}: not IPv4"),
+    }
 }
