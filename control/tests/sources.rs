@@ -773,7 +773,7 @@ fn static_sources() {
     ] {
         assert_eq!(
             h.e.del_static_source(0, G1, 2, bad, &mut out),
-            Err(TableError::BadSource(bad)),
+            Err(TableError::BadSource(bad.into())),
             "del names a bad source as such"
         );
     }

@@ -87,8 +87,8 @@ impl Core {
                 }
                 Action::SourcePorts {
                     vlan,
-                    group,
-                    source,
+                    group: IpAddr::V4(group),
+                    source: IpAddr::V4(source),
                     ports,
                 } => {
                     debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
@@ -98,6 +98,14 @@ impl Core {
                         source.octets(),
                         ports.map(|p| p.0),
                     );
+                }
+                Action::SourcePorts {
+                    vlan,
+                    group,
+                    source,
+                    ports,
+                } => {
+                    debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "IPv6 source ports (not in the fast path)");
                 }
                 Action::RouterPorts {
                     family: AddrFamily::Ipv4,

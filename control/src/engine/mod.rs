@@ -342,8 +342,8 @@ impl Engine {
         let key = self.static_key(vlan, group, port)?;
         // As add_static_source: a source that can never have an entry is
         // refused as such, not reported missing.
-        if bad_source(source).is_some() {
-            return Err(TableError::BadSource(source));
+        if source.bad_source().is_some() {
+            return Err(TableError::BadSource(source.into()));
         }
         let mut events = Vec::new();
         self.sn::<A>()
