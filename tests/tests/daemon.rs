@@ -720,7 +720,7 @@ fn roles(sw: &Switch) -> (Vec<String>, Vec<String>) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["kind"] == "static")
+        .filter(|r| r["kind"] == "static" && r["family"] == "ipv4")
         .filter_map(|r| r["port"].as_str().map(str::to_string))
         .collect();
     (fast, routers)

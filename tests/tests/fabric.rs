@@ -327,8 +327,10 @@ impl Net {
                 Node::Snoop(sw) => {
                     let v = sw.json(&["routers"]).map_err(|e| e.to_string())?;
                     let rows = v.as_array().cloned().unwrap_or_default();
+                    // IGMP's router ports (MLD keeps its own; the lab has no IPv6).
                     set(rows
                         .iter()
+                        .filter(|r| r["family"] == "ipv4")
                         .filter_map(|r| r["port"].as_str().map(str::to_string)))
                 }
                 Node::Bridge { .. } => self

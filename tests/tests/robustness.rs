@@ -193,6 +193,7 @@ fn routers(sw: &Switch) -> Vec<String> {
         .as_array()
         .expect("array")
         .iter()
+        .filter(|r| r["family"] == "ipv4")
         .filter_map(|r| r["port"].as_str().map(str::to_string))
         .collect()
 }
