@@ -5,11 +5,11 @@
 
 use super::proto::Proto;
 use super::querier::Heard;
-use super::{Action, Engine};
+use super::{Action, Engine, MemberEvent};
 use crate::family::{BadSource, Generation, Version};
 use crate::port::{Mac, PortId, PortMask};
 use crate::table::{
-    MembershipKey, Origin, Record, RecordKind, RecordOutcome, Reporter, TableError,
+    HostChange, MembershipKey, Origin, Record, RecordKind, RecordOutcome, Reporter, TableError,
 };
 use crate::time::Timestamp;
 use crate::wire::SourceList;
@@ -256,7 +256,31 @@ impl Engine {
         let added = table.len().saturating_sub(before) as u64;
         self.pc::<A>().groups_added += added;
         self.apply_events(events, true, out);
+        if let Ok(RecordOutcome::Applied { host, .. }) = &res {
+            self.log_member(key, from, &rec, *host);
+        }
         self.count_outcome(now, key, from.port, &rec, res);
+    }
+
+    /// Keeps a host's join or leave, when someone asked for them.
+    fn log_member<A: Proto>(
+        &mut self,
+        key: MembershipKey<A>,
+        from: Sender,
+        rec: &Record<'_, A>,
+        host: HostChange,
+    ) {
+        let (Some(log), false) = (&mut self.member_events, host == HostChange::Kept) else {
+            return;
+        };
+        log.push(MemberEvent {
+            vlan: key.vlan,
+            group: key.group.into(),
+            port: from.port,
+            host: from.mac,
+            joined: host == HostChange::Joined,
+            sources: rec.sources.iter().map(|s| (*s).into()).collect(),
+        });
     }
 
     /// Count what became of a record; log refusals by a limit.
@@ -270,10 +294,8 @@ impl Engine {
     ) {
         let c = self.pc::<A>();
         let limit = match res {
-            Ok(RecordOutcome::Applied {
-                host_left,
-                fast_leave,
-            }) => {
+            Ok(RecordOutcome::Applied { host, fast_leave }) => {
+                let host_left = host == HostChange::Left;
                 c.rx_v3_leave += u64::from(host_left && rec.kind == RecordKind::Block);
                 c.fast_leaves += u64::from(fast_leave);
                 return;

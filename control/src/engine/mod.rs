@@ -118,6 +118,20 @@ pub struct Engine {
     ip_ident: u16,
     last_limit_log: Option<Timestamp>,
     limit_log_suppressed: u64,
+    /// Host joins and leaves, kept only while someone asks for them.
+    member_events: Option<Vec<MemberEvent>>,
+}
+
+/// A host joined or left a group on a port (explicit host tracking).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEvent {
+    pub vlan: u16,
+    pub group: IpAddr,
+    pub port: PortId,
+    pub host: Mac,
+    /// True: joined (with the sources its record named); false: left.
+    pub joined: bool,
+    pub sources: Vec<IpAddr>,
 }
 
 impl Engine {
@@ -177,6 +191,7 @@ impl Engine {
             ip_ident: 0,
             last_limit_log: None,
             limit_log_suppressed: 0,
+            member_events: None,
         })
     }
 
@@ -351,6 +366,20 @@ impl Engine {
             .del_static_source(key, port, source, &mut events)?;
         self.apply_events(events, false, out);
         Ok(())
+    }
+
+    /// Keep (true) or stop keeping (false) host joins and leaves for
+    /// [`Engine::take_member_events`]; off by default: nobody pays for them.
+    pub fn record_member_events(&mut self, on: bool) {
+        self.member_events = on.then(Vec::new);
+    }
+
+    /// The host joins and leaves since the last call.
+    pub fn take_member_events(&mut self) -> Vec<MemberEvent> {
+        self.member_events
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Ports that are up (frames go out of these only).

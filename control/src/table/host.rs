@@ -85,28 +85,43 @@ pub(crate) fn next_filter<A: Copy + Ord>(
     HostFilter { mode, sources }
 }
 
+/// What a record did to its host's membership of the group on the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostChange {
+    /// The host was not tracked and now wants something.
+    Joined,
+    /// The host was tracked and now wants nothing.
+    Left,
+    /// Tracked before and after (refreshed or its filter changed), or
+    /// untracked before and after.
+    Kept,
+}
+
 /// Apply a record of host `mac` to `hosts`: the host is added, updated
-/// (expiring at `expires`) or, when it now wants nothing, removed. Returns
-/// whether the host left (it was known and now wants nothing).
+/// (expiring at `expires`) or, when it now wants nothing, removed.
 pub(crate) fn update<A: Copy + Ord>(
     hosts: &mut Small<Host<A>>,
     mac: Mac,
     kind: RecordKind,
     a: &[A],
     expires: Timestamp,
-) -> bool {
+) -> HostChange {
     let i = hosts.iter().position(|h| h.mac == mac);
     let f = next_filter(i.map(|i| &hosts.as_slice()[i]), kind, a);
     if f.mode == FilterMode::Include && f.sources.is_empty() {
-        return hosts.retain(|h| h.mac != mac) > 0;
+        return if hosts.retain(|h| h.mac != mac) > 0 {
+            HostChange::Left
+        } else {
+            HostChange::Kept
+        };
     }
-    let h = match i {
-        Some(i) => &mut hosts.as_mut_slice()[i],
-        None => hosts.push(Host::new(mac)),
+    let (h, change) = match i {
+        Some(i) => (&mut hosts.as_mut_slice()[i], HostChange::Kept),
+        None => (hosts.push(Host::new(mac)), HostChange::Joined),
     };
     h.set(f);
     h.expires = expires;
-    false
+    change
 }
 
 /// Hosts on the port other than `mac` whose state has not run out.

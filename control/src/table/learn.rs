@@ -63,8 +63,9 @@ impl<A> Record<'static, A> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordOutcome {
     Applied {
-        /// The host's state became INCLUDE {}: it left the group.
-        host_left: bool,
+        /// The reporting host joined, left (its state became INCLUDE {}),
+        /// or neither.
+        host: host::HostChange,
         /// What the record lowered expired at once (fast-leave port).
         fast_leave: bool,
     },
@@ -208,7 +209,7 @@ fn apply<A: Copy + Ord>(
         // group-specific queries are cancelled.
         m.gsq_left = 0;
     }
-    let host_left = host::update(&mut m.hosts, mac, rec.kind, a, ctx.gmi_at);
+    let host = host::update(&mut m.hosts, mac, rec.kind, a, ctx.gmi_at);
     let q = spare_wanted(m, mac, ctx.now, q);
     let fast = run_queries(m, &mut ps, q, key, ctx, out);
     group.put_sources(ps);
@@ -217,7 +218,7 @@ fn apply<A: Copy + Ord>(
     }
     group.emit_changes(key, before, out);
     Ok(RecordOutcome::Applied {
-        host_left,
+        host,
         fast_leave: fast,
     })
 }

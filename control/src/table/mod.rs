@@ -23,6 +23,7 @@ mod statics;
 
 pub use filter::{FilterMode, RecordKind};
 pub use forward::{MemberInfo, SourceInfo};
+pub use host::HostChange;
 pub use learn::{Origin, Record, RecordOutcome, Reporter};
 
 use crate::family::{Family, Generation};
