@@ -32,6 +32,7 @@ mod daemon;
 mod fabric;
 mod lab;
 mod mcast;
+mod sniff;
 mod switch;
 mod tools;
 
@@ -42,6 +43,7 @@ pub use daemon::{Launcher, Switch, igmpsnoop_cli, poll_until};
 pub use fabric::{Fabric, HOST_STRIDE};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, send, send_with};
+pub use sniff::{GRACE, Sniffers, count_pcap};
 pub use switch::{ControlFrame, DataplaneThread, scapy, scapy_python};
 pub use tools::{
     igmpsnoop_bin, lab_script, mcast_tool_bin, repo_root, require_root_and_tools, which,
