@@ -57,7 +57,15 @@ fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
     open_with(lab, mode, Options::default())
 }
 
-/// Opens the data plane on every switch port and checks the attach mode.
+/// `open` with IPv6 snooping off or on.
+fn open_snooping(lab: &Lab, mode: XdpMode, on: bool) -> DataplaneThread {
+    let dp = open_with(lab, mode, Options::default());
+    dp.with(move |dp| dp.forwarding.set_snoop_ipv6(on)).unwrap();
+    dp
+}
+
+/// Opens the data plane on every switch port, checks the attach mode and
+/// turns IPv6 snooping on.
 fn open_with(lab: &Lab, mode: XdpMode, options: Options) -> DataplaneThread {
     let dp = DataplaneThread::open_with(&lab.switch_ns(), &lab.ports(), mode, options)
         .expect("Dataplane::open");
@@ -71,6 +79,7 @@ fn open_with(lab: &Lab, mode: XdpMode, options: Options) -> DataplaneThread {
         modes.iter().all(|m| *m == want),
         "asked for {mode:?}, got {modes:?}"
     );
+    dp.with(|dp| dp.forwarding.set_snoop_ipv6(true)).unwrap();
     dp
 }
 
@@ -508,6 +517,38 @@ fn ipv6_entries_are_adopted_and_held(lab: &Lab, mode: XdpMode) {
     assert_eq!(dp.with(|dp| dp.forwarding.source_entries()), 0);
 }
 
+// 8. IPv6 snooping off (the default, for a control plane without MLD): every
+// IPv6 multicast frame is flooded as before, MLD included, and nothing goes
+// to the control socket.
+fn snooping_off_floods_ipv6_as_before(lab: &Lab, mode: XdpMode) {
+    let dp = open_snooping(lab, mode, false);
+    set_group(&dp, G1, &[2]);
+    dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
+        .unwrap();
+    reaches(lab, G1, 6501, &[2, 3, 4]);
+    let report = format!(
+        "[Ether(dst='{}')/IPv6(src='{}', dst='ff02::16', hlim=1)/{HBH}ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec(dst='{G1}', rtype=4)])] * {K}",
+        group_mac("ff02::16".parse().unwrap()),
+        tag(143)
+    );
+    let want = seen(lab, &[2, 3, 4], K);
+    let filter = format!("ip6 src {}", tag(143));
+    assert_eq!(deliver_matching(lab, &filter, &report, &want), want, "MLD");
+    assert!(
+        !dp.control_frames().iter().any(|f| from_h1_as(f, tag(143))),
+        "MLD at the control socket with snooping off"
+    );
+    // On again: the same report goes up, and to no host.
+    dp.with(|dp| dp.forwarding.set_snoop_ipv6(true)).unwrap();
+    let want = seen(lab, &[], K);
+    assert_eq!(
+        deliver_matching(lab, &filter, &report, &want),
+        want,
+        "MLD, on"
+    );
+    dp.wait_control(WAIT, |f| from_h1_as(f, tag(143))).unwrap();
+}
+
 fn run(mode: XdpMode, test: fn(&Lab, XdpMode)) {
     require();
     let lab = Lab::ipv6(4).unwrap();
@@ -535,6 +576,7 @@ in_both_modes!(
     extension_header_chains,
     ping6_works_through_the_switch,
     ipv6_entries_are_adopted_and_held,
+    snooping_off_floods_ipv6_as_before,
 );
 
 /// Veths at the kernel's defaults (GRO off, checksum offload on), generic

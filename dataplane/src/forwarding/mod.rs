@@ -169,6 +169,8 @@ impl Forwarding {
                 control_rate_pps: 0,
                 router_ports: 0,
                 count_streams: 1,
+                // Until the control plane says it speaks MLD.
+                snoop_ipv6: 0,
             },
             adopted: Adopted::default(),
         };
@@ -379,6 +381,15 @@ impl Forwarding {
     /// Whether the fast path counts each replicated stream (STREAMS).
     pub fn set_count_streams(&mut self, on: bool) -> Result<()> {
         self.conf.count_streams = u32::from(on);
+        self.write_conf()
+    }
+
+    /// Whether the fast path snoops IPv6: hands MLD and PIMv6 hellos to
+    /// the control plane and forwards IPv6 groups by GROUPS6/SOURCES6. Off
+    /// (the default), every IPv6 multicast frame is flooded, MLD included:
+    /// a control plane that does not process MLD must leave it on the wire.
+    pub fn set_snoop_ipv6(&mut self, on: bool) -> Result<()> {
+        self.conf.snoop_ipv6 = u32::from(on);
         self.write_conf()
     }
 

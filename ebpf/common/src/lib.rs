@@ -254,6 +254,11 @@ pub struct SwitchConf {
     pub router_ports: u32,
     /// 1: count each replicated stream's frames and bytes in STREAMS.
     pub count_streams: u32,
+    /// 1: snoop IPv6 (MLD to the control plane, groups by GROUPS6 and
+    /// SOURCES6); 0: every IPv6 multicast frame is flooded, MLD included,
+    /// as before IPv6 snooping (for a control plane that does not speak
+    /// MLD: swallowing MLD would cut hosts off their multicast routers).
+    pub snoop_ipv6: u32,
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.

@@ -181,7 +181,7 @@ fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
         if let Some(action) = ipv4_multicast(ctx, l3, end, vlan, port) {
             return action;
         }
-    } else if multicast && ethertype == ETH_P_IPV6 {
+    } else if multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
         if let Some(action) = ipv6_multicast(ctx, l3, end, vlan, port) {
             return action;
         }
@@ -191,7 +191,7 @@ fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
         if let Some(action) = ipv4_control(ctx, l3, end, port) {
             return action;
         }
-    } else if !multicast && ethertype == ETH_P_IPV6 {
+    } else if !multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
         // So is MLD to a unicast address (RFC 3810 §5.1.15: unicast queries).
         if let Some(action) = ipv6_control(ctx, l3, end, port) {
             return action;
@@ -307,6 +307,12 @@ fn count_stream<K>(
             let _ = streams.insert(&key, StreamCount { frames: 1, bytes }, 0);
         }
     }
+}
+
+/// Whether IPv6 is snooped at all (`SwitchConf::snoop_ipv6`).
+#[inline(always)]
+fn snoop_ipv6() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.snoop_ipv6 != 0)
 }
 
 /// IPv6 multicast: MLD and PIMv6 hellos up, link-local flooded, groups

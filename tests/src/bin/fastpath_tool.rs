@@ -249,6 +249,7 @@ fn main() -> Result<()> {
     };
     let mut dp = Dataplane::open_with(&ports, mode, &options).context("opening the data plane")?;
     dp.forwarding.set_flood_unregistered(false)?;
+    dp.forwarding.set_snoop_ipv6(true)?;
     let ifindex = dp.ports().first().context("no port")?.ifindex;
     let mut installed = HashSet::new();
     let stdout = std::io::stdout();
