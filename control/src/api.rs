@@ -1,7 +1,7 @@
 //! The control socket's schema, shared by the daemon, the CLI and the tests:
 //! one JSON request line in; one JSON response line out, or, for
 //! [`Request::Monitor`], a stream of [`Event`] lines until either side goes.
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::IpAddr;
 
 use crate::family::AddrFamily;
 
@@ -23,18 +23,18 @@ pub enum Request {
     Macs,
     /// A static (*,G) membership, or (S,G) with `source`.
     GroupAdd {
-        group: Ipv4Addr,
+        group: IpAddr,
         port: String,
         vlan: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        source: Option<Ipv4Addr>,
+        source: Option<IpAddr>,
     },
     GroupDel {
-        group: Ipv4Addr,
+        group: IpAddr,
         port: String,
         vlan: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        source: Option<Ipv4Addr>,
+        source: Option<IpAddr>,
     },
     /// A live stream of [`Event`]s.
     Monitor,
@@ -86,29 +86,29 @@ pub enum EventKind {
     /// A host's report made (or kept) it a member.
     Joined {
         vlan: u16,
-        group: Ipv4Addr,
+        group: IpAddr,
         port: String,
         host: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        sources: Vec<Ipv4Addr>,
+        sources: Vec<IpAddr>,
     },
     /// A host said it left.
     Left {
         vlan: u16,
-        group: Ipv4Addr,
+        group: IpAddr,
         port: String,
         host: String,
     },
     /// A membership timed out (nobody answered the queries).
     Expired {
         vlan: u16,
-        group: Ipv4Addr,
+        group: IpAddr,
         port: String,
     },
     /// The ports a group is forwarded to changed (router ports not included).
     GroupPorts {
         vlan: u16,
-        group: Ipv4Addr,
+        group: IpAddr,
         ports: Vec<String>,
         added: Vec<String>,
         removed: Vec<String>,

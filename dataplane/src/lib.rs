@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 pub use crate::{
     egress::{EgressEvent, EgressState, EgressWatch},
     error::{Error, Result},
-    forwarding::{Adopted, Forwarding, PortMask},
+    forwarding::{Addr, Adopted, Forwarding, PortMask},
     stats::{MacRow, PortCounters, Stats, StreamRow},
     xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
@@ -336,6 +336,8 @@ impl Dataplane {
         let maps = forwarding::Maps {
             groups: take_raw(&mut ebpf, "GROUPS")?,
             sources: take_raw(&mut ebpf, "SOURCES")?,
+            groups6: take_raw(&mut ebpf, "GROUPS6")?,
+            sources6: take_raw(&mut ebpf, "SOURCES6")?,
             port_sets: take_raw(&mut ebpf, "PORT_SETS")?,
             flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
             routers: take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
@@ -346,6 +348,7 @@ impl Dataplane {
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,
             take(&mut ebpf, "STREAMS")?,
+            take(&mut ebpf, "STREAMS6")?,
         );
         if adopting {
             if renumbered {

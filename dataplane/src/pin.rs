@@ -32,7 +32,8 @@ use crate::{
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
-pub const STATE_LAYOUT: u32 = 4;
+/// 5: GROUPS6, SOURCES6 and STREAMS6 (IPv6), and two more counters.
+pub const STATE_LAYOUT: u32 = 5;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

@@ -1,6 +1,8 @@
 //! Reading the fast path's counters and MAC table.
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
-use igmpsnoop_common::{COUNTERS_SIZE, MacEntry, MacKey, SourceKey, StreamCount, counter};
+use igmpsnoop_common::{
+    COUNTERS_SIZE, MacEntry, MacKey, Source6Key, SourceKey, StreamCount, counter,
+};
 
 use crate::error::{Error, Result};
 
@@ -35,13 +37,14 @@ pub struct MacRow {
 }
 
 /// One stream the fast path replicated: a (VLAN, group) and the source its
-/// frames matched (0.0.0.0: frames that took the group's own set), with
-/// totals since it was first seen.
+/// frames matched (0.0.0.0 or ::, frames that took the group's own set),
+/// with totals since it was first seen. `A`: `[u8; 4]` (IPv4, STREAMS) or
+/// `[u8; 16]` (IPv6, STREAMS6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamRow {
+pub struct StreamRow<A = [u8; 4]> {
     pub vlan: u16,
-    pub group: [u8; 4],
-    pub source: [u8; 4],
+    pub group: A,
+    pub source: A,
     pub frames: u64,
     pub bytes: u64,
 }
@@ -50,6 +53,30 @@ pub struct Stats {
     counters: PerCpuArray<MapData, u64>,
     macs: HashMap<MapData, MacKey, MacEntry>,
     streams: PerCpuHashMap<MapData, SourceKey, StreamCount>,
+    streams6: PerCpuHashMap<MapData, Source6Key, StreamCount>,
+}
+
+/// Every entry of a per-CPU stream map, its counts summed over CPUs.
+fn sum_streams<K: aya::Pod, A>(
+    map: &PerCpuHashMap<MapData, K, StreamCount>,
+    row: impl Fn(&K) -> (u16, A, A),
+) -> Vec<StreamRow<A>> {
+    map.iter()
+        .filter_map(|e| e.ok())
+        .map(|(key, per_cpu)| {
+            let (frames, bytes) = per_cpu
+                .iter()
+                .fold((0, 0), |(f, b), c| (f + c.frames, b + c.bytes));
+            let (vlan, group, source) = row(&key);
+            StreamRow {
+                vlan,
+                group,
+                source,
+                frames,
+                bytes,
+            }
+        })
+        .collect()
 }
 
 impl Stats {
@@ -57,32 +84,24 @@ impl Stats {
         counters: PerCpuArray<MapData, u64>,
         macs: HashMap<MapData, MacKey, MacEntry>,
         streams: PerCpuHashMap<MapData, SourceKey, StreamCount>,
+        streams6: PerCpuHashMap<MapData, Source6Key, StreamCount>,
     ) -> Self {
         Self {
             counters,
             macs,
             streams,
+            streams6,
         }
     }
 
-    /// Every stream counted, its per-CPU counts summed.
+    /// Every IPv4 stream counted, its per-CPU counts summed.
     pub fn streams(&self) -> Vec<StreamRow> {
-        self.streams
-            .iter()
-            .filter_map(|e| e.ok())
-            .map(|(key, per_cpu)| {
-                let (frames, bytes) = per_cpu
-                    .iter()
-                    .fold((0, 0), |(f, b), c| (f + c.frames, b + c.bytes));
-                StreamRow {
-                    vlan: key.vlan,
-                    group: key.group,
-                    source: key.source,
-                    frames,
-                    bytes,
-                }
-            })
-            .collect()
+        sum_streams(&self.streams, |k| (k.vlan, k.group, k.source))
+    }
+
+    /// Every IPv6 stream counted (STREAMS6), its per-CPU counts summed.
+    pub fn streams6(&self) -> Vec<StreamRow<[u8; 16]>> {
+        sum_streams(&self.streams6, |k| (k.vlan, k.group, k.source))
     }
 
     pub fn port_counters(&self, port: usize) -> Result<PortCounters> {

@@ -3,7 +3,7 @@
 //! only mirror its naming scheme).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,6 +219,33 @@ impl Lab {
         Lab::build(1, n_hosts, &["--defaults"])
     }
 
+    /// A lab with IPv6 on (`scripts/lab.sh up N --ipv6`): every host has its
+    /// link-local address and [`Lab::host_ip6`] (fd77::i/64, without
+    /// duplicate address detection, so it is usable at once), and sends the
+    /// MLD reports, router solicitations and neighbour discovery a kernel
+    /// sends.
+    pub fn ipv6(n_hosts: usize) -> Result<Lab> {
+        Lab::build_ipv6(n_hosts, &["--ipv6"])
+    }
+
+    /// [`Lab::ipv6`] with every veth at the kernel's defaults (see
+    /// [`Lab::at_kernel_defaults`]).
+    pub fn ipv6_at_kernel_defaults(n_hosts: usize) -> Result<Lab> {
+        Lab::build_ipv6(n_hosts, &["--ipv6", "--defaults"])
+    }
+
+    fn build_ipv6(n_hosts: usize, options: &[&str]) -> Result<Lab> {
+        let lab = Lab::build(1, n_hosts, options)?;
+        for i in lab.hosts() {
+            let addr = format!("{}/64", lab.host_ip6(i));
+            lab.exec(
+                &lab.host_ns(i),
+                &["ip", "-6", "addr", "add", &addr, "dev", HOST_IFACE, "nodad"],
+            )?;
+        }
+        Ok(lab)
+    }
+
     fn build(first: usize, n_hosts: usize, options: &[&str]) -> Result<Lab> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -316,6 +343,27 @@ impl Lab {
         self.check(i);
         let [a, b, c] = LAB_SUBNET;
         Ipv4Addr::new(a, b, c, i as u8)
+    }
+
+    /// Host i's IPv6 address in a lab built by [`Lab::ipv6`], fd77::i.
+    pub fn host_ip6(&self, i: usize) -> Ipv6Addr {
+        self.check(i);
+        Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, i as u16)
+    }
+
+    /// Host i's link-local address (from its MAC, EUI-64), fe80::ff:fe00:i.
+    pub fn host_link_local(&self, i: usize) -> Ipv6Addr {
+        let m = self.host_mac_bytes(i);
+        Ipv6Addr::new(
+            0xfe80,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([m[0] ^ 2, m[1]]),
+            u16::from_be_bytes([m[2], 0xff]),
+            u16::from_be_bytes([0xfe, m[3]]),
+            u16::from_be_bytes([m[4], m[5]]),
+        )
     }
 
     /// Host i's MAC as bytes, 02:00:00:00:hi:lo.

@@ -32,6 +32,7 @@ mod daemon;
 mod fabric;
 mod lab;
 mod mcast;
+mod sniff;
 mod sources;
 mod switch;
 mod tools;
@@ -43,6 +44,7 @@ pub use daemon::{Launcher, Switch, igmpsnoop_cli, poll_until};
 pub use fabric::{Fabric, HOST_STRIDE};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, SourceFilter, send, send_with};
+pub use sniff::{GRACE, Sniffers, count_pcap};
 pub use sources::{IgmpSend, SourceCounter, Stream, igmp_checksum, send_from_sources, v3_report};
 pub use switch::{ControlFrame, DataplaneThread, scapy, scapy_python};
 pub use tools::{

@@ -194,8 +194,8 @@ pub enum GroupAction {
 
 #[derive(Debug, Args)]
 pub struct StaticGroupArgs {
-    /// IPv4 multicast group, e.g. 239.1.1.1 (required)
-    pub group: Ipv4Addr,
+    /// IPv4 or IPv6 multicast group, e.g. 239.1.1.1 or ff0e::1 (required)
+    pub group: std::net::IpAddr,
     /// The switch port of the membership (required)
     #[arg(long, value_name = "IFACE")]
     pub port: String,
@@ -205,7 +205,7 @@ pub struct StaticGroupArgs {
     /// Only this source's traffic to the group (a static (S,G) entry)
     /// [default: every source, (*,G)]
     #[arg(long, value_name = "ADDR")]
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<std::net::IpAddr>,
     #[command(flatten)]
     pub socket: SocketArg,
 }

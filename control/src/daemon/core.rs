@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use igmpsnoop_control::{
     Action, Engine, PortMask, Timestamp,
     api::{Event, EventKind},
-    engine::AddrFamily,
 };
 use igmpsnoop_dataplane::Dataplane;
 use tracing::{debug, error, warn};
@@ -44,9 +43,20 @@ pub struct Core {
     pub monitors: Monitors,
     /// The engine's pending actions, carried out by [`Core::apply`].
     pub actions: Vec<Action>,
+    /// The actions being applied came from timers (ports they remove
+    /// expired).
+    pub timed: bool,
 }
 
 impl Core {
+    /// Carries out what the engine's timers produced: ports that leave a
+    /// group now expired (no report kept them).
+    pub fn apply_timers(&mut self) {
+        self.timed = true;
+        self.apply(None);
+        self.timed = false;
+    }
+
     /// Carries out the engine's pending actions. `input` is the frame they
     /// answer, for `Forward`. Failures are logged and counted; the switch
     /// keeps running.
@@ -54,72 +64,29 @@ impl Core {
         let mut actions = std::mem::take(&mut self.actions);
         for action in actions.drain(..) {
             match action {
-                Action::GroupPorts {
-                    vlan,
-                    group: IpAddr::V6(group),
-                    ports,
-                } => {
-                    // MLD is not in the fast path yet: IPv6 multicast keeps
-                    // following the flooding rules meanwhile.
-                    debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "IPv6 group ports (not in the fast path)");
-                }
-                Action::GroupPorts {
-                    vlan,
-                    group: IpAddr::V4(group),
-                    ports,
-                } => {
-                    debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
-                    if !self.monitors.is_empty() {
-                        let before = self.dp.forwarding.members(vlan, group.octets());
-                        let (ports, added, removed) = self.changes(before, ports.0);
-                        self.publish(EventKind::GroupPorts {
-                            vlan,
-                            group,
-                            ports,
-                            added,
-                            removed,
-                        });
-                    }
-                    // Written with the others by `flush` (one kernel batch).
-                    self.dp
-                        .forwarding
-                        .stage_group(vlan, group.octets(), ports.0);
-                }
-                Action::SourcePorts {
-                    vlan,
-                    group: IpAddr::V4(group),
-                    source: IpAddr::V4(source),
-                    ports,
-                } => {
-                    debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
-                    self.dp.forwarding.stage_source(
-                        vlan,
-                        group.octets(),
-                        source.octets(),
-                        ports.map(|p| p.0),
-                    );
-                }
+                Action::GroupPorts { vlan, group, ports } => self.group_ports(vlan, group, ports),
                 Action::SourcePorts {
                     vlan,
                     group,
                     source,
                     ports,
                 } => {
-                    debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "IPv6 source ports (not in the fast path)");
+                    debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
+                    let ports = ports.map(|p| p.0);
+                    let f = &mut self.dp.forwarding;
+                    match (group, source) {
+                        (IpAddr::V4(g), IpAddr::V4(s)) => {
+                            f.stage_source(vlan, g.octets(), s.octets(), ports)
+                        }
+                        (IpAddr::V6(g), IpAddr::V6(s)) => {
+                            f.stage_source(vlan, g.octets(), s.octets(), ports)
+                        }
+                        _ => warn!(%group, %source, "a source of the other family: ignored"),
+                    }
                 }
-                Action::RouterPorts {
-                    family: AddrFamily::Ipv4,
-                    ports,
-                } => self.set_router_ports(ports),
-                Action::RouterPorts {
-                    family: AddrFamily::Ipv6,
-                    ports,
-                } => {
-                    debug!(
-                        ports = format_args!("{:#x}", ports.0),
-                        "IPv6 router ports (not in the fast path)"
-                    );
-                }
+                // The fast path has one set of router ports for both families:
+                // IGMP's and MLD's, together.
+                Action::RouterPorts { .. } => self.set_router_ports(self.engine.router_ports()),
                 Action::Forward { ports } => {
                     if let Some(frame) = input {
                         self.send_all(ports, frame);
@@ -130,6 +97,39 @@ impl Core {
         }
         // Hand the (empty) buffer back: no allocation next time.
         self.actions = actions;
+    }
+
+    /// Stages a group's member ports (written by `flush`, in one kernel
+    /// batch with the round's other changes), and tells the monitors.
+    fn group_ports(&mut self, vlan: u16, group: IpAddr, ports: PortMask) {
+        debug!(%group, vlan, ports = format_args!("{:#x}", ports.0), "group ports");
+        if !self.monitors.is_empty() {
+            let before = match group {
+                IpAddr::V4(g) => self.dp.forwarding.members(vlan, g.octets()),
+                IpAddr::V6(g) => self.dp.forwarding.members(vlan, g.octets()),
+            };
+            let (names, added, removed) = self.changes(before, ports.0);
+            if self.timed {
+                for port in &removed {
+                    self.publish(EventKind::Expired {
+                        vlan,
+                        group,
+                        port: port.clone(),
+                    });
+                }
+            }
+            self.publish(EventKind::GroupPorts {
+                vlan,
+                group,
+                ports: names,
+                added,
+                removed,
+            });
+        }
+        match group {
+            IpAddr::V4(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports.0),
+            IpAddr::V6(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports.0),
+        }
     }
 
     /// Writes the staged group changes to the kernel.

@@ -379,29 +379,48 @@ struct StreamLabel {
     source: String,
 }
 
-/// Frames and bytes per stream the fast path replicated.
+/// Frames and bytes per stream the fast path replicated, both families.
 fn register_streams(reg: &mut Registry, core: &Core) {
-    let streams = core.dp.stats.streams();
-    let label = |s: &igmpsnoop_dataplane::StreamRow| StreamLabel {
-        vlan: s.vlan.to_string(),
-        group: std::net::Ipv4Addr::from(s.group).to_string(),
-        source: if s.source == [0; 4] {
-            "*".into()
-        } else {
-            std::net::Ipv4Addr::from(s.source).to_string()
-        },
-    };
+    let label =
+        |vlan: u16, group: std::net::IpAddr, source: std::net::IpAddr, any: bool| StreamLabel {
+            vlan: vlan.to_string(),
+            group: group.to_string(),
+            source: if any { "*".into() } else { source.to_string() },
+        };
+    let mut rows: Vec<(StreamLabel, u64, u64)> = Vec::new();
+    for s in core.dp.stats.streams() {
+        let (g, src) = (
+            std::net::Ipv4Addr::from(s.group),
+            std::net::Ipv4Addr::from(s.source),
+        );
+        rows.push((
+            label(s.vlan, g.into(), src.into(), src.is_unspecified()),
+            s.frames,
+            s.bytes,
+        ));
+    }
+    for s in core.dp.stats.streams6() {
+        let (g, src) = (
+            std::net::Ipv6Addr::from(s.group),
+            std::net::Ipv6Addr::from(s.source),
+        );
+        rows.push((
+            label(s.vlan, g.into(), src.into(), src.is_unspecified()),
+            s.frames,
+            s.bytes,
+        ));
+    }
     totals(
         reg,
         "stream_frames",
         "Frames replicated per stream (group, and source when it matched an (S,G) entry)",
-        streams.iter().map(|s| (label(s), s.frames)),
+        rows.iter().map(|(l, f, _)| (l.clone(), *f)),
     );
     totals(
         reg,
         "stream_bytes",
         "Bytes replicated per stream",
-        streams.iter().map(|s| (label(s), s.bytes)),
+        rows.iter().map(|(l, _, b)| (l.clone(), *b)),
     );
 }
 

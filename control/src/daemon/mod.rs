@@ -92,6 +92,7 @@ impl Daemon {
             counters: DaemonCounters::default(),
             monitors: Monitors::default(),
             actions: Vec::new(),
+            timed: false,
         };
         core.set_router_ports(core.engine.router_ports());
         let hold_until = adopt(&mut core);
@@ -130,7 +131,7 @@ impl Daemon {
         }
         let now = self.core.clock.now();
         self.core.engine.handle_timeout(now, &mut self.core.actions);
-        self.core.apply(None);
+        self.core.apply_timers();
         self.core.flush();
         self.end_hold_if_due();
 
@@ -320,6 +321,8 @@ fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
     dp.forwarding
         .set_control_rate(settings.control_rate_limit)?;
     dp.forwarding.set_count_streams(settings.count_streams)?;
+    // With MLD off, every IPv6 multicast frame is flooded, MLD included.
+    dp.forwarding.set_snoop_ipv6(settings.engine.mld)?;
     Ok(dp)
 }
 

@@ -1,7 +1,10 @@
 //! Answers the control socket's requests, inside the loop.
-use std::{net::Ipv4Addr, time::Duration};
+use std::{net::IpAddr, time::Duration};
 
-use igmpsnoop_control::{api::Request, engine::TableError};
+use igmpsnoop_control::{
+    api::Request,
+    engine::{Proto, TableError},
+};
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -42,11 +45,7 @@ impl Core {
                 source,
             } => {
                 let index = self.port_index(&port)?;
-                let out = &mut self.actions;
-                let done = match source {
-                    None => self.engine.add_static_group(vlan, group, index, out),
-                    Some(s) => self.engine.add_static_source(vlan, group, index, s, out),
-                };
+                let done = self.change_static(true, vlan, group, index, source)?;
                 self.static_group_done(done, "added", (group, port, vlan, source))?
             }
             Request::GroupDel {
@@ -56,15 +55,49 @@ impl Core {
                 source,
             } => {
                 let index = self.port_index(&port)?;
-                let out = &mut self.actions;
-                let done = match source {
-                    None => self.engine.del_static_group(vlan, group, index, out),
-                    Some(s) => self.engine.del_static_source(vlan, group, index, s, out),
-                };
+                let done = self.change_static(false, vlan, group, index, source)?;
                 self.static_group_done(done, "removed", (group, port, vlan, source))?
             }
             Request::Monitor => return Err("monitor is a stream, not a request".into()),
         })
+    }
+
+    /// Adds (or removes) a static (*,G) or (S,G) membership of either
+    /// family; an error when group and source are of different families.
+    fn change_static(
+        &mut self,
+        add: bool,
+        vlan: u16,
+        group: IpAddr,
+        port: u8,
+        source: Option<IpAddr>,
+    ) -> Result<Result<(), TableError>, String> {
+        match (group, source) {
+            (IpAddr::V4(g), None) => Ok(self.static_of(add, vlan, g, port, None)),
+            (IpAddr::V4(g), Some(IpAddr::V4(s))) => Ok(self.static_of(add, vlan, g, port, Some(s))),
+            (IpAddr::V6(g), None) => Ok(self.static_of(add, vlan, g, port, None)),
+            (IpAddr::V6(g), Some(IpAddr::V6(s))) => Ok(self.static_of(add, vlan, g, port, Some(s))),
+            (g, Some(s)) => Err(format!(
+                "source {s} and group {g} are of different address families"
+            )),
+        }
+    }
+
+    fn static_of<A: Proto>(
+        &mut self,
+        add: bool,
+        vlan: u16,
+        group: A,
+        port: u8,
+        source: Option<A>,
+    ) -> Result<(), TableError> {
+        let (e, out) = (&mut self.engine, &mut self.actions);
+        match (add, source) {
+            (true, None) => e.add_static_group(vlan, group, port, out),
+            (true, Some(s)) => e.add_static_source(vlan, group, port, s, out),
+            (false, None) => e.del_static_group(vlan, group, port, out),
+            (false, Some(s)) => e.del_static_source(vlan, group, port, s, out),
+        }
     }
 
     fn port_index(&self, name: &str) -> Result<u8, String> {
@@ -85,7 +118,7 @@ impl Core {
         &mut self,
         done: Result<(), TableError>,
         what: &str,
-        (group, port, vlan, source): (Ipv4Addr, String, u16, Option<Ipv4Addr>),
+        (group, port, vlan, source): (IpAddr, String, u16, Option<IpAddr>),
     ) -> Result<Value, String> {
         done.map_err(|e| match e {
             // Name what was asked for: the bare error says nothing of it.

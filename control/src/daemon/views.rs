@@ -1,9 +1,10 @@
 //! What the CLI shows: JSON built from the engine and the data plane, with
 //! port names instead of indexes and times relative to now.
 use igmpsnoop_common::counter;
-use igmpsnoop_control::{Engine, PortMask, Timestamp};
+use igmpsnoop_control::{Engine, PortMask, Timestamp, engine::Proto};
 use igmpsnoop_dataplane::Dataplane;
 use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 pub fn mac_string(mac: &[u8; 6]) -> String {
@@ -164,41 +165,55 @@ pub fn sources(engine: &Engine, dp: &Dataplane) -> Value {
 /// member ports each goes to now; streams of groups that are gone are left
 /// out (their counters age out of the fast path's LRU).
 pub fn streams(engine: &Engine, dp: &Dataplane) -> Value {
-    let routers = engine.router_ports();
-    let mut rows: Vec<_> = dp
-        .stats
-        .streams()
-        .into_iter()
-        .filter_map(|s| {
-            let group = std::net::Ipv4Addr::from(s.group);
-            let source = std::net::Ipv4Addr::from(s.source);
-            let members = if source.is_unspecified() {
-                Some(engine.lookup(s.vlan, group)).filter(|m| !m.is_empty())
-            } else {
-                engine.lookup_source(s.vlan, group, source)
-            }?;
-            let names = |m: PortMask| {
-                (0..64u8)
-                    .filter(|p| m.contains(*p))
-                    .map(|p| port_name(dp, p))
-                    .collect::<Vec<_>>()
-            };
-            Some((
-                (s.vlan, u32::from(group), u32::from(source)),
-                json!({
-                    "vlan": s.vlan,
-                    "group": group.to_string(),
-                    "source": (!source.is_unspecified()).then(|| source.to_string()),
-                    "frames": s.frames,
-                    "bytes": s.bytes,
-                    "ports": names(members),
-                    "router_ports": names(routers),
-                }),
-            ))
-        })
-        .collect();
-    rows.sort_by_key(|(k, _)| *k);
-    Value::Array(rows.into_iter().map(|(_, v)| v).collect())
+    let mut rows: Vec<(IpAddr, IpAddr, u16, Value)> = Vec::new();
+    let v4 = dp.stats.streams().into_iter().map(|s| {
+        let (g, src) = (Ipv4Addr::from(s.group), Ipv4Addr::from(s.source));
+        (s.vlan, g, src, s.frames, s.bytes)
+    });
+    rows.extend(v4.filter_map(|(v, g, src, f, b)| stream_row(engine, dp, v, g, src, f, b)));
+    let v6 = dp.stats.streams6().into_iter().map(|s| {
+        let (g, src) = (Ipv6Addr::from(s.group), Ipv6Addr::from(s.source));
+        (s.vlan, g, src, s.frames, s.bytes)
+    });
+    rows.extend(v6.filter_map(|(v, g, src, f, b)| stream_row(engine, dp, v, g, src, f, b)));
+    rows.sort_by_key(|r| (r.2, r.0, r.1));
+    Value::Array(rows.into_iter().map(|(_, _, _, v)| v).collect())
+}
+
+/// One stream with the member ports it goes to now, or None when its
+/// group (or source entry) is gone.
+fn stream_row<A: Proto>(
+    engine: &Engine,
+    dp: &Dataplane,
+    vlan: u16,
+    group: A,
+    source: A,
+    frames: u64,
+    bytes: u64,
+) -> Option<(IpAddr, IpAddr, u16, Value)> {
+    let any = source == A::UNSPECIFIED;
+    let members = if any {
+        Some(engine.lookup(vlan, group)).filter(|m| !m.is_empty())
+    } else {
+        engine.lookup_source(vlan, group, source)
+    }?;
+    let names = |m: PortMask| {
+        (0..64u8)
+            .filter(|p| m.contains(*p))
+            .map(|p| port_name(dp, p))
+            .collect::<Vec<_>>()
+    };
+    let row = json!({
+        "family": A::FAMILY,
+        "vlan": vlan,
+        "group": group.to_string(),
+        "source": (!any).then(|| source.to_string()),
+        "frames": frames,
+        "bytes": bytes,
+        "ports": names(members),
+        "router_ports": names(engine.router_ports_of::<A>()),
+    });
+    Some((group.into(), source.into(), vlan, row))
 }
 
 pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {

@@ -7,7 +7,7 @@ use igmpsnoop_control::engine::AddrFamily;
 
 use igmpsnoop_control::api::EventKind;
 
-use super::core::Core;
+use super::{core::Core, views};
 
 #[derive(Default)]
 pub struct Watch {
@@ -16,6 +16,8 @@ pub struct Watch {
     queriers: Vec<(AddrFamily, u16, Option<IpAddr>, bool)>,
     /// The limit counters as last published.
     limits: Vec<(&'static str, u64)>,
+    /// The engine keeps host joins and leaves for us.
+    recording: bool,
 }
 
 impl Watch {
@@ -24,10 +26,44 @@ impl Watch {
             // Unknown again: a new monitor client is told the current state.
             self.queriers.clear();
             self.limits.clear();
+            core.engine.record_member_events(false);
+            self.recording = false;
             return;
         }
+        self.members(core);
         self.queriers(core);
         self.limits(core);
+    }
+
+    /// Host joins and leaves, from the engine's explicit host tracking.
+    fn members(&mut self, core: &mut Core) {
+        if !self.recording {
+            self.recording = true;
+            core.engine.record_member_events(true);
+            return;
+        }
+        for e in core.engine.take_member_events() {
+            let (port, host) = (
+                core.port_name(usize::from(e.port)),
+                views::mac_string(&e.host),
+            );
+            core.publish(if e.joined {
+                EventKind::Joined {
+                    vlan: e.vlan,
+                    group: e.group,
+                    port,
+                    host,
+                    sources: e.sources,
+                }
+            } else {
+                EventKind::Left {
+                    vlan: e.vlan,
+                    group: e.group,
+                    port,
+                    host,
+                }
+            });
+        }
     }
 
     fn queriers(&mut self, core: &mut Core) {

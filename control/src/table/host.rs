@@ -182,15 +182,18 @@ mod tests {
     fn host_filters_follow_records() {
         let mut hosts = Small::Empty;
         let t = Timestamp::from_secs(1);
-        assert!(!update(&mut hosts, [1; 6], RecordKind::Block, &[s(1)], t));
+        let change = update(&mut hosts, [1; 6], RecordKind::Block, &[s(1)], t);
+        assert_eq!(change, HostChange::Kept);
         assert!(hosts.is_empty(), "BLOCK from an unknown host: nothing");
-        update(&mut hosts, [1; 6], RecordKind::Allow, &[s(2), s(3)], t);
+        let change = update(&mut hosts, [1; 6], RecordKind::Allow, &[s(2), s(3)], t);
+        assert_eq!(change, HostChange::Joined);
         let h = &hosts.as_slice()[0];
         assert_eq!(
             (h.mode(), h.sources()),
             (FilterMode::Include, &[s(2), s(3)][..])
         );
-        update(&mut hosts, [1; 6], RecordKind::IsEx, &[s(4)], t);
+        let change = update(&mut hosts, [1; 6], RecordKind::IsEx, &[s(4)], t);
+        assert_eq!(change, HostChange::Kept);
         let h = &hosts.as_slice()[0];
         assert!(h.wants(s(2)) && !h.wants(s(4)));
         update(&mut hosts, [1; 6], RecordKind::Allow, &[s(4)], t);
@@ -199,7 +202,8 @@ mod tests {
             "EXCLUDE {{}} is unboxed"
         );
         update(&mut hosts, [1; 6], RecordKind::ToIn, &[s(5)], t);
-        assert!(update(&mut hosts, [1; 6], RecordKind::Block, &[s(5)], t));
+        let change = update(&mut hosts, [1; 6], RecordKind::Block, &[s(5)], t);
+        assert_eq!(change, HostChange::Left);
         assert!(hosts.is_empty());
     }
 }

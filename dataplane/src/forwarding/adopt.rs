@@ -1,8 +1,10 @@
-//! Taking over the maps an earlier run left pinned: its entries are held,
-//! its router ports too, and the flood set becomes exactly our ports.
-use igmpsnoop_common::{GroupKey, NO_SET, SourceKey};
+//! Taking over the maps an earlier run left pinned: its entries are held
+//! (both address families alike), its router ports too, and the flood set
+//! becomes exactly our ports.
+use igmpsnoop_common::NO_SET;
 use tracing::warn;
 
+use super::family::{Addr, FamilyState};
 use super::table::{Installed, SetEntry};
 use super::{Adopted, Forwarding, PortMask, map_err, port_mask, xdp_err};
 use crate::{error::Result, port_sets::PortSets};
@@ -43,34 +45,43 @@ impl Forwarding {
     /// ports (held), the flood set (made exactly ours); then writes what
     /// must change at once (entries with foreign ports, broken ones).
     pub(super) fn adopt(&mut self) -> Result<()> {
-        // Sources first: held source entries keep their groups registered.
-        self.adopt_sources()?;
-        self.adopt_groups()?;
+        self.v4.adopt(&mut self.sets)?;
+        self.v6.adopt(&mut self.sets)?;
         self.sets.finish_adoption();
         let held_routers = self.adopt_routers()?;
         self.adopt_flood()?;
         self.adopted = Adopted {
-            groups: self.desired.held_groups(),
-            sources: self.desired.held_sources().count(),
+            groups: self.v4.desired.held_groups() + self.v6.desired.held_groups(),
+            sources: self.v4.desired.held_sources().count()
+                + self.v6.desired.held_sources().count(),
             router_ports: held_routers,
             port_sets: self.sets.published(),
         };
-        if !self.pending.is_empty() || !self.pending_sources.is_empty() {
+        if self.v4.has_pending() || self.v6.has_pending() {
             self.flush()?;
         }
         Ok(())
     }
+}
 
-    fn adopt_sources(&mut self) -> Result<()> {
+impl<A: Addr> FamilyState<A> {
+    /// Adopts the family's maps: source entries first (held source entries
+    /// keep their groups registered), then groups.
+    fn adopt(&mut self, sets: &mut PortSets) -> Result<()> {
+        self.adopt_sources(sets)?;
+        self.adopt_groups(sets)
+    }
+
+    fn adopt_sources(&mut self, sets: &mut PortSets) -> Result<()> {
         for (key, entry) in self.sources.read_all()? {
-            let installed = match adopted_entry(&self.sets, &entry) {
+            let installed = match adopted_entry(sets, &entry) {
                 Some(i) => i,
                 None => {
-                    warn!(group = ?key.group, source = ?key.source, vlan = key.vlan, slot = entry.set, "adopted source entry names no port set; rewriting it");
+                    warn!(map = A::SOURCES, entry = ?key, slot = entry.set, "adopted source entry names no port set; rewriting it");
                     broken_entry(0)
                 }
             };
-            self.sets.adopt_ref(installed.slot);
+            sets.adopt_ref(installed.slot);
             self.sources.adopt(key, installed);
             // Held as it was, even with no port: until the control plane
             // speaks again, the source is forwarded exactly as before.
@@ -82,16 +93,16 @@ impl Forwarding {
         Ok(())
     }
 
-    fn adopt_groups(&mut self) -> Result<()> {
+    fn adopt_groups(&mut self, sets: &mut PortSets) -> Result<()> {
         for (key, entry) in self.groups.read_all()? {
-            let installed = match adopted_entry(&self.sets, &entry) {
+            let installed = match adopted_entry(sets, &entry) {
                 Some(i) => i,
                 None => {
-                    warn!(group = ?key.group, vlan = key.vlan, slot = entry.set, "adopted group names no port set; rewriting or removing it");
+                    warn!(map = A::GROUPS, entry = ?key, slot = entry.set, "adopted group names no port set; rewriting or removing it");
                     broken_entry(entry.flags)
                 }
             };
-            self.sets.adopt_ref(installed.slot);
+            sets.adopt_ref(installed.slot);
             self.groups.adopt(key, installed);
             if installed.mask != 0 {
                 self.desired.hold_group(key, installed.mask);
@@ -104,22 +115,24 @@ impl Forwarding {
             }
         }
         // Source entries whose group is gone: their group entry is written.
-        let orphans: Vec<GroupKey> = self
+        let orphans: Vec<A::GroupKey> = self
             .sources
             .keys()
-            .map(SourceKey::group_key)
+            .map(A::group_of)
             .filter(|g| self.groups.get(g).is_none())
             .collect();
         self.pending.extend(orphans);
         Ok(())
     }
 
-    fn flag_mismatch(&self, key: &GroupKey, installed: &Installed) -> bool {
+    fn flag_mismatch(&self, key: &A::GroupKey, installed: &Installed) -> bool {
         self.desired
-            .group(key)
+            .group(key, 0)
             .is_none_or(|w| w.flags != installed.flags)
     }
+}
 
+impl Forwarding {
     /// Router ports of the earlier run that are ours: held. Others removed.
     fn adopt_routers(&mut self) -> Result<PortMask> {
         let routers: Vec<u32> = self.routers.keys().filter_map(|k| k.ok()).collect();
@@ -129,7 +142,7 @@ impl Forwarding {
                 self.routers.remove(ifindex).map_err(map_err("ROUTERS"))?;
             }
         }
-        self.desired.hold_routers(held_routers);
+        self.held_router_ports = held_routers;
         self.routers_installed = held_routers;
         self.conf.router_ports = held_routers.count_ones();
         Ok(held_routers)

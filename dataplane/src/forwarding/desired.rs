@@ -9,13 +9,17 @@
 //!   traffic goes to router ports only, or is dropped);
 //! - a source entry, once set, exists until removed, even with no port
 //!   (nobody wants that source);
-//! - router ports are added to every set (RFC 4541 §2.1.2);
+//! - router ports are added to every set (RFC 4541 §2.1.2): the caller
+//!   passes them in (they are shared by both address families);
 //! - held (adopted) ports are added to the entry they were adopted with.
+//!
+//! One per address family ([`Addr`]); the rules are the same.
 use std::collections::HashMap;
 
-use igmpsnoop_common::{GroupKey, SourceKey, group_flags};
+use igmpsnoop_common::group_flags;
 
 use super::PortMask;
+use super::family::Addr;
 
 /// The kernel entry one group or source must have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,33 +30,39 @@ pub(crate) struct Want {
     pub flags: u16,
 }
 
-#[derive(Default)]
-pub(crate) struct Desired {
+pub(crate) struct Desired<A: Addr> {
     /// Member ports per group, as the control plane set them (never 0).
-    members: HashMap<GroupKey, PortMask>,
+    members: HashMap<A::GroupKey, PortMask>,
     /// Member ports per source entry, as set (0 = nobody wants the source).
-    sources: HashMap<SourceKey, PortMask>,
+    sources: HashMap<A::SourceKey, PortMask>,
     /// Adopted groups and their ports, until released.
-    held: HashMap<GroupKey, PortMask>,
+    held: HashMap<A::GroupKey, PortMask>,
     /// Adopted source entries and their ports (0 included), until released.
-    held_sources: HashMap<SourceKey, PortMask>,
+    held_sources: HashMap<A::SourceKey, PortMask>,
     /// Per group, how many of its sources are in `sources` or `held_sources`:
     /// the group is flagged (and registered) while this is above 0.
-    source_count: HashMap<GroupKey, u32>,
-    routers: PortMask,
-    held_routers: PortMask,
+    source_count: HashMap<A::GroupKey, u32>,
 }
 
-impl Desired {
+impl<A: Addr> Default for Desired<A> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<A: Addr> Desired<A> {
     pub fn with_capacity(groups: usize) -> Self {
         Self {
             members: HashMap::with_capacity(groups),
-            ..Self::default()
+            sources: HashMap::new(),
+            held: HashMap::new(),
+            held_sources: HashMap::new(),
+            source_count: HashMap::new(),
         }
     }
 
     /// Sets a group's member ports; 0 removes them.
-    pub fn set_group(&mut self, key: GroupKey, members: PortMask) {
+    pub fn set_group(&mut self, key: A::GroupKey, members: PortMask) {
         if members == 0 {
             self.members.remove(&key);
         } else {
@@ -61,7 +71,7 @@ impl Desired {
     }
 
     /// Sets a source entry (Some, possibly 0) or removes it (None).
-    pub fn set_source(&mut self, key: SourceKey, members: Option<PortMask>) {
+    pub fn set_source(&mut self, key: A::SourceKey, members: Option<PortMask>) {
         self.counting(key, |d| match members {
             Some(mask) => {
                 d.sources.insert(key, mask);
@@ -72,42 +82,37 @@ impl Desired {
         });
     }
 
-    pub fn hold_group(&mut self, key: GroupKey, mask: PortMask) {
+    pub fn hold_group(&mut self, key: A::GroupKey, mask: PortMask) {
         self.held.insert(key, mask);
     }
 
-    pub fn hold_source(&mut self, key: SourceKey, mask: PortMask) {
+    pub fn hold_source(&mut self, key: A::SourceKey, mask: PortMask) {
         self.counting(key, |d| {
             d.held_sources.insert(key, mask);
         });
     }
 
-    pub fn hold_routers(&mut self, mask: PortMask) {
-        self.held_routers = mask;
-    }
-
     /// Ends every hold; returns the groups and sources whose entries that
     /// may change.
-    pub fn release_held(&mut self) -> (Vec<GroupKey>, Vec<SourceKey>) {
-        let mut groups: Vec<GroupKey> = self.held.drain().map(|(k, _)| k).collect();
-        let sources: Vec<SourceKey> = self.held_sources.keys().copied().collect();
+    pub fn release_held(&mut self) -> (Vec<A::GroupKey>, Vec<A::SourceKey>) {
+        let mut groups: Vec<A::GroupKey> = self.held.drain().map(|(k, _)| k).collect();
+        let sources: Vec<A::SourceKey> = self.held_sources.keys().copied().collect();
         for &key in &sources {
             self.counting(key, |d| {
                 d.held_sources.remove(&key);
             });
-            groups.push(key.group_key());
+            groups.push(A::group_of(&key));
         }
-        self.held_routers = 0;
         (groups, sources)
     }
 
     /// Applies `change` to the source entries of `key` and keeps its group's
     /// count of source entries right.
-    fn counting(&mut self, key: SourceKey, change: impl FnOnce(&mut Self)) {
+    fn counting(&mut self, key: A::SourceKey, change: impl FnOnce(&mut Self)) {
         let before = self.source_exists(&key);
         change(self);
         let after = self.source_exists(&key);
-        let group = key.group_key();
+        let group = A::group_of(&key);
         match (before, after) {
             (false, true) => *self.source_count.entry(group).or_default() += 1,
             (true, false) => {
@@ -122,37 +127,24 @@ impl Desired {
         }
     }
 
-    fn source_exists(&self, key: &SourceKey) -> bool {
+    fn source_exists(&self, key: &A::SourceKey) -> bool {
         self.sources.contains_key(key) || self.held_sources.contains_key(key)
     }
 
-    pub fn set_routers(&mut self, mask: PortMask) {
-        self.routers = mask;
-    }
-
-    /// Router ports set by the control plane.
-    pub fn routers(&self) -> PortMask {
-        self.routers
-    }
-
-    /// Router ports the kernel must have: set or held.
-    pub fn effective_routers(&self) -> PortMask {
-        self.routers | self.held_routers
-    }
-
     /// Whether (vlan, group) has any source entry (set or held).
-    pub fn has_sources(&self, key: &GroupKey) -> bool {
+    pub fn has_sources(&self, key: &A::GroupKey) -> bool {
         self.source_count.contains_key(key)
     }
 
-    /// The entry `key` must have in GROUPS; None: unregistered.
     /// The member ports the control plane set for `key` (held ones not
     /// included, router ports neither).
-    pub fn members_of(&self, key: &GroupKey) -> PortMask {
+    pub fn members_of(&self, key: &A::GroupKey) -> PortMask {
         self.members.get(key).copied().unwrap_or(0)
     }
 
-    pub fn group(&self, key: &GroupKey) -> Option<Want> {
+    /// The entry `key` must have in the group map, `routers` (the effective
+    /// router ports) included; None: unregistered.
+    pub fn group(&self, key: &A::GroupKey, routers: PortMask) -> Option<Want> {
         let own =
             self.members.get(key).copied().unwrap_or(0) | self.held.get(key).copied().unwrap_or(0);
         let flags = if self.has_sources(key) {
@@ -164,38 +156,38 @@ impl Desired {
             return None;
         }
         Some(Want {
-            mask: own | self.effective_routers(),
+            mask: own | routers,
             flags,
         })
     }
 
-    /// The entry `key` must have in SOURCES; None: no entry (the source
-    /// follows its group).
-    pub fn source(&self, key: &SourceKey) -> Option<Want> {
+    /// The entry `key` must have in the source map, `routers` included;
+    /// None: no entry (the source follows its group).
+    pub fn source(&self, key: &A::SourceKey, routers: PortMask) -> Option<Want> {
         let set = self.sources.get(key).copied();
         let held = self.held_sources.get(key).copied();
         if set.is_none() && held.is_none() {
             return None;
         }
         Some(Want {
-            mask: set.unwrap_or(0) | held.unwrap_or(0) | self.effective_routers(),
+            mask: set.unwrap_or(0) | held.unwrap_or(0) | routers,
             flags: 0,
         })
     }
 
-    pub fn members(&self) -> impl Iterator<Item = (GroupKey, PortMask)> + '_ {
+    pub fn members(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
         self.members.iter().map(|(k, m)| (*k, *m))
     }
 
-    pub fn sources(&self) -> impl Iterator<Item = (SourceKey, PortMask)> + '_ {
+    pub fn sources(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
         self.sources.iter().map(|(k, m)| (*k, *m))
     }
 
-    pub fn held(&self) -> impl Iterator<Item = (GroupKey, PortMask)> + '_ {
+    pub fn held(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
         self.held.iter().map(|(k, m)| (*k, *m))
     }
 
-    pub fn held_sources(&self) -> impl Iterator<Item = (SourceKey, PortMask)> + '_ {
+    pub fn held_sources(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
         self.held_sources.iter().map(|(k, m)| (*k, *m))
     }
 
@@ -205,8 +197,8 @@ impl Desired {
 
     /// Every group and source entry that exists for any reason (for a
     /// change of router ports, which touches them all).
-    pub fn all_keys(&self) -> (Vec<GroupKey>, Vec<SourceKey>) {
-        let mut groups: Vec<GroupKey> = self
+    pub fn all_keys(&self) -> (Vec<A::GroupKey>, Vec<A::SourceKey>) {
+        let mut groups: Vec<A::GroupKey> = self
             .members
             .keys()
             .chain(self.held.keys())
@@ -226,6 +218,9 @@ impl Desired {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use igmpsnoop_common::{GroupKey, Source6Key, SourceKey};
+
+    type D = Desired<[u8; 4]>;
 
     const G: GroupKey = GroupKey::new(0, [239, 1, 1, 1]);
     const S1: SourceKey = SourceKey::new(0, [239, 1, 1, 1], [10, 0, 0, 1]);
@@ -237,31 +232,31 @@ mod tests {
 
     #[test]
     fn a_group_without_sources_is_registered_by_its_ports_only() {
-        let mut d = Desired::default();
-        assert_eq!(d.group(&G), None);
+        let mut d = D::default();
+        assert_eq!(d.group(&G, 0), None);
         d.set_group(G, 0b10);
-        assert_eq!(d.group(&G), want(0b10, 0));
+        assert_eq!(d.group(&G, 0), want(0b10, 0));
         d.set_group(G, 0);
-        assert_eq!(d.group(&G), None);
+        assert_eq!(d.group(&G, 0), None);
     }
 
     #[test]
     fn a_source_entry_keeps_its_group_registered_and_flagged_even_empty() {
-        let mut d = Desired::default();
+        let mut d = D::default();
         d.set_source(S1, Some(0));
-        assert_eq!(d.group(&G), want(0, group_flags::SOURCES));
-        assert_eq!(d.source(&S1), want(0, 0));
+        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
+        assert_eq!(d.source(&S1, 0), want(0, 0));
         d.set_source(S2, Some(0b100));
         d.set_source(S1, None);
-        assert_eq!(d.source(&S1), None);
-        assert_eq!(d.group(&G), want(0, group_flags::SOURCES));
+        assert_eq!(d.source(&S1, 0), None);
+        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
         d.set_source(S2, None);
-        assert_eq!(d.group(&G), None, "no ports, no sources: unregistered");
+        assert_eq!(d.group(&G, 0), None, "no ports, no sources: unregistered");
     }
 
     #[test]
     fn setting_a_source_twice_counts_it_once() {
-        let mut d = Desired::default();
+        let mut d = D::default();
         d.set_source(S1, Some(1));
         d.set_source(S1, Some(2));
         d.set_source(S1, None);
@@ -272,12 +267,11 @@ mod tests {
 
     #[test]
     fn router_ports_join_every_set_including_empty_ones() {
-        let mut d = Desired::default();
+        let mut d = D::default();
         d.set_group(G, 0b10);
         d.set_source(S1, Some(0));
-        d.set_routers(0b1000);
-        assert_eq!(d.group(&G), want(0b1010, group_flags::SOURCES));
-        assert_eq!(d.source(&S1), want(0b1000, 0));
+        assert_eq!(d.group(&G, 0b1000), want(0b1010, group_flags::SOURCES));
+        assert_eq!(d.source(&S1, 0b1000), want(0b1000, 0));
         let (groups, sources) = d.all_keys();
         assert!(groups.contains(&G));
         assert_eq!(sources, vec![S1]);
@@ -285,19 +279,33 @@ mod tests {
 
     #[test]
     fn held_sources_keep_their_ports_until_released() {
-        let mut d = Desired::default();
+        let mut d = D::default();
         d.hold_source(S1, 0b100);
         d.hold_source(S2, 0);
-        d.hold_routers(0b1);
-        assert_eq!(d.group(&G), want(0b1, group_flags::SOURCES));
-        assert_eq!(d.source(&S1), want(0b101, 0));
+        assert_eq!(d.group(&G, 0b1), want(0b1, group_flags::SOURCES));
+        assert_eq!(d.source(&S1, 0b1), want(0b101, 0));
         d.set_source(S1, Some(0b10));
-        assert_eq!(d.source(&S1), want(0b111, 0));
+        assert_eq!(d.source(&S1, 0b1), want(0b111, 0));
         let (groups, sources) = d.release_held();
         assert!(groups.contains(&G));
         assert_eq!(sources.len(), 2);
-        assert_eq!(d.source(&S1), want(0b10, 0), "set since: kept as set");
-        assert_eq!(d.source(&S2), None, "not set since: gone");
-        assert_eq!(d.group(&G), want(0, group_flags::SOURCES));
+        assert_eq!(d.source(&S1, 0), want(0b10, 0), "set since: kept as set");
+        assert_eq!(d.source(&S2, 0), None, "not set since: gone");
+        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
+    }
+
+    #[test]
+    fn ipv6_sources_keep_their_group_registered_by_the_same_rules() {
+        let g: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+        let s1 = Source6Key::new(3, g, [0xfd; 16]);
+        let mut d = Desired::<[u8; 16]>::default();
+        d.set_source(s1, Some(0));
+        assert_eq!(
+            d.group(&s1.group_key(), 0b100),
+            want(0b100, group_flags::SOURCES)
+        );
+        d.set_group(s1.group_key(), 0b1);
+        d.set_source(s1, None);
+        assert_eq!(d.group(&s1.group_key(), 0), want(0b1, 0));
     }
 }

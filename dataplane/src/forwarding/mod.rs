@@ -9,6 +9,14 @@
 //! entry, atomically, so no frame of any other group or source is lost or
 //! duplicated meanwhile, and no write waits for an RCU grace period.
 //!
+//! IPv6 (MLD) groups and sources live in maps of their own, GROUPS6 and
+//! SOURCES6 (16-byte addresses; the IPv4 keys stay compact), with the same
+//! values and port sets from the same pool. Both families run the same code
+//! ([`family::FamilyState`], [`desired::Desired`], [`table::Table`]): the API
+//! is generic over the address ([`Addr`]: `[u8; 4]` or `[u8; 16]`), so
+//! `stage_group(vlan, ipv4.octets(), ports)` and
+//! `stage_group(vlan, ipv6.octets(), ports)` are the same call.
+//!
 //! # Order of the writes
 //!
 //! The program reads the group entry first; only when it carries
@@ -26,6 +34,11 @@
 //! 4. removed groups (a group goes only once it has no source entry, whose
 //!    deletion step 3 did).
 //!
+//! The IPv4 family's four steps come first, then the IPv6 family's four: a
+//! group and its sources are always of one family, so the guarantees hold
+//! in each, and one flush is at most eight syscalls (none for a table with
+//! nothing to write).
+//!
 //! Each step is one batch update or delete (the kernel writes each entry
 //! atomically), so a frame from any other source of the group sees its old
 //! set or its new one, never none and never both. One window is left: a
@@ -41,30 +54,27 @@
 //! which are still there lose nothing while they report again.
 mod adopt;
 mod desired;
+mod family;
 mod table;
 
-use std::collections::HashSet;
-
 use aya::maps::{Array, DevMapHash, Map, MapData};
-use igmpsnoop_common::{
-    GroupEntry, GroupKey, MAX_GROUPS, MAX_SOURCE_ENTRIES, SourceEntry, SourceKey, SwitchConf,
-};
+use igmpsnoop_common::{Group6Key, GroupKey, Source6Key, SourceKey, SwitchConf};
 
 use crate::{
     error::{Error, Result},
     port_sets::PortSets,
 };
-use desired::Desired;
-use table::Table;
+pub use family::Addr;
+use family::FamilyState;
 
 pub type PortMask = u64;
 
 /// What a restarted switch found in the pinned maps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Adopted {
-    /// Groups that were forwarding, now held.
+    /// Groups that were forwarding, now held (IPv4 and IPv6).
     pub groups: usize,
-    /// Source entries that were in place, now held.
+    /// Source entries that were in place, now held (IPv4 and IPv6).
     pub sources: usize,
     /// Router ports that were in place, now held.
     pub router_ports: PortMask,
@@ -73,10 +83,10 @@ pub struct Adopted {
 }
 
 pub struct Forwarding {
-    /// GROUPS: GroupKey -> GroupEntry.
-    groups: Table<GroupKey, GroupEntry>,
-    /// SOURCES: SourceKey -> SourceEntry.
-    sources: Table<SourceKey, SourceEntry>,
+    /// GROUPS and SOURCES, and what the control plane wants in them.
+    v4: FamilyState<[u8; 4]>,
+    /// GROUPS6 and SOURCES6, likewise.
+    v6: FamilyState<[u8; 16]>,
     /// PORT_SETS, the array of maps that `sets` manages.
     _port_sets: Map,
     sets: PortSets,
@@ -85,12 +95,10 @@ pub struct Forwarding {
     config: Array<MapData, SwitchConf>,
     /// ifindex of each port index.
     ifindexes: Vec<u32>,
-    /// What the control plane set, and what is held.
-    desired: Desired,
-    /// Groups whose kernel entry the next `flush` recomputes.
-    pending: HashSet<GroupKey>,
-    /// Source entries the next `flush` recomputes.
-    pending_sources: HashSet<SourceKey>,
+    /// Router ports the control plane set (both families).
+    router_ports: PortMask,
+    /// Router ports adopted from an earlier run, until released.
+    held_router_ports: PortMask,
     /// Ports in the ROUTERS devmap now.
     routers_installed: PortMask,
     conf: SwitchConf,
@@ -123,6 +131,8 @@ pub(crate) fn port_mask(ifindexes: &[u32], of: impl IntoIterator<Item = u32>) ->
 pub(crate) struct Maps {
     pub groups: Map,
     pub sources: Map,
+    pub groups6: Map,
+    pub sources6: Map,
     pub port_sets: Map,
     pub flood: DevMapHash<MapData>,
     pub routers: DevMapHash<MapData>,
@@ -142,23 +152,25 @@ impl Forwarding {
         };
         let sets = PortSets::open(sets_data, ifindexes.clone())?;
         let mut this = Self {
-            groups: Table::new("GROUPS", maps.groups, MAX_GROUPS as usize, capacity)?,
-            sources: Table::new("SOURCES", maps.sources, MAX_SOURCE_ENTRIES as usize, 0)?,
+            v4: FamilyState::new(maps.groups, maps.sources, capacity)?,
+            // Expected IPv6 groups are not known apart; sized as they come.
+            v6: FamilyState::new(maps.groups6, maps.sources6, 0)?,
             _port_sets: maps.port_sets,
             sets,
             flood: maps.flood,
             routers: maps.routers,
             config: maps.config,
             ifindexes,
-            desired: Desired::with_capacity(capacity),
-            pending: HashSet::new(),
-            pending_sources: HashSet::new(),
+            router_ports: 0,
+            held_router_ports: 0,
             routers_installed: 0,
             conf: SwitchConf {
                 flood_unregistered: 1,
                 control_rate_pps: 0,
                 router_ports: 0,
                 count_streams: 1,
+                // Until the control plane says it speaks MLD.
+                snoop_ipv6: 0,
             },
             adopted: Adopted::default(),
         };
@@ -174,21 +186,43 @@ impl Forwarding {
         self.adopted
     }
 
-    /// Adopted groups still held.
+    /// Adopted groups still held (IPv4 and IPv6).
     pub fn held_groups(&self) -> usize {
-        self.desired.held_groups()
+        self.v4.desired.held_groups() + self.v6.desired.held_groups()
     }
 
-    /// Adopted groups still held, with the ports they had (router ports of
-    /// the earlier run included: the kernel did not tell them apart).
+    /// Adopted groups of family `A` still held, with the ports they had
+    /// (router ports of the earlier run included: the kernel did not tell
+    /// them apart).
+    pub fn held_of<A: Addr>(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
+        A::state(self).desired.held()
+    }
+
+    /// Adopted source entries of family `A` still held, with the ports they
+    /// had (0: the source was wanted by nobody), router ports of the earlier
+    /// run included.
+    pub fn held_sources_of<A: Addr>(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
+        A::state(self).desired.held_sources()
+    }
+
+    /// `held_of` IPv4.
     pub fn held(&self) -> impl Iterator<Item = (GroupKey, PortMask)> + '_ {
-        self.desired.held()
+        self.held_of::<[u8; 4]>()
     }
 
-    /// Adopted source entries still held, with the ports they had (0: the
-    /// source was wanted by nobody), router ports of the earlier run included.
+    /// `held_sources_of` IPv4.
     pub fn held_sources(&self) -> impl Iterator<Item = (SourceKey, PortMask)> + '_ {
-        self.desired.held_sources()
+        self.held_sources_of::<[u8; 4]>()
+    }
+
+    /// `held_of` IPv6.
+    pub fn held6(&self) -> impl Iterator<Item = (Group6Key, PortMask)> + '_ {
+        self.held_of::<[u8; 16]>()
+    }
+
+    /// `held_sources_of` IPv6.
+    pub fn held_sources6(&self) -> impl Iterator<Item = (Source6Key, PortMask)> + '_ {
+        self.held_sources_of::<[u8; 16]>()
     }
 
     /// Ends the hold on adopted state: adopted groups and source entries
@@ -196,15 +230,8 @@ impl Forwarding {
     /// exactly what it set; adopted router ports that it has not confirmed
     /// go. Returns how many adopted groups were removed.
     pub fn release_held(&mut self) -> Result<usize> {
-        let (groups, sources) = self.desired.release_held();
-        let removed = groups
-            .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .filter(|k| self.desired.group(k).is_none() && self.groups.get(k).is_some())
-            .count();
-        self.pending.extend(groups);
-        self.pending_sources.extend(sources);
+        let removed = self.v4.release_held() + self.v6.release_held();
+        self.held_router_ports = 0;
         self.write_routers()?;
         self.flush()?;
         Ok(removed)
@@ -218,24 +245,27 @@ impl Forwarding {
         }
     }
 
-    /// Sets the member ports of (vlan, group) now. With no member ports and
-    /// no source entry the group is removed, which makes it unregistered
-    /// again (flood policy applies).
-    pub fn set_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) -> Result<()> {
+    /// Sets the member ports of (vlan, group) now, an IPv4 (`[u8; 4]`) or
+    /// IPv6 (`[u8; 16]`) group. With no member ports and no source entry
+    /// the group is removed, which makes it unregistered again (flood
+    /// policy applies).
+    pub fn set_group<A: Addr>(&mut self, vlan: u16, group: A, members: PortMask) -> Result<()> {
         self.stage_group(vlan, group, members);
         self.flush()
     }
 
-    pub fn delete_group(&mut self, vlan: u16, group: [u8; 4]) -> Result<()> {
+    pub fn delete_group<A: Addr>(&mut self, vlan: u16, group: A) -> Result<()> {
         self.set_group(vlan, group, 0)
     }
 
     /// Like `set_group`, but written to the kernel by the next `flush`,
-    /// together with every other staged change (one syscall for all).
-    pub fn stage_group(&mut self, vlan: u16, group: [u8; 4], members: PortMask) {
-        let key = GroupKey::new(vlan, group);
-        self.desired.set_group(key, members & self.all_ports());
-        self.pending.insert(key);
+    /// together with every other staged change (one syscall per map for all).
+    pub fn stage_group<A: Addr>(&mut self, vlan: u16, group: A, members: PortMask) {
+        let key = A::group_key(vlan, group);
+        let members = members & self.all_ports();
+        let family = A::state_mut(self);
+        family.desired.set_group(key, members);
+        family.pending.insert(key);
     }
 
     /// Stages the ports that receive traffic from `source` to (vlan, group),
@@ -243,27 +273,28 @@ impl Forwarding {
     /// its own (an empty mask: nobody wants it; router ports still get it),
     /// None removes that entry (the source follows the group's ports). A
     /// group with any source entry stays registered, even with no member.
-    pub fn stage_source(
+    pub fn stage_source<A: Addr>(
         &mut self,
         vlan: u16,
-        group: [u8; 4],
-        source: [u8; 4],
+        group: A,
+        source: A,
         members: Option<PortMask>,
     ) {
-        let key = SourceKey::new(vlan, group, source);
+        let key = A::source_key(vlan, group, source);
         let all = self.all_ports();
-        self.desired.set_source(key, members.map(|m| m & all));
-        self.pending_sources.insert(key);
+        let family = A::state_mut(self);
+        family.desired.set_source(key, members.map(|m| m & all));
+        family.pending_sources.insert(key);
         // Its flag (and its being registered at all) may change.
-        self.pending.insert(key.group_key());
+        family.pending.insert(A::group_of(&key));
     }
 
     /// `stage_source` and `flush`.
-    pub fn set_source(
+    pub fn set_source<A: Addr>(
         &mut self,
         vlan: u16,
-        group: [u8; 4],
-        source: [u8; 4],
+        group: A,
+        source: A,
         members: Option<PortMask>,
     ) -> Result<()> {
         self.stage_source(vlan, group, source, members);
@@ -278,37 +309,16 @@ impl Forwarding {
     /// the rest is written and the first error returned (refusals by a full
     /// map are counted: [`Forwarding::refused_sources`]).
     pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() && self.pending_sources.is_empty() {
-            return Ok(());
-        }
         let mut first_error = None;
-        let source_keys: Vec<SourceKey> = self.pending_sources.drain().collect();
-        let group_keys: Vec<GroupKey> = self.pending.drain().collect();
-        let desired = &self.desired;
-        let mut sources = self.sources.plan(
-            &mut self.sets,
-            source_keys,
-            |k| desired.source(k),
-            &mut first_error,
-        );
-        let mut groups = self.groups.plan(
-            &mut self.sets,
-            group_keys,
-            |k| desired.group(k),
-            &mut first_error,
-        );
-        let (sets, e) = (&mut self.sets, &mut first_error);
-        self.sources.write_updates(sets, &mut sources, e);
-        self.groups.write_updates(sets, &mut groups, e);
-        self.sources.write_deletes(sets, &mut sources, e);
-        self.groups.write_deletes(sets, &mut groups, e);
-        for full in [self.sources.take_full(), self.groups.take_full()]
-            .into_iter()
-            .flatten()
-        {
-            first_error.get_or_insert(full);
-        }
+        let routers = self.effective_routers();
+        self.v4.flush(&mut self.sets, routers, &mut first_error);
+        self.v6.flush(&mut self.sets, routers, &mut first_error);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Router ports the kernel must have: set or held.
+    fn effective_routers(&self) -> PortMask {
+        self.router_ports | self.held_router_ports
     }
 
     /// Housekeeping for idle moments: publishes port-set slots ahead of need
@@ -318,17 +328,17 @@ impl Forwarding {
     }
 
     /// Router ports receive every registered and unregistered group, and
-    /// every source of a group with source entries (RFC 4541 §2.1.2).
+    /// every source of a group with source entries (RFC 4541 §2.1.2), of
+    /// both families.
     pub fn set_router_ports(&mut self, mask: PortMask) -> Result<()> {
         let mask = mask & self.all_ports();
-        if mask == self.desired.routers() {
+        if mask == self.router_ports {
             return Ok(());
         }
-        self.desired.set_routers(mask);
+        self.router_ports = mask;
         self.write_routers()?;
-        let (groups, sources) = self.desired.all_keys();
-        self.pending.extend(groups);
-        self.pending_sources.extend(sources);
+        self.v4.touch_all();
+        self.v6.touch_all();
         self.flush()
     }
 
@@ -336,7 +346,7 @@ impl Forwarding {
     /// first, then the count the program checks, then the removals, so the
     /// count is never 0 while the new set is not empty.
     fn write_routers(&mut self) -> Result<()> {
-        let want = self.desired.effective_routers();
+        let want = self.effective_routers();
         for (index, &ifindex) in self.ifindexes.iter().enumerate() {
             let bit = 1u64 << index;
             if want & bit != 0 && self.routers_installed & bit == 0 {
@@ -374,63 +384,101 @@ impl Forwarding {
         self.write_conf()
     }
 
+    /// Whether the fast path snoops IPv6: hands MLD and PIMv6 hellos to
+    /// the control plane and forwards IPv6 groups by GROUPS6/SOURCES6. Off
+    /// (the default), every IPv6 multicast frame is flooded, MLD included:
+    /// a control plane that does not process MLD must leave it on the wire.
+    pub fn set_snoop_ipv6(&mut self, on: bool) -> Result<()> {
+        self.conf.snoop_ipv6 = u32::from(on);
+        self.write_conf()
+    }
+
     fn write_conf(&mut self) -> Result<()> {
         self.config.set(0, self.conf, 0).map_err(map_err("CONFIG"))
     }
 
     /// Router ports the control plane set (adopted ones not included).
     pub fn router_ports(&self) -> PortMask {
-        self.desired.routers()
+        self.router_ports
     }
 
-    /// The member ports of every group the control plane has set.
+    /// The member ports of every group of family `A` the control plane
+    /// has set.
+    pub fn groups_of<A: Addr>(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
+        A::state(self).desired.members()
+    }
+
+    /// Every source entry of family `A` the control plane has set, with its
+    /// member ports (0: nobody wants the source).
+    pub fn sources_of<A: Addr>(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
+        A::state(self).desired.sources()
+    }
+
+    /// `groups_of` IPv4.
     pub fn groups(&self) -> impl Iterator<Item = (GroupKey, PortMask)> + '_ {
-        self.desired.members()
+        self.groups_of::<[u8; 4]>()
     }
 
-    /// Every source entry the control plane has set, with its member ports
-    /// (0: nobody wants the source).
+    /// `sources_of` IPv4.
     pub fn sources(&self) -> impl Iterator<Item = (SourceKey, PortMask)> + '_ {
-        self.desired.sources()
+        self.sources_of::<[u8; 4]>()
+    }
+
+    /// `groups_of` IPv6.
+    pub fn groups6(&self) -> impl Iterator<Item = (Group6Key, PortMask)> + '_ {
+        self.groups_of::<[u8; 16]>()
+    }
+
+    /// `sources_of` IPv6.
+    pub fn sources6(&self) -> impl Iterator<Item = (Source6Key, PortMask)> + '_ {
+        self.sources_of::<[u8; 16]>()
+    }
+
+    /// The member ports last set or staged for (vlan, group).
+    pub fn members<A: Addr>(&self, vlan: u16, group: A) -> PortMask {
+        A::state(self)
+            .desired
+            .members_of(&A::group_key(vlan, group))
     }
 
     /// The port set in the kernel for (vlan, group), router ports and held
     /// ports included; 0 when the group is not registered or registered with
     /// no port (see [`Forwarding::registered`]).
-    /// The member ports last set or staged for (vlan, group).
-    pub fn members(&self, vlan: u16, group: [u8; 4]) -> PortMask {
-        self.desired.members_of(&GroupKey::new(vlan, group))
-    }
-
-    pub fn installed(&self, vlan: u16, group: [u8; 4]) -> PortMask {
-        self.groups
-            .get(&GroupKey::new(vlan, group))
+    pub fn installed<A: Addr>(&self, vlan: u16, group: A) -> PortMask {
+        A::state(self)
+            .groups
+            .get(&A::group_key(vlan, group))
             .map_or(0, |i| i.mask)
     }
 
     /// Whether (vlan, group) has an entry in the kernel (registered: not
     /// flooded, even with an empty port set).
-    pub fn registered(&self, vlan: u16, group: [u8; 4]) -> bool {
-        self.groups.get(&GroupKey::new(vlan, group)).is_some()
+    pub fn registered<A: Addr>(&self, vlan: u16, group: A) -> bool {
+        A::state(self)
+            .groups
+            .get(&A::group_key(vlan, group))
+            .is_some()
     }
 
     /// The port set in the kernel for traffic from `source` to (vlan, group),
     /// router and held ports included, when the source has an entry of its
     /// own (Some(0): nobody receives it).
-    pub fn installed_source(&self, vlan: u16, group: [u8; 4], source: [u8; 4]) -> Option<PortMask> {
-        self.sources
-            .get(&SourceKey::new(vlan, group, source))
+    pub fn installed_source<A: Addr>(&self, vlan: u16, group: A, source: A) -> Option<PortMask> {
+        A::state(self)
+            .sources
+            .get(&A::source_key(vlan, group, source))
             .map(|i| i.mask)
     }
 
-    /// Source entries in the kernel.
+    /// Source entries in the kernel (IPv4 and IPv6).
     pub fn source_entries(&self) -> usize {
-        self.sources.len()
+        self.v4.sources.len() + self.v6.sources.len()
     }
 
-    /// New source entries refused because SOURCES was full, since start.
+    /// New source entries refused because SOURCES or SOURCES6 was full,
+    /// since start.
     pub fn refused_sources(&self) -> u64 {
-        self.sources.refused_total()
+        self.v4.sources.refused_total() + self.v6.sources.refused_total()
     }
 
     /// Distinct port sets some entry points at, i.e. inner maps in use.

@@ -28,10 +28,13 @@ pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the XDP program, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 12] = [
+pub const MAP_NAMES: [&str; 15] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
+    "GROUPS6",
+    "SOURCES6",
+    "STREAMS6",
     "PORT_SETS",
     "FLOOD",
     "ROUTERS",
@@ -48,6 +51,16 @@ pub const IPPROTO_IGMP: u8 = 2;
 pub const IPPROTO_PIM: u8 = 103;
 /// ALL-PIM-ROUTERS (224.0.0.13), where PIM hellos go.
 pub const ALL_PIM_ROUTERS: [u8; 4] = [224, 0, 0, 13];
+/// ALL-PIM-ROUTERS of IPv6 (ff02::d), where PIMv6 hellos go.
+pub const ALL_PIM_ROUTERS6: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d];
+/// IPv6 next header of ICMPv6, which carries MLD.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// ICMPv6 types of MLD (RFC 2710 §3: query, v1 report, done; RFC 3810 §5:
+/// v2 report), handed to the control plane.
+pub const MLD_TYPES: [u8; 4] = [130, 131, 132, 143];
+/// IPv6 extension headers the program walks past, at most this many: a
+/// longer chain is not parsed (see `counter::IPV6_LONG_CHAIN`).
+pub const MAX_IPV6_EXT_HEADERS: u32 = 6;
 
 /// Key of the group map: (VLAN, IPv4 group). VLAN 0 = untagged.
 #[repr(C)]
@@ -141,6 +154,58 @@ pub struct SourceEntry {
     pub copies: u32,
 }
 
+/// Key of the IPv6 group map: (VLAN, IPv6 group), 20 bytes. A map of its
+/// own, so that the IPv4 keys stay 8 bytes; the value is the same.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Group6Key {
+    pub vlan: u16,
+    pub _pad: u16,
+    /// Group address in network byte order, as on the wire.
+    pub group: [u8; 16],
+}
+
+impl Group6Key {
+    pub const fn new(vlan: u16, group: [u8; 16]) -> Self {
+        Self {
+            vlan,
+            _pad: 0,
+            group,
+        }
+    }
+}
+
+/// Key of the IPv6 source map (MLDv2 source filters, RFC 3810): (VLAN,
+/// group, source), 36 bytes; value `SourceEntry`, port sets from the same
+/// pool. `group_flags::SOURCES` on the group's `Group6Key` entry means the
+/// same as for IPv4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Source6Key {
+    pub vlan: u16,
+    pub _pad: u16,
+    /// Group address in network byte order.
+    pub group: [u8; 16],
+    /// Source address in network byte order.
+    pub source: [u8; 16],
+}
+
+impl Source6Key {
+    pub const fn new(vlan: u16, group: [u8; 16], source: [u8; 16]) -> Self {
+        Self {
+            vlan,
+            _pad: 0,
+            group,
+            source,
+        }
+    }
+
+    /// The (VLAN, group) this source entry belongs to.
+    pub const fn group_key(&self) -> Group6Key {
+        Group6Key::new(self.vlan, self.group)
+    }
+}
+
 /// Key of the MAC table: (MAC, VLAN).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -179,7 +244,7 @@ pub mod port_flags {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SwitchConf {
-    /// 1: unregistered IPv4 multicast is flooded; 0: only to router ports.
+    /// 1: unregistered IPv4 and IPv6 multicast is flooded; 0: only to router ports.
     pub flood_unregistered: u32,
     /// Max control frames per second per port sent to userspace (0 = no limit).
     pub control_rate_pps: u32,
@@ -189,6 +254,11 @@ pub struct SwitchConf {
     pub router_ports: u32,
     /// 1: count each replicated stream's frames and bytes in STREAMS.
     pub count_streams: u32,
+    /// 1: snoop IPv6 (MLD to the control plane, groups by GROUPS6 and
+    /// SOURCES6); 0: every IPv6 multicast frame is flooded, MLD included,
+    /// as before IPv6 snooping (for a control plane that does not speak
+    /// MLD: swallowing MLD would cut hosts off their multicast routers).
+    pub snoop_ipv6: u32,
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.
@@ -212,7 +282,8 @@ pub mod counter {
     pub const FLOODED: u32 = 4;
     /// Unregistered multicast sent to router ports only (flooding off).
     pub const TO_ROUTERS: u32 = 5;
-    /// IGMP / PIM handed to the control plane.
+    /// IGMP, MLD, PIM hellos (and IPv6 chains too long to parse) handed to
+    /// the control plane.
     pub const TO_CONTROL: u32 = 6;
     pub const DROP_SHORT_ETH: u32 = 7;
     pub const DROP_SHORT_VLAN: u32 = 8;
@@ -234,7 +305,18 @@ pub mod counter {
     /// A registered group or source whose port set is empty: no member wants
     /// it and there is no router port.
     pub const DROP_NO_MEMBER: u32 = 16;
-    pub const COUNT: u32 = 17;
+    /// IPv6 header or one of its extension headers truncated, or an
+    /// ICMPv6 header cut short: switched by the L2 header only (flooded),
+    /// never snooped, like a bad IPv4 header. Such a frame cannot be a
+    /// valid MLD message.
+    pub const BAD_IPV6: u32 = 17;
+    /// IPv6 multicast whose extension-header chain is longer than the
+    /// program walks (`MAX_IPV6_EXT_HEADERS`): it might hide MLD, which must
+    /// never be forwarded as data, so it goes to the control plane (within
+    /// the rate limit, also counted as `to_control` or its drop), which can
+    /// walk the whole chain; it is not forwarded.
+    pub const IPV6_LONG_CHAIN: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -255,6 +337,8 @@ pub mod counter {
         "drop_redirect",
         "source_matched",
         "drop_no_member",
+        "bad_ipv6",
+        "ipv6_long_chain",
     ];
 }
 
@@ -271,6 +355,10 @@ mod pod {
     unsafe impl aya::Pod for super::SourceKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SourceEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Group6Key {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Source6Key {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::MacKey {}
     // SAFETY: as above.

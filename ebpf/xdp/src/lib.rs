@@ -2,10 +2,14 @@
 //!
 //! - IGMP (IPv4 protocol 2, matched by protocol, never by address) and PIM hellos
 //!   go to the port's AF_XDP socket, for the control plane.
+//! - MLD (ICMPv6 types 130, 131, 132, 143, found past the IPv6 extension
+//!   headers) and PIMv6 hellos go there too.
 //! - IPv4 multicast: 224.0.0.0/24 is flooded; a registered (VLAN, group) is
 //!   replicated to its devmap of ports (or, when the group has source entries
 //!   and the frame's source has one, to that source's); an unregistered one
 //!   is flooded or sent to router ports only, by policy.
+//! - IPv6 multicast: ff02::/16 is flooded; other groups as IPv4, through maps
+//!   of their own (GROUPS6, SOURCES6, STREAMS6) and the same port sets.
 //! - Everything else is switched: source MACs are learned into an LRU table,
 //!   known unicast goes to its one port, the rest is flooded.
 //!
@@ -23,10 +27,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    ALL_PIM_ROUTERS, COUNTERS_SIZE, GroupEntry, GroupKey, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
-    MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MAX_STREAMS, MacEntry,
-    MacKey, PortConf, RateState, SourceEntry, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE,
-    counter, group_flags,
+    ALL_PIM_ROUTERS, ALL_PIM_ROUTERS6, COUNTERS_SIZE, Group6Key, GroupEntry, GroupKey,
+    IPPROTO_ICMPV6, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS, MAX_IPV6_EXT_HEADERS, MAX_MACS,
+    MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MAX_STREAMS, MLD_TYPES, MacEntry,
+    MacKey, PortConf, RateState, Source6Key, SourceEntry, SourceKey, StreamCount, SwitchConf,
+    XSKMAP_SIZE, counter, group_flags,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -58,6 +63,30 @@ static SOURCES: HashMap<
 /// streams that stopped make room and nothing needs removing.
 #[btf_map]
 static STREAMS: LruPerCpuHashMap<SourceKey, StreamCount, { MAX_STREAMS as usize }> =
+    LruPerCpuHashMap::new();
+/// IPv6 (VLAN, group) -> its port set: GROUPS for MLD's groups (a map of
+/// its own keeps GROUPS' keys at 8 bytes).
+#[btf_map]
+static GROUPS6: HashMap<
+    Group6Key,
+    GroupEntry,
+    { MAX_GROUPS as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+/// IPv6 (VLAN, group, source) -> port set (MLDv2 source filters): SOURCES
+/// for IPv6, read under the same `group_flags::SOURCES` rule.
+#[btf_map]
+static SOURCES6: HashMap<
+    Source6Key,
+    SourceEntry,
+    { MAX_SOURCE_ENTRIES as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+/// IPv6 streams (source :: when the frame took the group's own set): a
+/// second LRU rather than a wider STREAMS key, so that IPv4 streams keep
+/// hashing 12 bytes and each family's streams have their own room.
+#[btf_map]
+static STREAMS6: LruPerCpuHashMap<Source6Key, StreamCount, { MAX_STREAMS as usize }> =
     LruPerCpuHashMap::new();
 /// Egress port sets, one devmap each, shared by every group and source entry
 /// with that set.
@@ -92,9 +121,11 @@ static RATE: PerCpuArray<RateState, { MAX_PORTS as usize }> = PerCpuArray::new()
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
 const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPV4_MIN_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The MAC table's timestamp is refreshed at most this often (a write per frame
 /// would bounce the cache line between CPUs).
@@ -150,17 +181,26 @@ fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
         if let Some(action) = ipv4_multicast(ctx, l3, end, vlan, port) {
             return action;
         }
+    } else if multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
+        if let Some(action) = ipv6_multicast(ctx, l3, end, vlan, port) {
+            return action;
+        }
     } else if !multicast && ethertype == ETH_P_IPV4 {
         // IGMP sent to a unicast MAC (RFC 3376 §4.2.14 allows unicast queries) is
         // still control traffic.
         if let Some(action) = ipv4_control(ctx, l3, end, port) {
             return action;
         }
+    } else if !multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
+        // So is MLD to a unicast address (RFC 3810 §5.1.15: unicast queries).
+        if let Some(action) = ipv6_control(ctx, l3, end, port) {
+            return action;
+        }
     }
 
     if multicast {
-        // Broadcast, non-IPv4 multicast (IPv6 ND needs it), and IPv4 multicast
-        // whose header did not parse: flood.
+        // Broadcast, other multicast, and IP multicast whose header did not
+        // parse: flood.
         return flood(port);
     }
     unicast(dst, vlan, ifindex, port)
@@ -195,47 +235,28 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
     let key = GroupKey::new(vlan, daddr);
     // SAFETY: the entry is copied out at once (no-prealloc: never recycled
     // under us).
-    if let Some(entry) = unsafe { GROUPS.get(key) }.copied() {
-        let (set, copies, stream) = if entry.flags & group_flags::SOURCES != 0 {
-            // SAFETY: the source address lies in the 20 bytes checked above.
-            let saddr: [u8; 4] = unsafe { *((l3 + 12) as *const [u8; 4]) };
-            source_set(vlan, daddr, saddr, &entry, port)
-        } else {
-            (entry.set, u32::from(entry.copies), ANY_SOURCE)
-        };
-        if copies != 0 {
-            count_stream(SourceKey::new(vlan, daddr, stream), ctx);
-        }
-        return Some(replicate(set, copies, port));
-    }
-    unregistered(port)
-}
-
-/// The stream of frames that took their group's own set.
-const ANY_SOURCE: [u8; 4] = [0; 4];
-
-/// Adds a frame to its stream's count (when counting is on).
-#[inline(always)]
-fn count_stream(key: SourceKey, ctx: &XdpContext) {
-    if CONFIG.get(0).is_none_or(|c| c.count_streams == 0) {
-        return;
-    }
-    let bytes = (ctx.data_end() - ctx.data()) as u64;
-    match STREAMS.get_ptr_mut(key) {
-        // SAFETY: this CPU's value of a per-CPU map; XDP is not preempted.
-        Some(c) => unsafe {
-            (*c).frames += 1;
-            (*c).bytes += bytes;
+    let Some(entry) = unsafe { GROUPS.get(key) }.copied() else {
+        return unregistered(port);
+    };
+    // SAFETY: the source address lies in the 20 bytes checked above.
+    let saddr = || unsafe { *((l3 + 12) as *const [u8; 4]) };
+    Some(registered(
+        entry,
+        port,
+        // SAFETY: copied out at once (no-prealloc: never recycled under us).
+        || unsafe { SOURCES.get(SourceKey::new(vlan, daddr, saddr())) }.copied(),
+        |matched| {
+            let source = if matched { saddr() } else { [0; 4] };
+            count_stream(&STREAMS, SourceKey::new(vlan, daddr, source), ctx);
         },
-        None => {
-            let _ = STREAMS.insert(key, StreamCount { frames: 1, bytes }, 0);
-        }
-    }
+    ))
 }
 
-/// The port set of a frame from `saddr` to a group with source entries: the
-/// source's own when it has one, the group's otherwise; and the stream it
-/// is counted in.
+/// A frame to a registered group, either family: replicated to the set of
+/// its source's own entry when the group carries `group_flags::SOURCES` and
+/// `source_entry` finds one, to the group's set otherwise; counted in its
+/// stream (`stream` is told whether the source's entry was used: the stream
+/// of frames that took their group's own set has source 0).
 ///
 /// Two reads, of two maps the control plane writes separately: it puts a
 /// source's entry in place before it flags the group, and clears the flag
@@ -244,21 +265,220 @@ fn count_stream(key: SourceKey, ctx: &XdpContext) {
 /// source's old set or its new one, and no other source of the group sees
 /// a change.
 #[inline(always)]
-fn source_set(
-    vlan: u16,
-    group: [u8; 4],
-    saddr: [u8; 4],
-    entry: &GroupEntry,
+fn registered(
+    entry: GroupEntry,
     port: u32,
-) -> (u32, u32, [u8; 4]) {
-    let key = SourceKey::new(vlan, group, saddr);
-    // SAFETY: copied out at once (no-prealloc: never recycled under us).
-    match unsafe { SOURCES.get(key) }.copied() {
-        Some(source) => {
-            count(port, counter::SOURCE_MATCHED);
-            (source.set, source.copies, saddr)
+    source_entry: impl FnOnce() -> Option<SourceEntry>,
+    stream: impl FnOnce(bool),
+) -> u32 {
+    let mut set = entry.set;
+    let mut copies = u32::from(entry.copies);
+    let mut matched = false;
+    if entry.flags & group_flags::SOURCES != 0
+        && let Some(source) = source_entry()
+    {
+        count(port, counter::SOURCE_MATCHED);
+        (set, copies, matched) = (source.set, source.copies, true);
+    }
+    if copies != 0 {
+        stream(matched);
+    }
+    replicate(set, copies, port)
+}
+
+/// Adds a frame to its stream's count in `streams` (when counting is on).
+#[inline(always)]
+fn count_stream<K>(
+    streams: &LruPerCpuHashMap<K, StreamCount, { MAX_STREAMS as usize }>,
+    key: K,
+    ctx: &XdpContext,
+) {
+    if CONFIG.get(0).is_none_or(|c| c.count_streams == 0) {
+        return;
+    }
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    match streams.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value of a per-CPU map; XDP is not preempted.
+        Some(c) => unsafe {
+            (*c).frames += 1;
+            (*c).bytes += bytes;
+        },
+        None => {
+            let _ = streams.insert(&key, StreamCount { frames: 1, bytes }, 0);
         }
-        None => (entry.set, u32::from(entry.copies), ANY_SOURCE),
+    }
+}
+
+/// Whether IPv6 is snooped at all (`SwitchConf::snoop_ipv6`).
+#[inline(always)]
+fn snoop_ipv6() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.snoop_ipv6 != 0)
+}
+
+/// IPv6 multicast: MLD and PIMv6 hellos up, link-local flooded, groups
+/// replicated.
+#[inline(always)]
+fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32) -> Option<u32> {
+    let (proto, l4) = match ipv6_upper(l3, end) {
+        Ok(upper) => upper,
+        Err(Chain::Bad) => {
+            count(port, counter::BAD_IPV6);
+            return None;
+        }
+        Err(Chain::Long) => {
+            // It might be MLD, which must never reach hosts as data: the
+            // control plane walks the rest (see counter::IPV6_LONG_CHAIN).
+            count(port, counter::IPV6_LONG_CHAIN);
+            return Some(to_control(ctx, port));
+        }
+    };
+    // SAFETY: ipv6_upper checked the 40-byte fixed header.
+    let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
+    match ipv6_control_kind(proto, l4, end, &daddr) {
+        Ok(true) => return Some(to_control(ctx, port)),
+        Ok(false) => {}
+        Err(()) => {
+            count(port, counter::BAD_IPV6);
+            return None;
+        }
+    }
+    if daddr[0] != 0xff {
+        // Multicast MAC, non-multicast IP: switch by L2.
+        return None;
+    }
+    if daddr[1] == 0x02 {
+        // ff02::/16, link-local scope, is never snooped: all-nodes ff02::1
+        // as RFC 4541 §3 says, and with it every link-local group (ND's
+        // solicited-node groups ff02::1:ffXX:XXXX, all-routers, ...), so that
+        // neighbour discovery never depends on hosts having reported (they
+        // report solicited-node groups late or not at all, and a lost
+        // report must not cut a host off its neighbours). The control plane
+        // does not snoop them either.
+        return Some(flood(port));
+    }
+    let key = Group6Key::new(vlan, daddr);
+    // SAFETY: the entry is copied out at once (no-prealloc: never recycled
+    // under us).
+    let Some(entry) = unsafe { GROUPS6.get(key) }.copied() else {
+        return unregistered(port);
+    };
+    // SAFETY: the source address lies in the fixed header checked above.
+    let saddr = || unsafe { *((l3 + 8) as *const [u8; 16]) };
+    Some(registered(
+        entry,
+        port,
+        // SAFETY: copied out at once (no-prealloc: never recycled under us).
+        || unsafe { SOURCES6.get(Source6Key::new(vlan, daddr, saddr())) }.copied(),
+        |matched| {
+            let source = if matched { saddr() } else { [0; 16] };
+            count_stream(&STREAMS6, Source6Key::new(vlan, daddr, source), ctx);
+        },
+    ))
+}
+
+/// IPv6 to a unicast MAC: only MLD is of interest here (a chain too long to
+/// walk is switched by L2: unicast is never snooped as data).
+#[inline(always)]
+fn ipv6_control(ctx: &XdpContext, l3: usize, end: usize, port: u32) -> Option<u32> {
+    let Ok((proto, l4)) = ipv6_upper(l3, end) else {
+        return None;
+    };
+    if proto != IPPROTO_ICMPV6 || l4 + 1 > end {
+        return None;
+    }
+    // SAFETY: checked just above.
+    let kind = unsafe { *(l4 as *const u8) };
+    MLD_TYPES.contains(&kind).then(|| to_control(ctx, port))
+}
+
+/// Whether the upper-layer header at `l4` is control traffic: MLD (ICMPv6
+/// of an MLD type, RFC 2710 §3 / RFC 3810 §5, matched by type, never by
+/// address) or a PIMv6 hello (to ff02::d). Err: the ICMPv6 header is cut
+/// short.
+#[inline(always)]
+fn ipv6_control_kind(proto: u8, l4: usize, end: usize, daddr: &[u8; 16]) -> Result<bool, ()> {
+    match proto {
+        IPPROTO_ICMPV6 => {
+            if l4 + 1 > end {
+                return Err(());
+            }
+            // SAFETY: checked just above.
+            let kind = unsafe { *(l4 as *const u8) };
+            Ok(MLD_TYPES.contains(&kind))
+        }
+        IPPROTO_PIM => Ok(*daddr == ALL_PIM_ROUTERS6),
+        _ => Ok(false),
+    }
+}
+
+/// Why an IPv6 header chain has no upper-layer protocol to show.
+enum Chain {
+    /// The fixed header or an extension header is cut short (or the version
+    /// is not 6).
+    Bad,
+    /// More than MAX_IPV6_EXT_HEADERS extension headers.
+    Long,
+}
+
+const NEXTHDR_HOP: u8 = 0;
+const NEXTHDR_ROUTING: u8 = 43;
+const NEXTHDR_FRAGMENT: u8 = 44;
+const NEXTHDR_AUTH: u8 = 51;
+const NEXTHDR_DEST: u8 = 60;
+
+/// Walks the IPv6 header at `l3` and its extension headers (RFC 8200 §4:
+/// hop-by-hop, routing, fragment, destination options; and AH, RFC 4302),
+/// at most MAX_IPV6_EXT_HEADERS of them, each bounds-checked: the
+/// upper-layer protocol and where its header starts. A fragment that is not
+/// the first has no upper-layer header: it comes back as protocol 44
+/// (fragment), which is data to every caller. ESP (50) and "no next header"
+/// (59) end the walk like any upper-layer protocol.
+#[inline(always)]
+fn ipv6_upper(l3: usize, end: usize) -> Result<(u8, usize), Chain> {
+    if l3 + IPV6_HLEN > end {
+        return Err(Chain::Bad);
+    }
+    // SAFETY (all reads below): each lies in bytes checked against `end`.
+    if unsafe { *(l3 as *const u8) } >> 4 != 6 {
+        return Err(Chain::Bad);
+    }
+    let mut next = unsafe { *((l3 + 6) as *const u8) };
+    let mut at = l3 + IPV6_HLEN;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        let len = match next {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH => {
+                if at + 2 > end {
+                    return Err(Chain::Bad);
+                }
+                let units = usize::from(unsafe { *((at + 1) as *const u8) });
+                if next == NEXTHDR_AUTH {
+                    // RFC 4302 §2.2: in 4-byte units, minus 2.
+                    (units + 2) * 4
+                } else {
+                    // In 8-byte units, not counting the first 8 bytes.
+                    (units + 1) * 8
+                }
+            }
+            NEXTHDR_FRAGMENT => {
+                if at + 8 > end {
+                    return Err(Chain::Bad);
+                }
+                let offset = u16::from_be(unsafe { *((at + 2) as *const u16) }) & 0xfff8;
+                if offset != 0 {
+                    return Ok((NEXTHDR_FRAGMENT, at));
+                }
+                8
+            }
+            _ => return Ok((next, at)),
+        };
+        next = unsafe { *(at as *const u8) };
+        at += len;
+    }
+    match next {
+        NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH | NEXTHDR_FRAGMENT => {
+            Err(Chain::Long)
+        }
+        _ => Ok((next, at)),
     }
 }
 

@@ -29,6 +29,9 @@
 //! time. It is the program's own cost (parsing, lookups, counters; the
 //! redirect is not carried out), timed by the kernel, which stops its clock
 //! while the task is rescheduled: far steadier than throughput on a busy box.
+//! `cost6 N` does the same with the IPv6 twin of that frame (80 bytes, UDP
+//! from fe80::ff:fe00:1 to ff0e::1:1): every state also has that group, on
+//! port 2 too.
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::net::Ipv4Addr;
@@ -41,6 +44,8 @@ use anyhow::{Context, Result, bail};
 use igmpsnoop_dataplane::{Dataplane, Options, XdpMode};
 
 const GROUP: [u8; 4] = [239, 1, 1, 1];
+const GROUP6: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
+const TRAFFIC_SOURCE6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 1];
 const TRAFFIC_SOURCE: [u8; 4] = [10, 77, 0, 1];
 /// Port index 1: the lab's p2, towards h2.
 const MEMBER: u64 = 1 << 1;
@@ -94,6 +99,7 @@ fn apply(dp: &mut Dataplane, installed: &mut HashSet<Entry>, state: &str) -> Res
         f.stage_source(0, group, source, Some(mask));
     }
     f.stage_group(0, GROUP, MEMBER);
+    f.stage_group(0, GROUP6, MEMBER);
     f.set_count_streams(state != "plain-uncounted")?;
     f.flush().context("writing the state")?;
     // Publishing port-set slots may wait for RCU; before the measurement.
@@ -181,14 +187,13 @@ fn bench_frame() -> Vec<u8> {
 }
 
 /// Mean run time (ns) of the pinned program over `repeat` runs.
-fn cost(pin_dir: &Path, ifindex: u32, repeat: u32) -> Result<u32> {
+fn cost(pin_dir: &Path, ifindex: u32, repeat: u32, frame: &[u8]) -> Result<u32> {
     let path = CString::new(pin_dir.join("prog").as_os_str().as_bytes())?;
     let mut get = ObjGetAttr {
         pathname: path.as_ptr() as u64,
         ..Default::default()
     };
     let fd = bpf(BPF_OBJ_GET, &mut get).context("opening the pinned program")? as i32;
-    let frame = bench_frame();
     let mut ctx = XdpMd {
         data_end: frame.len() as u32,
         ingress_ifindex: ifindex,
@@ -208,6 +213,18 @@ fn cost(pin_dir: &Path, ifindex: u32, repeat: u32) -> Result<u32> {
     unsafe { libc::close(fd) };
     result.context("BPF_PROG_TEST_RUN")?;
     Ok(run.duration)
+}
+
+/// The IPv6 twin of `bench_frame`: UDP from h1's link-local address to
+/// ff0e::1:1, 18 bytes of payload.
+fn bench_frame6() -> Vec<u8> {
+    let mut f = vec![0x33, 0x33, 0, 1, 0, 1, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 26, 17, 16]);
+    f.extend_from_slice(&TRAFFIC_SOURCE6);
+    f.extend_from_slice(&GROUP6);
+    f.extend_from_slice(&[0x13, 0x89, 0x13, 0x89, 0, 26, 0, 0]);
+    f.resize(80, 0);
+    f
 }
 
 fn main() -> Result<()> {
@@ -232,15 +249,20 @@ fn main() -> Result<()> {
     };
     let mut dp = Dataplane::open_with(&ports, mode, &options).context("opening the data plane")?;
     dp.forwarding.set_flood_unregistered(false)?;
+    dp.forwarding.set_snoop_ipv6(true)?;
     let ifindex = dp.ports().first().context("no port")?.ifindex;
     let mut installed = HashSet::new();
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         let line = line.trim();
-        if let Some(n) = line.strip_prefix("cost ") {
+        let measure = line
+            .strip_prefix("cost ")
+            .map(|n| (n, bench_frame()))
+            .or_else(|| line.strip_prefix("cost6 ").map(|n| (n, bench_frame6())));
+        if let Some((n, frame)) = measure {
             let dir = pin_dir.as_deref().context("cost needs --pin-dir")?;
-            let ns = cost(dir, ifindex, n.parse().context("cost N")?)?;
+            let ns = cost(dir, ifindex, n.parse().context("cost N")?, &frame)?;
             writeln!(stdout.lock(), "cost {ns}")?;
             continue;
         }
