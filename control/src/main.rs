@@ -10,7 +10,10 @@ use cli::{
     args::{Cli, Command, GenerateArgs, GroupAction, ListArgs},
     output,
 };
-use igmpsnoop_control::api::Request;
+use igmpsnoop_control::api::{
+    Request,
+    listing::{GroupRow, SourceEntryRow, StreamRow},
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -163,13 +166,14 @@ fn groups(args: cli::args::GroupsArgs) -> anyhow::Result<()> {
         return group_rates(&args, &socket);
     }
     let data = client::request(&socket, &Request::Groups)?;
-    let data = output::filter_groups(data, args.group, args.port.as_deref(), args.vlan);
+    let data = output::filter::<GroupRow>(data, args.group, args.port.as_deref(), args.vlan)?;
     if args.list.json {
         return print_listing(true, &data, output::groups);
     }
     print!("{}", output::groups(&data));
     let sources = client::request(&socket, &Request::Sources)?;
-    let sources = output::filter_groups(sources, args.group, args.port.as_deref(), args.vlan);
+    let sources =
+        output::filter::<SourceEntryRow>(sources, args.group, args.port.as_deref(), args.vlan)?;
     if !output::is_empty(&sources) {
         print!("\n{}", output::sources(&sources));
     }
@@ -182,8 +186,8 @@ fn group_rates(args: &cli::args::GroupsArgs, socket: &std::path::Path) -> anyhow
     let before = client::request(socket, &Request::Streams)?;
     std::thread::sleep(args.rates.interval);
     let after = client::request(socket, &Request::Streams)?;
-    let rates = output::stream_rates(&before, &after, args.rates.interval.as_secs_f64());
-    let rates = output::filter_groups(rates, args.group, args.port.as_deref(), args.vlan);
+    let rates = output::stream_rates(&before, &after, args.rates.interval.as_secs_f64())?;
+    let rates = output::filter::<StreamRow>(rates, args.group, args.port.as_deref(), args.vlan)?;
     print_listing(args.list.json, &rates, output::rates)
 }
 

@@ -8,6 +8,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use igmpsnoop_control::api::listing::GroupRow;
 use serde_json::Value;
 
 use crate::cmd::{ChildGuard, nsenter_command};
@@ -224,13 +225,18 @@ impl Switch {
     }
 
     /// Ports listed in `groups` for `group` (untagged).
+    /// `igmpsnoop groups --json`, read with the schema the daemon and the
+    /// CLI share.
+    pub fn groups(&self) -> Result<Vec<GroupRow>> {
+        serde_json::from_value(self.json(&["groups"])?).context("groups --json rows")
+    }
+
     pub fn group_ports(&self, group: std::net::Ipv4Addr) -> Result<BTreeSet<String>> {
-        let g = group.to_string();
         Ok(self
-            .groups_json()?
-            .iter()
-            .filter(|r| r["group"] == g.as_str() && r["vlan"] == 0)
-            .filter_map(|r| r["port"].as_str().map(str::to_string))
+            .groups()?
+            .into_iter()
+            .filter(|r| r.group == group && r.vlan == 0)
+            .map(|r| r.port)
             .collect())
     }
 

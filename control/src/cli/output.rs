@@ -1,8 +1,14 @@
 //! Plain-text tables for the listings (the `--json` form prints the data as is).
 use std::net::IpAddr;
 
+use std::collections::{BTreeSet, HashMap};
+
+use igmpsnoop_control::api::listing::{
+    GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, StreamRow,
+};
 use igmpsnoop_control::api::{Event, EventKind};
 use igmpsnoop_control::engine::AddrFamily;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -40,34 +46,50 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn ms(v: &Value) -> String {
-    match v.as_u64() {
-        Some(ms) => format!("{:.1}s", ms as f64 / 1000.0),
-        None => "-".into(),
-    }
-}
-
 fn rows(data: &Value) -> &[Value] {
     data.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// The rows of a listing reply, typed; an error when the daemon's reply is
+/// not what this CLI reads (a daemon of another version).
+fn typed<T: DeserializeOwned>(data: &Value) -> Result<Vec<T>, String> {
+    serde_json::from_value(data.clone())
+        .map_err(|e| format!("igmpsnoop: the daemon's reply does not match this CLI: {e}\n"))
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn ms_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0))
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(",")
+    }
+}
+
 pub fn groups(data: &Value) -> String {
-    if rows(data).is_empty() {
+    let rows: Vec<GroupRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if rows.is_empty() {
         return "no groups\n".into();
     }
-    let mut out = groups_table(data);
-    out.push_str(&groups_summary(data));
+    let mut out = groups_table(&rows);
+    out.push_str(&groups_summary(&rows));
     out
 }
 
 /// "N groups, M memberships on K ports".
-fn groups_summary(data: &Value) -> String {
-    let rows = rows(data);
-    let groups: std::collections::BTreeSet<(String, String)> = rows
-        .iter()
-        .map(|g| (s(&g["vlan"]), s(&g["group"])))
-        .collect();
-    let ports: std::collections::BTreeSet<String> = rows.iter().map(|g| s(&g["port"])).collect();
+fn groups_summary(rows: &[GroupRow]) -> String {
+    let groups: BTreeSet<(u16, IpAddr)> = rows.iter().map(|g| (g.vlan, g.group)).collect();
+    let ports: BTreeSet<&str> = rows.iter().map(|g| g.port.as_str()).collect();
     format!(
         "{} group(s), {} membership(s) on {} port(s)\n",
         groups.len(),
@@ -76,67 +98,90 @@ fn groups_summary(data: &Value) -> String {
     )
 }
 
+/// Rows that can be filtered by group, port and VLAN.
+pub trait Filtered: Serialize + DeserializeOwned {
+    fn group(&self) -> IpAddr;
+    fn vlan(&self) -> u16;
+    fn on_port(&self, port: &str) -> bool;
+}
+
+impl Filtered for GroupRow {
+    fn group(&self) -> IpAddr {
+        self.group
+    }
+    fn vlan(&self) -> u16 {
+        self.vlan
+    }
+    fn on_port(&self, port: &str) -> bool {
+        self.port == port
+    }
+}
+
+impl Filtered for SourceEntryRow {
+    fn group(&self) -> IpAddr {
+        self.group
+    }
+    fn vlan(&self) -> u16 {
+        self.vlan
+    }
+    fn on_port(&self, port: &str) -> bool {
+        self.ports.iter().any(|p| p == port)
+    }
+}
+
+impl Filtered for StreamRow {
+    fn group(&self) -> IpAddr {
+        self.group
+    }
+    fn vlan(&self) -> u16 {
+        self.vlan
+    }
+    fn on_port(&self, port: &str) -> bool {
+        self.ports.iter().any(|p| p == port)
+    }
+}
+
 /// Only the rows of `group`, `port` and `vlan` (each when given).
-pub fn filter_groups(
+pub fn filter<T: Filtered>(
     data: Value,
     group: Option<IpAddr>,
     port: Option<&str>,
     vlan: Option<u16>,
-) -> Value {
-    let keep = |g: &Value| {
-        group.is_none_or(|want| g["group"].as_str() == Some(&want.to_string()))
-            && port.is_none_or(|want| {
-                g["port"].as_str() == Some(want)
-                    || g["ports"]
-                        .as_array()
-                        .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(want)))
-            })
-            && vlan.is_none_or(|want| g["vlan"].as_u64() == Some(u64::from(want)))
+) -> anyhow::Result<Value> {
+    let rows: Vec<T> = typed(&data).map_err(|e| anyhow::anyhow!(e.trim().to_string()))?;
+    let keep = |r: &T| {
+        group.is_none_or(|g| r.group() == g)
+            && port.is_none_or(|p| r.on_port(p))
+            && vlan.is_none_or(|v| r.vlan() == v)
     };
-    Value::Array(rows(&data).iter().filter(|g| keep(g)).cloned().collect())
+    let kept: Vec<T> = rows.into_iter().filter(keep).collect();
+    Ok(serde_json::to_value(kept)?)
 }
 
 /// Each stream in `after` with its rates since `before`, `secs` earlier.
-pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> Value {
-    let key = |r: &Value| (s(&r["vlan"]), s(&r["group"]), s(&r["source"]));
-    let old: std::collections::HashMap<_, _> = rows(before).iter().map(|r| (key(r), r)).collect();
-    Value::Array(
-        rows(after)
-            .iter()
-            .map(|r| {
-                let delta = |field: &str| {
-                    let now = r[field].as_u64().unwrap_or(0);
-                    let then = old
-                        .get(&key(r))
-                        .and_then(|o| o[field].as_u64())
-                        .unwrap_or(0);
-                    now.saturating_sub(then) as f64 / secs
-                };
-                let mut row = r.clone();
-                row["pps"] = serde_json::json!(delta("frames").round());
-                row["bits_per_second"] = serde_json::json!((delta("bytes") * 8.0).round());
-                row
-            })
-            .collect(),
-    )
+pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> anyhow::Result<Value> {
+    let err = |e: String| anyhow::anyhow!(e.trim().to_string());
+    let old: Vec<StreamRow> = typed(before).map_err(err)?;
+    let mut new: Vec<StreamRow> = typed(after).map_err(err)?;
+    let key = |r: &StreamRow| (r.vlan, r.group, r.source);
+    let old: HashMap<_, _> = old.iter().map(|r| (key(r), (r.frames, r.bytes))).collect();
+    for r in &mut new {
+        let (f0, b0) = old.get(&key(r)).copied().unwrap_or((0, 0));
+        r.pps = Some((r.frames.saturating_sub(f0) as f64 / secs).round());
+        r.bits_per_second = Some((r.bytes.saturating_sub(b0) as f64 * 8.0 / secs).round());
+    }
+    Ok(serde_json::to_value(new)?)
 }
 
 /// `groups --rates`.
 pub fn rates(data: &Value) -> String {
-    if rows(data).is_empty() {
+    let rows: Vec<StreamRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if rows.is_empty() {
         return "no streams\n".into();
     }
-    let list = |v: &Value| {
-        let names: Vec<String> = v
-            .as_array()
-            .map(|a| a.iter().map(s).collect())
-            .unwrap_or_default();
-        if names.is_empty() {
-            "-".to_string()
-        } else {
-            names.join(",")
-        }
-    };
     table(
         &[
             "GROUP",
@@ -147,21 +192,16 @@ pub fn rates(data: &Value) -> String {
             "PORTS",
             "ROUTER PORTS",
         ],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|r| {
                 vec![
-                    s(&r["group"]),
-                    if r["source"].is_null() {
-                        "*".into()
-                    } else {
-                        s(&r["source"])
-                    },
-                    s(&r["vlan"]),
-                    s(&r["pps"]),
-                    format!("{:.2}", r["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6),
-                    list(&r["ports"]),
-                    list(&r["router_ports"]),
+                    r.group.to_string(),
+                    r.source.map_or_else(|| "*".into(), |s| s.to_string()),
+                    r.vlan.to_string(),
+                    opt(r.pps),
+                    format!("{:.2}", r.bits_per_second.unwrap_or(0.0) / 1e6),
+                    list(&r.ports),
+                    list(&r.router_ports),
                 ]
             })
             .collect(),
@@ -169,31 +209,30 @@ pub fn rates(data: &Value) -> String {
 }
 
 pub fn is_empty(data: &Value) -> bool {
-    rows(data).is_empty()
+    data.as_array().is_none_or(Vec::is_empty)
 }
 
 /// The (S,G) forwarding entries.
 pub fn sources(data: &Value) -> String {
-    if rows(data).is_empty() {
+    let rows: Vec<SourceEntryRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if rows.is_empty() {
         return "no (S,G) entries\n".into();
     }
     table(
         &["SOURCE", "GROUP", "VLAN", "PORTS"],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|e| {
-                let ports: Vec<String> = e["ports"]
-                    .as_array()
-                    .map(|p| p.iter().map(s).collect())
-                    .unwrap_or_default();
                 vec![
-                    s(&e["source"]),
-                    s(&e["group"]),
-                    s(&e["vlan"]),
-                    if ports.is_empty() {
+                    e.source.to_string(),
+                    e.group.to_string(),
+                    e.vlan.to_string(),
+                    if e.ports.is_empty() {
                         "(none: blocked)".into()
                     } else {
-                        ports.join(",")
+                        e.ports.join(",")
                     },
                 ]
             })
@@ -202,22 +241,19 @@ pub fn sources(data: &Value) -> String {
 }
 
 /// "S1 (3.2s), S2 (excluded)": a port's source list with timers.
-fn source_list(g: &Value) -> String {
-    let list: Vec<String> = g["sources"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .map(|src| {
-                    let state = if src["excluded"].as_bool() == Some(true) {
-                        "excluded".to_string()
-                    } else {
-                        ms(&src["expires_ms"])
-                    };
-                    format!("{} ({state})", s(&src["address"]))
-                })
-                .collect()
+fn source_list(g: &GroupRow) -> String {
+    let list: Vec<String> = g
+        .sources
+        .iter()
+        .map(|src| {
+            let state = if src.excluded {
+                "excluded".to_string()
+            } else {
+                ms_opt(src.expires_ms)
+            };
+            format!("{} ({state})", src.address)
         })
-        .unwrap_or_default();
+        .collect();
     if list.is_empty() {
         "-".into()
     } else {
@@ -225,42 +261,37 @@ fn source_list(g: &Value) -> String {
     }
 }
 
-fn groups_table(data: &Value) -> String {
+fn groups_table(rows: &[GroupRow]) -> String {
     table(
         &[
-            "GROUP", "VLAN", "PORT", "VER", "MODE", "EXPIRES", "SOURCES", "HOSTS",
+            "FAMILY", "GROUP", "VLAN", "PORT", "VER", "MODE", "EXPIRES", "SOURCES", "HOSTS",
         ],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|g| {
-                let hosts: Vec<String> = g["hosts"]
-                    .as_array()
-                    .map(|h| h.iter().map(s).collect())
-                    .unwrap_or_default();
-                let adopted = g["adopted"].as_bool() == Some(true);
-                let expires = if g["static"].as_bool() == Some(true) {
-                    "static".into()
-                } else {
-                    ms(&g["expires_ms"])
-                };
                 vec![
-                    s(&g["group"]),
-                    s(&g["vlan"]),
-                    s(&g["port"]),
-                    if adopted {
+                    g.family.name().into(),
+                    g.group.to_string(),
+                    g.vlan.to_string(),
+                    g.port.clone(),
+                    if g.adopted {
                         "-".into()
                     } else {
-                        format!("v{}", s(&g["version"]))
+                        format!("v{}", opt(g.version))
                     },
-                    s(&g["filter_mode"]),
-                    expires,
-                    source_list(g),
-                    if adopted {
-                        "(adopted at restart, not reported again yet)".into()
-                    } else if hosts.is_empty() {
-                        "-".into()
+                    serde_json::to_value(g.filter_mode)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    if g.is_static {
+                        "static".into()
                     } else {
-                        hosts.join(",")
+                        ms_opt(g.expires_ms)
+                    },
+                    source_list(g),
+                    if g.adopted {
+                        "(adopted at restart, not reported again yet)".into()
+                    } else {
+                        list(&g.hosts)
                     },
                 ]
             })
@@ -269,20 +300,23 @@ fn groups_table(data: &Value) -> String {
 }
 
 pub fn routers(data: &Value) -> String {
-    if rows(data).is_empty() {
+    let rows: Vec<RouterRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if rows.is_empty() {
         return "no router ports\n".into();
     }
     table(
         &["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|r| {
                 vec![
-                    s(&r["family"]),
-                    s(&r["port"]),
-                    s(&r["kind"]),
-                    s(&r["learned_from"]),
-                    ms(&r["expires_ms"]),
+                    r.family.name().into(),
+                    r.port.clone(),
+                    r.kind.clone(),
+                    opt(r.learned_from),
+                    ms_opt(r.expires_ms),
                 ]
             })
             .collect(),
@@ -290,6 +324,10 @@ pub fn routers(data: &Value) -> String {
 }
 
 pub fn querier(data: &Value) -> String {
+    let rows: Vec<QuerierRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     table(
         &[
             "FAMILY",
@@ -302,19 +340,18 @@ pub fn querier(data: &Value) -> String {
             "OTHER EXPIRES",
             "STARTUP LEFT",
         ],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|q| {
                 vec![
-                    s(&q["family"]),
-                    s(&q["vlan"]),
-                    s(&q["state"]),
-                    s(&q["querier_address"]),
-                    s(&q["our_address"]),
-                    format!("v{}", s(&q["version"])),
-                    ms(&q["next_general_query_ms"]),
-                    ms(&q["other_querier_expires_ms"]),
-                    s(&q["startup_queries_left"]),
+                    q.family.name().into(),
+                    q.vlan.to_string(),
+                    q.state.clone(),
+                    opt(q.querier_address),
+                    opt(q.our_address),
+                    format!("v{}", q.version),
+                    ms_opt(q.next_general_query_ms),
+                    ms_opt(q.other_querier_expires_ms),
+                    q.startup_queries_left.to_string(),
                 ]
             })
             .collect(),
@@ -569,19 +606,22 @@ pub fn stats(data: &Value) -> String {
 }
 
 pub fn macs(data: &Value) -> String {
-    if rows(data).is_empty() {
+    let rows: Vec<MacRow> = match typed(data) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if rows.is_empty() {
         return "no MACs learned\n".into();
     }
     table(
         &["MAC", "VLAN", "PORT", "AGE"],
-        rows(data)
-            .iter()
+        rows.iter()
             .map(|m| {
                 vec![
-                    s(&m["mac"]),
-                    s(&m["vlan"]),
-                    s(&m["port"]),
-                    format!("{}s", s(&m["age_s"])),
+                    m.mac.clone(),
+                    m.vlan.to_string(),
+                    opt(m.port.as_ref()),
+                    format!("{}s", m.age_s),
                 ]
             })
             .collect(),

@@ -1,7 +1,13 @@
 //! What the CLI shows: JSON built from the engine and the data plane, with
 //! port names instead of indexes and times relative to now.
 use igmpsnoop_common::counter;
-use igmpsnoop_control::{Engine, PortMask, Timestamp, engine::Proto};
+use igmpsnoop_control::{
+    Engine, PortMask, Timestamp,
+    api::listing::{
+        GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, SourceRecordRow, StreamRow,
+    },
+    engine::{AddrFamily, FilterMode, Proto},
+};
 use igmpsnoop_dataplane::Dataplane;
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,11 +27,15 @@ fn port_name(dp: &Dataplane, port: u8) -> String {
         .unwrap_or_else(|| format!("#{port}"))
 }
 
-fn ms_until(t: Option<Timestamp>, now: Timestamp) -> Value {
-    match t {
-        Some(t) => json!(t.as_millis().saturating_sub(now.as_millis())),
-        None => Value::Null,
-    }
+fn ms_until(t: Option<Timestamp>, now: Timestamp) -> Option<u64> {
+    t.map(|t| t.as_millis().saturating_sub(now.as_millis()))
+}
+
+fn names(dp: &Dataplane, mask: PortMask) -> Vec<String> {
+    (0..64u8)
+        .filter(|p| mask.contains(*p))
+        .map(|p| port_name(dp, p))
+        .collect()
 }
 
 /// The group-port table. After a restart, ports the adopted state still
@@ -37,147 +47,160 @@ pub fn groups(
     now: Timestamp,
     hold_left: Option<Duration>,
 ) -> Value {
-    let mut out: Vec<(u16, std::net::IpAddr, u8, Value)> = engine
+    let mut rows: Vec<GroupRow> = engine
         .groups()
         .iter()
-        .map(|g| {
-            let row = json!({
-                "family": g.family,
-                "group": g.group.to_string(),
-                "vlan": g.vlan,
-                "port": port_name(dp, g.port),
-                "hosts": g.hosts.iter().map(mac_string).collect::<Vec<_>>(),
-                "version": g.version,
-                "expires_ms": ms_until(g.expires, now),
-                "static": g.is_static,
-                "adopted": false,
-                "filter_mode": g.filter_mode,
-                "sources": g.sources.iter().map(|src| json!({
-                    "address": src.address.to_string(),
-                    "expires_ms": ms_until(src.expires, now),
-                    "excluded": src.excluded,
-                })).collect::<Vec<_>>(),
-            });
-            (g.vlan, g.group, g.port, row)
+        .map(|g| GroupRow {
+            family: g.family,
+            group: g.group,
+            vlan: g.vlan,
+            port: port_name(dp, g.port),
+            hosts: g.hosts.iter().map(mac_string).collect(),
+            version: Some(g.version.into()),
+            expires_ms: ms_until(g.expires, now),
+            is_static: g.is_static,
+            adopted: false,
+            filter_mode: g.filter_mode,
+            sources: g
+                .sources
+                .iter()
+                .map(|src| SourceRecordRow {
+                    address: src.address,
+                    expires_ms: ms_until(src.expires, now),
+                    excluded: src.excluded,
+                })
+                .collect(),
         })
         .collect();
-    for (key, mask) in dp.forwarding.held() {
-        let group = std::net::Ipv4Addr::from(key.group);
-        let learned = engine.lookup(key.vlan, group);
+    let hold_ms = hold_left.map(|d| d.as_millis() as u64);
+    let held4 = dp
+        .forwarding
+        .held()
+        .map(|(k, m)| (k.vlan, IpAddr::from(Ipv4Addr::from(k.group)), m));
+    let held6 = dp
+        .forwarding
+        .held6()
+        .map(|(k, m)| (k.vlan, IpAddr::from(Ipv6Addr::from(k.group)), m));
+    held_rows(engine, dp, held4.chain(held6), hold_ms, &mut rows);
+    rows.sort_by(|a, b| (a.vlan, a.group, &a.port).cmp(&(b.vlan, b.group, &b.port)));
+    to_value(rows)
+}
+
+/// Rows for the ports adopted state holds that nobody reported on again.
+fn held_rows(
+    engine: &Engine,
+    dp: &Dataplane,
+    held: impl Iterator<Item = (u16, IpAddr, u64)>,
+    hold_ms: Option<u64>,
+    rows: &mut Vec<GroupRow>,
+) {
+    for (vlan, group, mask) in held {
+        let (family, learned) = match group {
+            IpAddr::V4(g) => (AddrFamily::Ipv4, engine.lookup(vlan, g)),
+            IpAddr::V6(g) => (AddrFamily::Ipv6, engine.lookup(vlan, g)),
+        };
         for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
-            let row = json!({
-                "family": "ipv4",
-                "group": group.to_string(),
-                "vlan": key.vlan,
-                "port": port_name(dp, port),
-                "hosts": Vec::<String>::new(),
-                "version": Value::Null,
-                "expires_ms": hold_left.map(|d| d.as_millis() as u64),
-                "static": false,
-                "adopted": true,
-                "filter_mode": "exclude",
-                "sources": Vec::<Value>::new(),
+            rows.push(GroupRow {
+                family,
+                group,
+                vlan,
+                port: port_name(dp, port),
+                hosts: Vec::new(),
+                version: None,
+                expires_ms: hold_ms,
+                is_static: false,
+                adopted: true,
+                filter_mode: FilterMode::Exclude,
+                sources: Vec::new(),
             });
-            out.push((key.vlan, group.into(), port, row));
         }
     }
-    out.sort_by_key(|(v, g, p, _)| (*v, *g, *p));
-    Value::Array(out.into_iter().map(|(_, _, _, row)| row).collect())
+}
+
+fn to_value(rows: impl serde::Serialize) -> Value {
+    serde_json::to_value(rows).expect("rows serialize")
 }
 
 pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
-    Value::Array(
-        engine
-            .routers()
-            .iter()
-            .map(|r| {
-                let kind = match (r.is_static, r.learned_from.is_some()) {
-                    (true, true) => "static+learned",
-                    (true, false) => "static",
-                    _ => "learned",
-                };
-                json!({
-                    "family": r.family,
-                    "port": port_name(dp, r.port),
-                    "kind": kind,
-                    "learned_from": r.learned_from.map(|a| a.to_string()),
-                    "expires_ms": ms_until(r.expires, now),
-                })
-            })
-            .collect(),
-    )
+    let rows: Vec<RouterRow> = engine
+        .routers()
+        .iter()
+        .map(|r| RouterRow {
+            family: r.family,
+            port: port_name(dp, r.port),
+            kind: match (r.is_static, r.learned_from.is_some()) {
+                (true, true) => "static+learned",
+                (true, false) => "static",
+                _ => "learned",
+            }
+            .into(),
+            learned_from: r.learned_from,
+            expires_ms: ms_until(r.expires, now),
+        })
+        .collect();
+    to_value(rows)
 }
 
 pub fn querier(engine: &Engine, now: Timestamp) -> Value {
-    Value::Array(
-        engine
-            .querier()
-            .iter()
-            .map(|q| {
-                let state = if !engine.config().querier {
-                    "off"
-                } else if q.we_are_querier {
-                    "querier"
-                } else {
-                    "non-querier"
-                };
-                json!({
-                    "family": q.family,
-                    "vlan": q.vlan,
-                    "state": state,
-                    "our_address": q.our_address.map(|a| a.to_string()),
-                    "querier_address": q.querier_address.map(|a| a.to_string()),
-                    "other_querier_expires_ms": ms_until(q.other_querier_expires, now),
-                    "next_general_query_ms": ms_until(q.next_general_query, now),
-                    "startup_queries_left": q.startup_queries_left,
-                    "version": q.version,
-                    "query_interval_ms": engine.config().query_interval.as_millis() as u64,
-                    "query_response_interval_ms": engine.config().query_response_interval.as_millis() as u64,
-                    "robustness": engine.config().robustness,
-                })
-            })
-            .collect(),
-    )
+    let config = engine.config();
+    let rows: Vec<QuerierRow> = engine
+        .querier()
+        .iter()
+        .map(|q| QuerierRow {
+            family: q.family,
+            vlan: q.vlan,
+            state: if !config.querier {
+                "off"
+            } else if q.we_are_querier {
+                "querier"
+            } else {
+                "non-querier"
+            }
+            .into(),
+            our_address: q.our_address,
+            querier_address: q.querier_address,
+            other_querier_expires_ms: ms_until(q.other_querier_expires, now),
+            next_general_query_ms: ms_until(q.next_general_query, now),
+            startup_queries_left: q.startup_queries_left,
+            version: q.version.into(),
+            query_interval_ms: config.query_interval.as_millis() as u64,
+            query_response_interval_ms: config.query_response_interval.as_millis() as u64,
+            robustness: config.robustness,
+        })
+        .collect();
+    to_value(rows)
 }
 
 /// The (S,G) forwarding entries: where each source's traffic to a group goes.
 pub fn sources(engine: &Engine, dp: &Dataplane) -> Value {
-    Value::Array(
-        engine
-            .source_entries()
-            .iter()
-            .map(|e| {
-                json!({
-                    "vlan": e.vlan,
-                    "group": e.group.to_string(),
-                    "source": e.source.to_string(),
-                    "ports": (0..64u8)
-                        .filter(|p| e.ports.contains(*p))
-                        .map(|p| port_name(dp, p))
-                        .collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
+    let rows: Vec<SourceEntryRow> = engine
+        .source_entries()
+        .iter()
+        .map(|e| SourceEntryRow {
+            vlan: e.vlan,
+            group: e.group,
+            source: e.source,
+            ports: names(dp, e.ports),
+        })
+        .collect();
+    to_value(rows)
 }
 
 /// The streams the fast path replicated (totals since first seen), with the
 /// member ports each goes to now; streams of groups that are gone are left
 /// out (their counters age out of the fast path's LRU).
 pub fn streams(engine: &Engine, dp: &Dataplane) -> Value {
-    let mut rows: Vec<(IpAddr, IpAddr, u16, Value)> = Vec::new();
-    let v4 = dp.stats.streams().into_iter().map(|s| {
+    let v4 = dp.stats.streams().into_iter().filter_map(|s| {
         let (g, src) = (Ipv4Addr::from(s.group), Ipv4Addr::from(s.source));
-        (s.vlan, g, src, s.frames, s.bytes)
+        stream_row(engine, dp, s.vlan, g, src, (s.frames, s.bytes))
     });
-    rows.extend(v4.filter_map(|(v, g, src, f, b)| stream_row(engine, dp, v, g, src, f, b)));
-    let v6 = dp.stats.streams6().into_iter().map(|s| {
+    let v6 = dp.stats.streams6().into_iter().filter_map(|s| {
         let (g, src) = (Ipv6Addr::from(s.group), Ipv6Addr::from(s.source));
-        (s.vlan, g, src, s.frames, s.bytes)
+        stream_row(engine, dp, s.vlan, g, src, (s.frames, s.bytes))
     });
-    rows.extend(v6.filter_map(|(v, g, src, f, b)| stream_row(engine, dp, v, g, src, f, b)));
-    rows.sort_by_key(|r| (r.2, r.0, r.1));
-    Value::Array(rows.into_iter().map(|(_, _, _, v)| v).collect())
+    let mut rows: Vec<StreamRow> = v4.chain(v6).collect();
+    rows.sort_by_key(|r| (r.vlan, r.group, r.source));
+    to_value(rows)
 }
 
 /// One stream with the member ports it goes to now, or None when its
@@ -188,32 +211,26 @@ fn stream_row<A: Proto>(
     vlan: u16,
     group: A,
     source: A,
-    frames: u64,
-    bytes: u64,
-) -> Option<(IpAddr, IpAddr, u16, Value)> {
+    (frames, bytes): (u64, u64),
+) -> Option<StreamRow> {
     let any = source == A::UNSPECIFIED;
     let members = if any {
         Some(engine.lookup(vlan, group)).filter(|m| !m.is_empty())
     } else {
         engine.lookup_source(vlan, group, source)
     }?;
-    let names = |m: PortMask| {
-        (0..64u8)
-            .filter(|p| m.contains(*p))
-            .map(|p| port_name(dp, p))
-            .collect::<Vec<_>>()
-    };
-    let row = json!({
-        "family": A::FAMILY,
-        "vlan": vlan,
-        "group": group.to_string(),
-        "source": (!any).then(|| source.to_string()),
-        "frames": frames,
-        "bytes": bytes,
-        "ports": names(members),
-        "router_ports": names(engine.router_ports_of::<A>()),
-    });
-    Some((group.into(), source.into(), vlan, row))
+    Some(StreamRow {
+        family: A::FAMILY,
+        vlan,
+        group: group.into(),
+        source: (!any).then(|| source.into()),
+        frames,
+        bytes,
+        ports: names(dp, members),
+        router_ports: names(dp, engine.router_ports_of::<A>()),
+        pps: None,
+        bits_per_second: None,
+    })
 }
 
 pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
@@ -322,14 +339,20 @@ fn xsk_json(s: &igmpsnoop_dataplane::XskStats) -> Value {
 }
 
 pub fn macs(dp: &Dataplane) -> Value {
-    Value::Array(
-        dp.stats
-            .mac_table()
-            .iter()
-            .map(|m| {
-                let port = dp.ports().iter().find(|p| p.ifindex == m.ifindex).map(|p| p.name.clone());
-                json!({"mac": mac_string(&m.mac), "vlan": m.vlan, "port": port, "age_s": m.age_secs})
-            })
-            .collect(),
-    )
+    let rows: Vec<MacRow> = dp
+        .stats
+        .mac_table()
+        .iter()
+        .map(|m| MacRow {
+            mac: mac_string(&m.mac),
+            vlan: m.vlan,
+            port: dp
+                .ports()
+                .iter()
+                .find(|p| p.ifindex == m.ifindex)
+                .map(|p| p.name.clone()),
+            age_s: m.age_secs,
+        })
+        .collect();
+    to_value(rows)
 }

@@ -27,7 +27,7 @@ pub enum RecordKind {
 }
 
 /// Filter mode of a (group, port) or of a host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FilterMode {
     Include,

@@ -1,6 +1,8 @@
 //! The control socket's schema, shared by the daemon, the CLI and the tests:
 //! one JSON request line in; one JSON response line out, or, for
 //! [`Request::Monitor`], a stream of [`Event`] lines until either side goes.
+pub mod listing;
+
 use core::net::IpAddr;
 
 use crate::family::AddrFamily;
