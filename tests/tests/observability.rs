@@ -363,7 +363,7 @@ fn the_metrics_endpoint_is_valid_openmetrics_and_moves_with_traffic() {
     assert!(
         sample(
             &after,
-            r#"igmpsnoop_igmp_messages_total{direction="rx",type="report",version="3"}"#
+            r#"igmpsnoop_protocol_messages_total{protocol="igmp",direction="rx",type="report",version="3"}"#
         ) >= 1.0
     );
     assert!(

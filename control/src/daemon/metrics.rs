@@ -106,6 +106,8 @@ struct PortReason {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Message {
+    /// "igmp" or "mld".
+    protocol: String,
     direction: String,
     r#type: String,
     version: String,
@@ -123,8 +125,15 @@ struct VlanLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QuerierLabel {
+    family: String,
     vlan: String,
     address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FamilyVlan {
+    family: String,
+    vlan: String,
 }
 
 /// The figures as OpenMetrics text, built afresh per scrape: every value is
@@ -258,8 +267,8 @@ fn register_protocol(reg: &mut Registry, core: &Core) {
     }
     totals(
         reg,
-        "igmp_messages",
-        "IGMP messages by direction, type and version",
+        "protocol_messages",
+        "IGMP and MLD messages by protocol, direction, type and version",
         messages,
     );
     totals(
@@ -283,13 +292,18 @@ fn register_protocol(reg: &mut Registry, core: &Core) {
     );
 }
 
-/// "rx_v2_report" → (rx, report, 2).
+/// "rx_v2_report" → (igmp, rx, report, 2); "mld_rx_v1_report" → (mld, ...).
 fn split_message(name: &str) -> Option<Message> {
+    let (protocol, name) = match name.strip_prefix("mld_") {
+        Some(rest) => ("mld", rest),
+        None => ("igmp", name),
+    };
     let (direction, rest) = name.split_once('_')?;
     let rest = rest.strip_prefix('v')?;
     let (version, kind) = rest.split_once('_')?;
     version.parse::<u8>().ok()?;
     Some(Message {
+        protocol: protocol.into(),
         direction: direction.into(),
         r#type: kind.into(),
         version: version.into(),
@@ -338,21 +352,19 @@ fn register_state(reg: &mut Registry, core: &Core) {
         "1 for each multicast-router port (learned or static)",
         routers,
     );
-    let us = Family::<VlanLabel, Gauge>::default();
+    let us = Family::<FamilyVlan, Gauge>::default();
     let elected = Family::<QuerierLabel, Gauge>::default();
-    // IGMP's querier: these gauges carry no family label (yet).
-    for q in core
-        .engine
-        .querier()
-        .into_iter()
-        .filter(|q| q.family == igmpsnoop_control::engine::AddrFamily::Ipv4)
-    {
-        let vlan = q.vlan.to_string();
-        us.get_or_create(&VlanLabel { vlan: vlan.clone() })
-            .set(i64::from(q.we_are_querier));
+    for q in core.engine.querier() {
+        let (family, vlan) = (q.family.name().to_string(), q.vlan.to_string());
+        us.get_or_create(&FamilyVlan {
+            family: family.clone(),
+            vlan: vlan.clone(),
+        })
+        .set(i64::from(q.we_are_querier));
         if let Some(a) = q.querier_address {
             elected
                 .get_or_create(&QuerierLabel {
+                    family,
                     vlan,
                     address: a.to_string(),
                 })
@@ -361,12 +373,12 @@ fn register_state(reg: &mut Registry, core: &Core) {
     }
     reg.register(
         "we_are_querier",
-        "1 while this switch is the querier, by VLAN",
+        "1 while this switch is the querier, by family and VLAN",
         us,
     );
     reg.register(
         "querier",
-        "1 for the elected querier's address, by VLAN",
+        "1 for the elected querier's address, by family and VLAN",
         elected,
     );
 }
