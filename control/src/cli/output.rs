@@ -57,6 +57,21 @@ fn typed<T: DeserializeOwned>(data: &Value) -> Result<Vec<T>, String> {
         .map_err(|e| format!("igmpsnoop: the daemon's reply does not match this CLI: {e}\n"))
 }
 
+/// A listing's table: its typed rows, one line each, or `empty` when there
+/// are none (and `empty` is not "").
+fn listing<T: DeserializeOwned>(
+    data: &Value,
+    empty: &str,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> String {
+    match typed::<T>(data) {
+        Err(e) => e,
+        Ok(rows) if rows.is_empty() && !empty.is_empty() => format!("{empty}\n"),
+        Ok(rows) => table(headers, rows.iter().map(row).collect()),
+    }
+}
+
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
@@ -175,37 +190,26 @@ pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> anyhow::Result<
 
 /// `groups --rates`.
 pub fn rates(data: &Value) -> String {
-    let rows: Vec<StreamRow> = match typed(data) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if rows.is_empty() {
-        return "no streams\n".into();
-    }
-    table(
-        &[
-            "GROUP",
-            "SOURCE",
-            "VLAN",
-            "PPS",
-            "MBIT/S",
-            "PORTS",
-            "ROUTER PORTS",
-        ],
-        rows.iter()
-            .map(|r| {
-                vec![
-                    r.group.to_string(),
-                    r.source.map_or_else(|| "*".into(), |s| s.to_string()),
-                    r.vlan.to_string(),
-                    opt(r.pps),
-                    format!("{:.2}", r.bits_per_second.unwrap_or(0.0) / 1e6),
-                    list(&r.ports),
-                    list(&r.router_ports),
-                ]
-            })
-            .collect(),
-    )
+    let headers = [
+        "GROUP",
+        "SOURCE",
+        "VLAN",
+        "PPS",
+        "MBIT/S",
+        "PORTS",
+        "ROUTER PORTS",
+    ];
+    listing(data, "no streams", &headers, |r: &StreamRow| {
+        vec![
+            r.group.to_string(),
+            r.source.map_or_else(|| "*".into(), |s| s.to_string()),
+            r.vlan.to_string(),
+            opt(r.pps),
+            format!("{:.2}", r.bits_per_second.unwrap_or(0.0) / 1e6),
+            list(&r.ports),
+            list(&r.router_ports),
+        ]
+    })
 }
 
 pub fn is_empty(data: &Value) -> bool {
@@ -214,30 +218,19 @@ pub fn is_empty(data: &Value) -> bool {
 
 /// The (S,G) forwarding entries.
 pub fn sources(data: &Value) -> String {
-    let rows: Vec<SourceEntryRow> = match typed(data) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if rows.is_empty() {
-        return "no (S,G) entries\n".into();
-    }
-    table(
-        &["SOURCE", "GROUP", "VLAN", "PORTS"],
-        rows.iter()
-            .map(|e| {
-                vec![
-                    e.source.to_string(),
-                    e.group.to_string(),
-                    e.vlan.to_string(),
-                    if e.ports.is_empty() {
-                        "(none: blocked)".into()
-                    } else {
-                        e.ports.join(",")
-                    },
-                ]
-            })
-            .collect(),
-    )
+    let headers = ["SOURCE", "GROUP", "VLAN", "PORTS"];
+    listing(data, "no (S,G) entries", &headers, |e: &SourceEntryRow| {
+        vec![
+            e.source.to_string(),
+            e.group.to_string(),
+            e.vlan.to_string(),
+            if e.ports.is_empty() {
+                "(none: blocked)".into()
+            } else {
+                e.ports.join(",")
+            },
+        ]
+    })
 }
 
 /// "S1 (3.2s), S2 (excluded)": a port's source list with timers.
@@ -300,62 +293,43 @@ fn groups_table(rows: &[GroupRow]) -> String {
 }
 
 pub fn routers(data: &Value) -> String {
-    let rows: Vec<RouterRow> = match typed(data) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if rows.is_empty() {
-        return "no router ports\n".into();
-    }
-    table(
-        &["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"],
-        rows.iter()
-            .map(|r| {
-                vec![
-                    r.family.name().into(),
-                    r.port.clone(),
-                    r.kind.clone(),
-                    opt(r.learned_from),
-                    ms_opt(r.expires_ms),
-                ]
-            })
-            .collect(),
-    )
+    let headers = ["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"];
+    listing(data, "no router ports", &headers, |r: &RouterRow| {
+        vec![
+            r.family.name().into(),
+            r.port.clone(),
+            r.kind.clone(),
+            opt(r.learned_from),
+            ms_opt(r.expires_ms),
+        ]
+    })
 }
 
 pub fn querier(data: &Value) -> String {
-    let rows: Vec<QuerierRow> = match typed(data) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    table(
-        &[
-            "FAMILY",
-            "VLAN",
-            "STATE",
-            "QUERIER",
-            "OURS",
-            "VERSION",
-            "NEXT QUERY",
-            "OTHER EXPIRES",
-            "STARTUP LEFT",
-        ],
-        rows.iter()
-            .map(|q| {
-                vec![
-                    q.family.name().into(),
-                    q.vlan.to_string(),
-                    q.state.clone(),
-                    opt(q.querier_address),
-                    opt(q.our_address),
-                    format!("v{}", q.version),
-                    ms_opt(q.next_general_query_ms),
-                    ms_opt(q.other_querier_expires_ms),
-                    q.startup_queries_left.to_string(),
-                ]
-            })
-            .collect(),
-    )
+    let headers = [
+        "FAMILY",
+        "VLAN",
+        "STATE",
+        "QUERIER",
+        "OURS",
+        "VERSION",
+        "NEXT QUERY",
+        "OTHER EXPIRES",
+        "STARTUP LEFT",
+    ];
+    listing(data, "", &headers, |q: &QuerierRow| {
+        vec![
+            q.family.name().into(),
+            q.vlan.to_string(),
+            q.state.clone(),
+            opt(q.querier_address),
+            opt(q.our_address),
+            format!("v{}", q.version),
+            ms_opt(q.next_general_query_ms),
+            ms_opt(q.other_querier_expires_ms),
+            q.startup_queries_left.to_string(),
+        ]
+    })
 }
 
 pub fn ports(data: &Value) -> String {
@@ -606,24 +580,13 @@ pub fn stats(data: &Value) -> String {
 }
 
 pub fn macs(data: &Value) -> String {
-    let rows: Vec<MacRow> = match typed(data) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if rows.is_empty() {
-        return "no MACs learned\n".into();
-    }
-    table(
-        &["MAC", "VLAN", "PORT", "AGE"],
-        rows.iter()
-            .map(|m| {
-                vec![
-                    m.mac.clone(),
-                    m.vlan.to_string(),
-                    opt(m.port.as_ref()),
-                    format!("{}s", m.age_s),
-                ]
-            })
-            .collect(),
-    )
+    let headers = ["MAC", "VLAN", "PORT", "AGE"];
+    listing(data, "no MACs learned", &headers, |m: &MacRow| {
+        vec![
+            m.mac.clone(),
+            m.vlan.to_string(),
+            opt(m.port.as_ref()),
+            format!("{}s", m.age_s),
+        ]
+    })
 }
