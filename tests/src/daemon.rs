@@ -223,9 +223,9 @@ impl Switch {
         }
     }
 
-    /// Ports listed in `groups` for `group` (untagged).
-    pub fn group_ports(&self, group: std::net::Ipv4Addr) -> Result<BTreeSet<String>> {
-        let g = group.to_string();
+    /// Ports listed in `groups` for `group` (untagged; IPv4 or IPv6).
+    pub fn group_ports(&self, group: impl Into<std::net::IpAddr>) -> Result<BTreeSet<String>> {
+        let g = group.into().to_string();
         Ok(self
             .groups_json()?
             .iter()
@@ -238,10 +238,11 @@ impl Switch {
     /// with the table after `timeout`. Returns the time it took.
     pub fn wait_ports(
         &self,
-        group: std::net::Ipv4Addr,
+        group: impl Into<std::net::IpAddr>,
         want: &[&str],
         timeout: Duration,
     ) -> Duration {
+        let group: std::net::IpAddr = group.into();
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         let t0 = Instant::now();
         poll_until(timeout, || {
@@ -257,7 +258,8 @@ impl Switch {
     }
 
     /// The `groups --json` row of (group, port), if listed.
-    pub fn row(&self, group: std::net::Ipv4Addr, port: &str) -> Option<Value> {
+    pub fn row(&self, group: impl Into<std::net::IpAddr>, port: &str) -> Option<Value> {
+        let group: std::net::IpAddr = group.into();
         self.groups_json()
             .unwrap()
             .into_iter()

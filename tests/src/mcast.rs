@@ -225,13 +225,7 @@ impl SendOpts {
 
 /// Sends `count` datagrams to `group:port` (IPv4 or IPv6) from host `host`
 /// (1 ms apart, TTL / hop limit 4, no loopback) and returns when all are sent.
-pub fn send(
-    lab: &Lab,
-    host: usize,
-    group: impl Into<IpAddr>,
-    port: u16,
-    count: u64,
-) -> Result<()> {
+pub fn send(lab: &Lab, host: usize, group: impl Into<IpAddr>, port: u16, count: u64) -> Result<()> {
     send_with(lab, host, &SendOpts::new(group, port, count))
 }
 

@@ -252,12 +252,7 @@ impl<A: Copy + Display + std::fmt::Debug + PartialEq + Into<IpAddr>> Stream<'_, 
     /// receiver `(name, counter, wanted)` got exactly `n` from each wanted
     /// source and none from the others (a duplicate is a failure too).
     /// Panics naming every difference. `what` names the step.
-    pub fn check(
-        &self,
-        what: &str,
-        sources: &[A],
-        receivers: &[(&str, &SourceCounter, &[A])],
-    ) {
+    pub fn check(&self, what: &str, sources: &[A], receivers: &[(&str, &SourceCounter, &[A])]) {
         let before: Vec<BTreeMap<IpAddr, u64>> =
             receivers.iter().map(|(_, c, _)| c.counts()).collect();
         send_from_sources(

@@ -61,14 +61,26 @@ pub fn groups(
             (g.vlan, g.group, g.port, row)
         })
         .collect();
-    for (key, mask) in dp.forwarding.held() {
-        let group = std::net::Ipv4Addr::from(key.group);
-        let learned = engine.lookup(key.vlan, group);
+    // Adopted groups of both families are held (one hold, released at
+    // once): list both, not only IPv4's.
+    let held4 = dp
+        .forwarding
+        .held()
+        .map(|(k, m)| (k.vlan, IpAddr::from(Ipv4Addr::from(k.group)), m));
+    let held6 = dp
+        .forwarding
+        .held6()
+        .map(|(k, m)| (k.vlan, IpAddr::from(Ipv6Addr::from(k.group)), m));
+    for (vlan, group, mask) in held4.chain(held6) {
+        let (learned, family) = match group {
+            IpAddr::V4(g) => (engine.lookup(vlan, g), "ipv4"),
+            IpAddr::V6(g) => (engine.lookup(vlan, g), "ipv6"),
+        };
         for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
             let row = json!({
-                "family": "ipv4",
+                "family": family,
                 "group": group.to_string(),
-                "vlan": key.vlan,
+                "vlan": vlan,
                 "port": port_name(dp, port),
                 "hosts": Vec::<String>::new(),
                 "version": Value::Null,
@@ -78,7 +90,7 @@ pub fn groups(
                 "filter_mode": "exclude",
                 "sources": Vec::<Value>::new(),
             });
-            out.push((key.vlan, group.into(), port, row));
+            out.push((vlan, group, port, row));
         }
     }
     out.sort_by_key(|(v, g, p, _)| (*v, *g, *p));

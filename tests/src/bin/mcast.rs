@@ -81,7 +81,10 @@ mod recv;
 mod send;
 
 #[derive(Parser)]
-#[command(name = "mcast-tool", about = "A multicast host for igmpsnoop's netns labs")]
+#[command(
+    name = "mcast-tool",
+    about = "A multicast host for igmpsnoop's netns labs"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -268,9 +271,7 @@ fn main() {
         Cmd::Reports(a) => raw::reports(&a),
         Cmd::Spoof(a) => raw::spoof(&a),
         Cmd::Igmp(a) => raw::igmp(&a),
-        Cmd::Sniff(a) => {
-            recv::install_signal_handlers().and_then(|()| raw::sniff(&a, &recv::STOP))
-        }
+        Cmd::Sniff(a) => recv::install_signal_handlers().and_then(|()| raw::sniff(&a, &recv::STOP)),
     };
     if let Err(e) = res {
         let sub = std::env::args().nth(1).unwrap_or_default();

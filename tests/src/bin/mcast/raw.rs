@@ -154,16 +154,24 @@ fn udp_frame(mac: [u8; 6], s: IpAddr, g: IpAddr, port: u16, payload: &[u8]) -> R
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
     Ok(match (s, g) {
-        (IpAddr::V4(s), IpAddr::V4(g)) => {
-            ether(mcast_mac(g.into()), mac, ETH_P_IP, &ipv4(s, g, 4, 17, &[], &udp))
-        }
+        (IpAddr::V4(s), IpAddr::V4(g)) => ether(
+            mcast_mac(g.into()),
+            mac,
+            ETH_P_IP,
+            &ipv4(s, g, 4, 17, &[], &udp),
+        ),
         (IpAddr::V6(s), IpAddr::V6(g)) => {
             let ck = match checksum6(s, g, 17, &udp) {
                 0 => 0xffff,
                 c => c,
             };
             udp[6..8].copy_from_slice(&ck.to_be_bytes());
-            ether(mcast_mac(g.into()), mac, ETH_P_IPV6, &ipv6(s, g, 4, 17, &udp))
+            ether(
+                mcast_mac(g.into()),
+                mac,
+                ETH_P_IPV6,
+                &ipv6(s, g, 4, 17, &udp),
+            )
         }
         _ => bail!("source {s} and group {g} are of different families"),
     })
@@ -336,12 +344,17 @@ mod tests {
 
     #[test]
     fn an_ipv6_datagram_carries_a_valid_udp_checksum_and_is_counted() {
-        let (s, g): (Ipv6Addr, Ipv6Addr) = ("fd77::101".parse().unwrap(), "ff0e::1234".parse().unwrap());
+        let (s, g): (Ipv6Addr, Ipv6Addr) =
+            ("fd77::101".parse().unwrap(), "ff0e::1234".parse().unwrap());
         let f = udp_frame([2, 0, 0, 0, 0, 1], s.into(), g.into(), 5000, b"MCT1 tag=x").unwrap();
         assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0x12, 0x34]);
         let ip = &f[14..];
         let udp = &ip[40..];
-        assert_eq!(checksum6(s, g, 17, udp), 0, "checksum over the pseudo-header");
+        assert_eq!(
+            checksum6(s, g, 17, udp),
+            0,
+            "checksum over the pseudo-header"
+        );
         assert_eq!(datagram_source(ip, &[g.into()], 5000), Some(s.into()));
         assert_eq!(datagram_source(ip, &[g.into()], 5001), None);
     }

@@ -185,7 +185,9 @@ pub fn recv(a: RecvArgs) -> Result<()> {
         c.after_leave.insert(g.to_string(), 0);
     }
     let mut left = false;
-    let deadline = a.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let deadline = a
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut buf = vec![0u8; 65536];
     loop {
         if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {

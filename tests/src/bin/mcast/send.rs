@@ -21,7 +21,13 @@ fn sender(v4: bool, idx: u32, ttl: u32, mcast_loop: bool) -> Result<Socket> {
             imr_address: libc::in_addr { s_addr: 0 },
             imr_ifindex: idx as i32,
         };
-        setsockopt(&s, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq, "IP_MULTICAST_IF")?;
+        setsockopt(
+            &s,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &mreq,
+            "IP_MULTICAST_IF",
+        )?;
         s.set_multicast_ttl_v4(ttl).context("IP_MULTICAST_TTL")?;
         s.set_multicast_loop_v4(mcast_loop)
             .context("IP_MULTICAST_LOOP")?;
@@ -29,7 +35,8 @@ fn sender(v4: bool, idx: u32, ttl: u32, mcast_loop: bool) -> Result<Socket> {
     } else {
         let s = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
         s.set_multicast_if_v6(idx).context("IPV6_MULTICAST_IF")?;
-        s.set_multicast_hops_v6(ttl).context("IPV6_MULTICAST_HOPS")?;
+        s.set_multicast_hops_v6(ttl)
+            .context("IPV6_MULTICAST_HOPS")?;
         s.set_multicast_loop_v6(mcast_loop)
             .context("IPV6_MULTICAST_LOOP")?;
         Ok(s)
