@@ -224,14 +224,15 @@ impl Switch {
         }
     }
 
-    /// Ports listed in `groups` for `group` (untagged).
     /// `igmpsnoop groups --json`, read with the schema the daemon and the
     /// CLI share.
     pub fn groups(&self) -> Result<Vec<GroupRow>> {
         serde_json::from_value(self.json(&["groups"])?).context("groups --json rows")
     }
 
-    pub fn group_ports(&self, group: std::net::Ipv4Addr) -> Result<BTreeSet<String>> {
+    /// Ports listed in `groups` for `group` (untagged; IPv4 or IPv6).
+    pub fn group_ports(&self, group: impl Into<std::net::IpAddr>) -> Result<BTreeSet<String>> {
+        let group = group.into();
         Ok(self
             .groups()?
             .into_iter()
@@ -244,10 +245,11 @@ impl Switch {
     /// with the table after `timeout`. Returns the time it took.
     pub fn wait_ports(
         &self,
-        group: std::net::Ipv4Addr,
+        group: impl Into<std::net::IpAddr>,
         want: &[&str],
         timeout: Duration,
     ) -> Duration {
+        let group: std::net::IpAddr = group.into();
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         let t0 = Instant::now();
         poll_until(timeout, || {
@@ -263,7 +265,8 @@ impl Switch {
     }
 
     /// The `groups --json` row of (group, port), if listed.
-    pub fn row(&self, group: std::net::Ipv4Addr, port: &str) -> Option<Value> {
+    pub fn row(&self, group: impl Into<std::net::IpAddr>, port: &str) -> Option<Value> {
+        let group: std::net::IpAddr = group.into();
         self.groups_json()
             .unwrap()
             .into_iter()

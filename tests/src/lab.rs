@@ -3,7 +3,7 @@
 //! only mirror its naming scheme).
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -447,9 +447,11 @@ impl Lab {
         iface_stats(&self.host_ns(i), HOST_IFACE)
     }
 
-    /// ICMP echo from host `from` to `dst` (`count` tries, 1 s each); Ok iff at
+    /// ICMP or ICMPv6 echo from host `from` to `dst` (`count` tries, 1 s
+    /// each; a link-local IPv6 address is reached through eth0); Ok iff at
     /// least one reply arrived. (No ping binary on this machine: mcast-tool ping.)
-    pub fn ping(&self, from: usize, dst: Ipv4Addr, count: u32) -> Result<()> {
+    pub fn ping(&self, from: usize, dst: impl Into<IpAddr>, count: u32) -> Result<()> {
+        let dst: IpAddr = dst.into();
         let tool = crate::tools::mcast_tool_bin();
         self.exec(
             &self.host_ns(from),

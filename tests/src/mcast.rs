@@ -2,7 +2,8 @@
 //! namespaces (see src/bin/mcast.rs for its CLI and signal protocol).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::fmt::Display;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -29,24 +30,39 @@ pub struct RecvReport {
 }
 
 impl RecvReport {
-    /// `received` keyed by address (non-address keys dropped).
+    /// `received` keyed by IPv4 address (other keys dropped).
     pub fn counts(&self) -> HashMap<Ipv4Addr, u64> {
         self.received
             .iter()
             .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
             .collect()
     }
+
+    /// `received` keyed by IPv6 address (other keys dropped).
+    pub fn counts6(&self) -> HashMap<Ipv6Addr, u64> {
+        self.received
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect()
+    }
+
+    /// Datagrams received for `group` (0 when none).
+    pub fn count(&self, group: impl Into<IpAddr>) -> u64 {
+        let g: IpAddr = group.into();
+        self.received.get(&g.to_string()).copied().unwrap_or(0)
+    }
 }
 
-/// The source filter a [`Receiver`] sets on its groups.
+/// The source filter a [`Receiver`] sets on its groups (addresses of the
+/// groups' family: `Ipv4Addr` or `Ipv6Addr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceFilter {
-    /// Any source (IP_ADD_MEMBERSHIP): EXCLUDE {}.
+pub enum SourceFilter<A = Ipv4Addr> {
+    /// Any source (IP_ADD_MEMBERSHIP / IPV6_ADD_MEMBERSHIP): EXCLUDE {}.
     Any,
     /// Only these (MCAST_JOIN_SOURCE_GROUP each).
-    Include(Vec<Ipv4Addr>),
-    /// Any but these (IP_ADD_MEMBERSHIP, then MCAST_BLOCK_SOURCE each).
-    Exclude(Vec<Ipv4Addr>),
+    Include(Vec<A>),
+    /// Any but these (an any-source join, then MCAST_BLOCK_SOURCE each).
+    Exclude(Vec<A>),
 }
 
 /// A joined multicast receiver on one lab host.
@@ -60,18 +76,25 @@ impl Receiver {
     /// returns once every IP_ADD_MEMBERSHIP has returned. The kernel sends its
     /// first report right then (v3 and v2 alike, within a jiffy or so), but has
     /// the switch *processed* it? Tests must still poll the switch for that.
-    pub fn start(lab: &Lab, host: usize, groups: &[Ipv4Addr], port: u16) -> Result<Receiver> {
+    /// Groups are IPv4 or IPv6 (`Ipv4Addr`, `Ipv6Addr` or `IpAddr`; one
+    /// family: the kernel's MLD host code answers for IPv6 ones).
+    pub fn start<A: Copy + Display>(
+        lab: &Lab,
+        host: usize,
+        groups: &[A],
+        port: u16,
+    ) -> Result<Receiver> {
         Receiver::start_filtered(lab, host, groups, port, &SourceFilter::Any)
     }
 
     /// [`Receiver::start`] with a source filter on every group (RFC 3376
     /// §2: the socket's INCLUDE or EXCLUDE list, through the RFC 3678 calls).
-    pub fn start_filtered(
+    pub fn start_filtered<A: Copy + Display>(
         lab: &Lab,
         host: usize,
-        groups: &[Ipv4Addr],
+        groups: &[A],
         port: u16,
-        filter: &SourceFilter,
+        filter: &SourceFilter<A>,
     ) -> Result<Receiver> {
         let ready = lab.scratch_file("recv-ready");
         let tool = mcast_tool_bin();
@@ -168,12 +191,14 @@ impl Receiver {
 /// Options for [`send_with`].
 #[derive(Debug, Clone)]
 pub struct SendOpts {
-    pub group: Ipv4Addr,
+    /// An IPv4 or IPv6 group.
+    pub group: IpAddr,
     pub port: u16,
     pub count: u64,
     /// Gap between datagrams; 0 = back to back (a veth NAPI ring holds 256 frames,
     /// so bursts much larger than that can drop).
     pub interval_ms: u64,
+    /// TTL, or hop limit for IPv6.
     pub ttl: u8,
     /// Payload tag, reported per group by the receiver in `by_tag`.
     pub tag: String,
@@ -184,9 +209,9 @@ pub struct SendOpts {
 }
 
 impl SendOpts {
-    pub fn new(group: Ipv4Addr, port: u16, count: u64) -> SendOpts {
+    pub fn new(group: impl Into<IpAddr>, port: u16, count: u64) -> SendOpts {
         SendOpts {
-            group,
+            group: group.into(),
             port,
             count,
             interval_ms: 1,
@@ -198,9 +223,9 @@ impl SendOpts {
     }
 }
 
-/// Sends `count` datagrams to `group:port` from host `host` (1 ms apart, TTL 4,
-/// no loopback) and returns when all are sent.
-pub fn send(lab: &Lab, host: usize, group: Ipv4Addr, port: u16, count: u64) -> Result<()> {
+/// Sends `count` datagrams to `group:port` (IPv4 or IPv6) from host `host`
+/// (1 ms apart, TTL / hop limit 4, no loopback) and returns when all are sent.
+pub fn send(lab: &Lab, host: usize, group: impl Into<IpAddr>, port: u16, count: u64) -> Result<()> {
     send_with(lab, host, &SendOpts::new(group, port, count))
 }
 

@@ -7,7 +7,8 @@
 //! whether the switch forwarded a source it does not want.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::fmt::Display;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -110,12 +111,13 @@ impl IgmpSend {
 
 /// Sends `count` datagrams to `group`:`port` from each of `sources` in turn
 /// (from host `host`, whatever its own address), `interval_ms` apart.
-pub fn send_from_sources(
+/// IPv4 or IPv6 (group and sources of one family).
+pub fn send_from_sources<A: Copy + Display>(
     lab: &Lab,
     host: usize,
-    group: Ipv4Addr,
+    group: A,
     port: u16,
-    sources: &[Ipv4Addr],
+    sources: &[A],
     count: u64,
     interval_ms: u64,
 ) -> Result<()> {
@@ -140,7 +142,7 @@ pub fn send_from_sources(
         "--interval-ms",
         &i,
     ];
-    let srcs: Vec<String> = sources.iter().map(Ipv4Addr::to_string).collect();
+    let srcs: Vec<String> = sources.iter().map(A::to_string).collect();
     for s in &srcs {
         args.extend(["--src", s.as_str()]);
     }
@@ -155,8 +157,15 @@ pub struct SourceCounter {
 }
 
 impl SourceCounter {
-    /// Starts counting on host `host`; returns once the socket is bound.
-    pub fn start(lab: &Lab, host: usize, group: Ipv4Addr, port: u16) -> Result<SourceCounter> {
+    /// Starts counting on host `host` (an IPv4 or IPv6 group); returns once
+    /// the socket is bound.
+    pub fn start(
+        lab: &Lab,
+        host: usize,
+        group: impl Into<IpAddr>,
+        port: u16,
+    ) -> Result<SourceCounter> {
+        let group: IpAddr = group.into();
         let out = lab.scratch_file(&format!("sniff-h{host}"));
         let tool = mcast_tool_bin().to_string_lossy().into_owned();
         let (g, p, o) = (
@@ -191,8 +200,8 @@ impl SourceCounter {
     }
 
     /// Datagrams counted so far, per source (within 20 ms of their arrival).
-    pub fn counts(&self) -> BTreeMap<Ipv4Addr, u64> {
-        let read = || -> Result<BTreeMap<Ipv4Addr, u64>> {
+    pub fn counts(&self) -> BTreeMap<IpAddr, u64> {
+        let read = || -> Result<BTreeMap<IpAddr, u64>> {
             let text = std::fs::read_to_string(&self.out)?;
             let raw: BTreeMap<String, u64> = serde_json::from_str(&text)?;
             raw.into_iter()
@@ -203,8 +212,8 @@ impl SourceCounter {
     }
 
     /// Datagrams counted from `source` so far.
-    pub fn count(&self, source: Ipv4Addr) -> u64 {
-        self.counts().get(&source).copied().unwrap_or(0)
+    pub fn count(&self, source: impl Into<IpAddr>) -> u64 {
+        self.counts().get(&source.into()).copied().unwrap_or(0)
     }
 
     /// Whether the sniffer still runs.
@@ -219,13 +228,14 @@ impl Drop for SourceCounter {
     }
 }
 
-/// Datagrams from chosen sources to one group, checked per receiver.
+/// Datagrams from chosen sources to one group (`Ipv4Addr` or `Ipv6Addr`),
+/// checked per receiver.
 #[derive(Debug, Clone, Copy)]
-pub struct Stream<'a> {
+pub struct Stream<'a, A = Ipv4Addr> {
     pub lab: &'a Lab,
     /// The sending host.
     pub from: usize,
-    pub group: Ipv4Addr,
+    pub group: A,
     pub port: u16,
     /// Datagrams per source.
     pub n: u64,
@@ -237,25 +247,20 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 /// that must have.
 const DELIVERY_GRACE: Duration = Duration::from_millis(250);
 
-impl Stream<'_> {
+impl<A: Copy + Display + std::fmt::Debug + PartialEq + Into<IpAddr>> Stream<'_, A> {
     /// Sends `n` datagrams from each of `sources`, then checks that each
     /// receiver `(name, counter, wanted)` got exactly `n` from each wanted
     /// source and none from the others (a duplicate is a failure too).
     /// Panics naming every difference. `what` names the step.
-    pub fn check(
-        &self,
-        what: &str,
-        sources: &[Ipv4Addr],
-        receivers: &[(&str, &SourceCounter, &[Ipv4Addr])],
-    ) {
-        let before: Vec<BTreeMap<Ipv4Addr, u64>> =
+    pub fn check(&self, what: &str, sources: &[A], receivers: &[(&str, &SourceCounter, &[A])]) {
+        let before: Vec<BTreeMap<IpAddr, u64>> =
             receivers.iter().map(|(_, c, _)| c.counts()).collect();
         send_from_sources(
             self.lab, self.from, self.group, self.port, sources, self.n, 1,
         )
         .unwrap_or_else(|e| panic!("{what}: sending: {e:#}"));
-        let got = |i: usize, s: Ipv4Addr| {
-            receivers[i].1.count(s) - before[i].get(&s).copied().unwrap_or(0)
+        let got = |i: usize, s: A| {
+            receivers[i].1.count(s) - before[i].get(&s.into()).copied().unwrap_or(0)
         };
         let deadline = Instant::now() + DELIVERY_WAIT;
         while Instant::now() < deadline

@@ -311,6 +311,10 @@ fn a_panic_in_the_test_body_still_cleans_up() {
 #[test]
 fn cleanup_stale_removes_labs_of_dead_creators() {
     require();
+    // Our own live lab, which must survive. Made first: the first Lab::new
+    // of a process runs cleanup_stale itself, which would remove the stale
+    // lab below before this test looks at it.
+    let mine = Lab::new(1).unwrap();
     // A real process that then dies gives a pid that is certainly dead.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
@@ -327,8 +331,6 @@ fn cleanup_stale_removes_labs_of_dead_creators() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Make sure our own live labs survive.
-    let mine = Lab::new(1).unwrap();
     assert_eq!(lab_namespaces(&name).len(), 2);
     let removed = cleanup_stale().unwrap();
     assert!(removed.contains(&name), "{removed:?}");

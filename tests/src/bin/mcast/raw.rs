@@ -1,18 +1,24 @@
 //! Raw frames through an AF_PACKET socket: datagrams from any source
-//! address (`spoof`), IGMP messages whose bytes the caller gives (`igmp`),
-//! and a sniffer that counts datagrams per source as they arrive on an
-//! interface (`sniff`), below the kernel's own source filtering.
+//! address, IPv4 or IPv6 (`spoof`), IGMP messages whose bytes the caller
+//! gives (`igmp`), IGMPv2 report floods (`reports`), and a sniffer that
+//! counts datagrams per source as they arrive on an interface (`sniff`),
+//! below the kernel's own source filtering.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 
-use super::{Sock, ifindex, inet_checksum, os_err};
+use super::net::{checksum6, ifindex, inet_checksum, one_family, recv, setsockopt};
+use super::{IgmpArgs, ReportsArgs, SniffArgs, SpoofArgs};
 
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+/// linux/if_packet.h: do not hand the socket what its interface sends.
+const PACKET_IGNORE_OUTGOING: i32 = 23;
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let digits: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
@@ -37,10 +43,18 @@ fn iface_mac(iface: &str) -> Result<[u8; 6]> {
     parse_mac(text.trim())
 }
 
-/// The Ethernet address IPv4 multicast `g` maps to (RFC 1112 §6.4).
-fn mcast_mac(g: Ipv4Addr) -> [u8; 6] {
-    let o = g.octets();
-    [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+/// The Ethernet address multicast `g` maps to (RFC 1112 §6.4, RFC 2464 §7).
+fn mcast_mac(g: IpAddr) -> [u8; 6] {
+    match g {
+        IpAddr::V4(g) => {
+            let o = g.octets();
+            [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+        }
+        IpAddr::V6(g) => {
+            let o = g.octets();
+            [0x33, 0x33, o[12], o[13], o[14], o[15]]
+        }
+    }
 }
 
 /// An IPv4 packet (DF, no fragment) with `options` and `payload`, checksummed.
@@ -60,16 +74,27 @@ fn ipv4(
     ip.extend_from_slice(&src.octets());
     ip.extend_from_slice(&dst.octets());
     ip.extend_from_slice(options);
-    let ck = inet_checksum(&ip);
+    let ck = inet_checksum(&[&ip]);
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
     ip.extend_from_slice(payload);
     ip
 }
 
-fn ether(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+/// An IPv6 packet without extension headers.
+fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[next, hop_limit]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, ip: &[u8]) -> Vec<u8> {
     let mut f = dst.to_vec();
     f.extend_from_slice(&src);
-    f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+    f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(ip);
     if f.len() < 60 {
         f.resize(60, 0);
@@ -77,146 +102,186 @@ fn ether(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
     f
 }
 
-/// An AF_PACKET socket bound to one interface.
-struct Packet {
-    sock: Sock,
-    addr: libc::sockaddr_ll,
-}
+/// An AF_PACKET socket bound to one interface and EtherType.
+struct Packet(Socket);
 
 impl Packet {
     fn open(iface: &str, protocol: u16) -> Result<Packet> {
         let idx = ifindex(iface)?;
-        let proto = protocol.to_be() as i32;
-        // SAFETY: plain socket(2) call.
-        let fd =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-        if fd < 0 {
-            return Err(os_err("AF_PACKET socket"));
-        }
-        let sock = Sock(fd);
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = protocol.to_be();
-        addr.sll_ifindex = idx;
-        addr.sll_halen = 6;
-        Ok(Packet { sock, addr })
-    }
-
-    fn bind(&self) -> Result<()> {
-        // SAFETY: addr is a valid sockaddr_ll and we pass its size.
-        let rc = unsafe {
-            libc::bind(
-                self.sock.0,
-                &self.addr as *const libc::sockaddr_ll as *const libc::sockaddr,
+        let proto = i32::from(protocol.to_be());
+        let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(proto)))
+            .context("AF_PACKET socket")?;
+        let mut storage = SockAddrStorage::zeroed();
+        // SAFETY: a sockaddr_ll fits in the storage (it is what the storage
+        // is for) and every field of it is plain data.
+        let addr = unsafe {
+            let ll = storage.view_as::<libc::sockaddr_ll>();
+            ll.sll_family = libc::AF_PACKET as u16;
+            ll.sll_protocol = protocol.to_be();
+            ll.sll_ifindex = idx as i32;
+            ll.sll_halen = 6;
+            // SAFETY: family and length match the sockaddr_ll just written.
+            SockAddr::new(
+                storage,
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        if rc != 0 {
-            return Err(os_err("bind AF_PACKET"));
-        }
-        Ok(())
+        // Bound, so that send() goes out of `iface` and recv() sees only it.
+        s.bind(&addr)
+            .with_context(|| format!("bind AF_PACKET to {iface}"))?;
+        Ok(Packet(s))
     }
 
     /// Sends one frame; a full transmit queue is waited for, never dropped.
-    fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+    fn send(&self, frame: &[u8]) -> Result<()> {
         loop {
-            // SAFETY: frame and addr are live and sized as passed.
-            let n = unsafe {
-                libc::sendto(
-                    self.sock.0,
-                    frame.as_ptr() as *const libc::c_void,
-                    frame.len(),
-                    0,
-                    &self.addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
+            match self.0.send(frame) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::yield_now(),
+                Err(e) => bail!("send AF_PACKET: {e}"),
             }
-            if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOBUFS) {
-                return Err(os_err("sendto AF_PACKET"));
-            }
-            std::thread::yield_now();
         }
     }
 }
 
+/// One UDP datagram from `s` to `g`:`port` as an Ethernet frame: TTL (hop
+/// limit) 4; IPv4 without UDP checksum (RFC 768), IPv6 with it (RFC 8200
+/// §8.1: mandatory, receivers drop a zero one).
+fn udp_frame(mac: [u8; 6], s: IpAddr, g: IpAddr, port: u16, payload: &[u8]) -> Result<Vec<u8>> {
+    let mut udp = 4000u16.to_be_bytes().to_vec();
+    udp.extend_from_slice(&port.to_be_bytes());
+    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    Ok(match (s, g) {
+        (IpAddr::V4(s), IpAddr::V4(g)) => ether(
+            mcast_mac(g.into()),
+            mac,
+            ETH_P_IP,
+            &ipv4(s, g, 4, 17, &[], &udp),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(g)) => {
+            let ck = match checksum6(s, g, 17, &udp) {
+                0 => 0xffff,
+                c => c,
+            };
+            udp[6..8].copy_from_slice(&ck.to_be_bytes());
+            ether(
+                mcast_mac(g.into()),
+                mac,
+                ETH_P_IPV6,
+                &ipv6(s, g, 4, 17, &udp),
+            )
+        }
+        _ => bail!("source {s} and group {g} are of different families"),
+    })
+}
+
 /// `spoof`: `count` UDP datagrams to each group:port from each source in
 /// turn (s1 #0, s2 #0, s1 #1, ...), `interval` apart, payload
-/// `MCT1 tag=SOURCE seq=N`, TTL 4, UDP checksum 0 (none, RFC 768).
-pub fn spoof(
-    iface: &str,
-    groups: &[Ipv4Addr],
-    port: u16,
-    srcs: &[Ipv4Addr],
-    count: u64,
-    interval: Duration,
-) -> Result<()> {
-    let mac = iface_mac(iface)?;
-    let mut p = Packet::open(iface, ETH_P_IP)?;
-    for seq in 0..count {
-        for &g in groups {
-            for &s in srcs {
+/// `MCT1 tag=SOURCE seq=N`.
+pub fn spoof(a: &SpoofArgs) -> Result<()> {
+    let v4 = one_family("--group", &a.group)?;
+    if one_family("--src", &a.src)? != v4 {
+        bail!("--src and --group are of different families");
+    }
+    let mac = iface_mac(&a.iface)?;
+    let p = Packet::open(&a.iface, if v4 { ETH_P_IP } else { ETH_P_IPV6 })?;
+    for seq in 0..a.count {
+        for &g in &a.group {
+            for &s in &a.src {
                 let payload = format!("MCT1 tag={s} seq={seq}");
-                let mut udp = 4000u16.to_be_bytes().to_vec();
-                udp.extend_from_slice(&port.to_be_bytes());
-                udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-                udp.extend_from_slice(&[0, 0]);
-                udp.extend_from_slice(payload.as_bytes());
-                p.send(&ether(mcast_mac(g), mac, &ipv4(s, g, 4, 17, &[], &udp)))?;
+                p.send(&udp_frame(mac, s, g, a.port, payload.as_bytes())?)?;
             }
         }
-        if !interval.is_zero() && seq + 1 < count {
-            std::thread::sleep(interval);
+        if a.interval_ms > 0 && seq + 1 < a.count {
+            std::thread::sleep(Duration::from_millis(a.interval_ms));
         }
     }
     Ok(())
 }
 
-/// What `igmp` sends.
-pub struct IgmpOpts<'a> {
-    pub iface: &'a str,
-    pub dst: Ipv4Addr,
-    pub src: Ipv4Addr,
-    pub mac: Option<[u8; 6]>,
-    pub ttl: u32,
-    pub router_alert: bool,
-    /// The IGMP message, checksum included, sent as given.
-    pub message: &'a [u8],
-}
-
 /// `igmp`: one IGMP message in an IPv4 packet (protocol 2, to `dst` and
 /// its MAC), with the Router Alert option unless told otherwise.
-pub fn igmp(o: &IgmpOpts<'_>) -> Result<()> {
-    let mac = match o.mac {
-        Some(m) => m,
-        None => iface_mac(o.iface)?,
+pub fn igmp(a: &IgmpArgs) -> Result<()> {
+    let mac = match &a.mac {
+        Some(m) => parse_mac(m)?,
+        None => iface_mac(&a.iface)?,
     };
-    let ra: &[u8] = if o.router_alert {
-        &[0x94, 0x04, 0, 0]
-    } else {
+    let message = parse_hex(&a.hex).context("--hex")?;
+    let ra: &[u8] = if a.no_router_alert {
         &[]
+    } else {
+        &[0x94, 0x04, 0, 0]
     };
-    let ttl = u8::try_from(o.ttl).map_err(|_| anyhow!("--ttl {}: at most 255", o.ttl))?;
-    let ip = ipv4(o.src, o.dst, ttl, 2, ra, o.message);
-    let mut p = Packet::open(o.iface, ETH_P_IP)?;
-    p.send(&ether(mcast_mac(o.dst), mac, &ip))
+    let ip = ipv4(a.src, a.dst, a.ttl, 2, ra, &message);
+    let p = Packet::open(&a.iface, ETH_P_IP)?;
+    p.send(&ether(mcast_mac(a.dst.into()), mac, ETH_P_IP, &ip))
 }
 
-/// Source of a UDP datagram to one of `groups`:`port` in an IPv4 packet.
-fn datagram_source(pkt: &[u8], groups: &[Ipv4Addr], port: u16) -> Option<Ipv4Addr> {
-    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 17 {
-        return None;
+/// One IGMPv2 report for `group` from `src` (TTL 1, Router Alert).
+fn v2_report(mac: [u8; 6], src: Ipv4Addr, group: Ipv4Addr) -> Vec<u8> {
+    let mut igmp = vec![0x16, 0, 0, 0];
+    igmp.extend_from_slice(&group.octets());
+    let ck = inet_checksum(&[&igmp]);
+    igmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    let ip = ipv4(src, group, 1, 2, &[0x94, 0x04, 0, 0], &igmp);
+    ether(mcast_mac(group.into()), mac, ETH_P_IP, &ip)
+}
+
+/// `reports`: `count` IGMPv2 reports for the groups first, first+1, ...
+/// at a steady rate, paced on the clock.
+pub fn reports(a: &ReportsArgs) -> Result<()> {
+    if a.rate.is_nan() || a.rate <= 0.0 {
+        bail!("--rate must be positive");
     }
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-    let udp = pkt.get(ihl..ihl + 8)?;
+    let mac = iface_mac(&a.iface)?;
+    let p = Packet::open(&a.iface, ETH_P_IP)?;
+    let first = u32::from(a.group);
+    let period = Duration::from_secs_f64(1.0 / a.rate);
+    let t0 = Instant::now();
+    for i in 0..a.count {
+        let due = t0 + period.mul_f64(i as f64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if due - now > Duration::from_micros(300) {
+                std::thread::sleep(due - now - Duration::from_micros(200));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let group = Ipv4Addr::from(first.wrapping_add(i as u32));
+        p.send(&v2_report(mac, a.src, group))?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"sent": a.count, "seconds": secs, "pps": a.count as f64 / secs})
+    );
+    Ok(())
+}
+
+/// Source of a UDP datagram to one of `groups`:`port` in an IPv4 or IPv6
+/// packet (IPv6 without extension headers: what `spoof` and the kernel
+/// send).
+fn datagram_source(pkt: &[u8], groups: &[IpAddr], port: u16) -> Option<IpAddr> {
+    let (src, dst, udp): (IpAddr, IpAddr, &[u8]) = match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 && pkt[9] == 17 => {
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let ip4 = |at: usize| Ipv4Addr::new(pkt[at], pkt[at + 1], pkt[at + 2], pkt[at + 3]);
+            (ip4(12).into(), ip4(16).into(), pkt.get(ihl..ihl + 8)?)
+        }
+        6 if pkt.len() >= 48 && pkt[6] == 17 => {
+            let ip6 = |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&pkt[at..at + 16]).unwrap());
+            (ip6(8).into(), ip6(24).into(), &pkt[40..48])
+        }
+        _ => return None,
+    };
     let dport = u16::from_be_bytes([udp[2], udp[3]]);
-    (groups.contains(&dst) && dport == port)
-        .then(|| Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]))
+    (groups.contains(&dst) && dport == port).then_some(src)
 }
 
 fn write_counts(out: &str, counts: &BTreeMap<String, u64>) -> Result<()> {
@@ -226,65 +291,71 @@ fn write_counts(out: &str, counts: &BTreeMap<String, u64>) -> Result<()> {
 }
 
 /// `sniff`: counts the datagrams to `groups`:`port` arriving on `iface`
-/// (not those it sends) per IPv4 source, and keeps `out` holding
+/// (not those it sends) per source, and keeps `out` holding
 /// `{"SOURCE": N, ...}`, rewritten (atomically) within 20 ms of a change.
 /// `out` exists once the socket is bound. Runs until `stop`.
-pub fn sniff(
-    iface: &str,
-    groups: &[Ipv4Addr],
-    port: u16,
-    out: &str,
-    stop: &AtomicBool,
-) -> Result<()> {
-    let p = Packet::open(iface, ETH_P_IP)?;
-    p.bind()?;
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 20_000,
-    };
-    p.sock
-        .setopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")?;
-    let rcvbuf: libc::c_int = 4 << 20;
-    p.sock
-        .setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf, "SO_RCVBUF")?;
+pub fn sniff(a: &SniffArgs, stop: &AtomicBool) -> Result<()> {
+    let v4 = one_family("--group", &a.group)?;
+    let p = Packet::open(&a.iface, if v4 { ETH_P_IP } else { ETH_P_IPV6 })?;
+    let one: libc::c_int = 1;
+    setsockopt(
+        &p.0,
+        libc::SOL_PACKET,
+        PACKET_IGNORE_OUTGOING,
+        &one,
+        "PACKET_IGNORE_OUTGOING",
+    )?;
+    p.0.set_read_timeout(Some(Duration::from_millis(20)))?;
+    p.0.set_recv_buffer_size(4 << 20)?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    write_counts(out, &counts)?;
+    write_counts(&a.out, &counts)?;
     let (mut dirty, mut written) = (false, Instant::now());
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buf and from are live and their sizes are passed.
-        let n = unsafe {
-            libc::recvfrom(
-                p.sock.0,
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-                &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
-        if n > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
+        match recv(&p.0, &mut buf) {
             // SOCK_RAW hands over the Ethernet header.
-            if let Some(s) = buf
-                .get(14..n as usize)
-                .and_then(|ip| datagram_source(ip, groups, port))
-            {
-                *counts.entry(s.to_string()).or_default() += 1;
-                dirty = true;
+            Ok(n) => {
+                if let Some(s) = buf
+                    .get(14..n)
+                    .and_then(|ip| datagram_source(ip, &a.group, a.port))
+                {
+                    *counts.entry(s.to_string()).or_default() += 1;
+                    dirty = true;
+                }
             }
-        } else if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) {
-                return Err(anyhow!("recvfrom: {e}"));
-            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) => {}
+            Err(e) => bail!("recv: {e}"),
         }
         if dirty && written.elapsed() >= Duration::from_millis(20) {
-            write_counts(out, &counts)?;
+            write_counts(&a.out, &counts)?;
             (dirty, written) = (false, Instant::now());
         }
     }
-    write_counts(out, &counts)
+    write_counts(&a.out, &counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_datagram_carries_a_valid_udp_checksum_and_is_counted() {
+        let (s, g): (Ipv6Addr, Ipv6Addr) =
+            ("fd77::101".parse().unwrap(), "ff0e::1234".parse().unwrap());
+        let f = udp_frame([2, 0, 0, 0, 0, 1], s.into(), g.into(), 5000, b"MCT1 tag=x").unwrap();
+        assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0x12, 0x34]);
+        let ip = &f[14..];
+        let udp = &ip[40..];
+        assert_eq!(
+            checksum6(s, g, 17, udp),
+            0,
+            "checksum over the pseudo-header"
+        );
+        assert_eq!(datagram_source(ip, &[g.into()], 5000), Some(s.into()));
+        assert_eq!(datagram_source(ip, &[g.into()], 5001), None);
+    }
 }
