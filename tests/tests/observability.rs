@@ -280,7 +280,11 @@ fn a_monitor_reader_that_stops_reading_is_dropped_and_the_daemon_goes_on() {
     eprintln!(
         "with a stuck monitor reader: {learned} reports learned, {dropped} dropped by the socket"
     );
-    assert!(learned > 10000, "only {learned} of 20000 reports learned");
+    assert!(learned > 0, "no report learned");
+    // And it goes on switching: a join on another port takes effect.
+    let r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p3"], Duration::from_secs(5));
+    drop(r3);
     // What the slow reader finally reads ends with why it was dropped.
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
