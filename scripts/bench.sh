@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
 #                    [--compare OLD.json [--threshold PCT]]
-#                    [--only throughput|latency|scale|sources]
+#                    [--only throughput|latency|scale|sources|ipv6]
 #
 #   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
 #   --out FILE        results JSON (default: target/bench/results.json)
@@ -13,7 +13,7 @@
 #   --compare OLD     after the run, print every figure against the earlier results file OLD:
 #                     old -> new, change in %, WORSE past the threshold in the bad direction
 #   --threshold PCT   what --compare flags (default: 10)
-#   --only SECTION    run one section: throughput, latency, scale or sources
+#   --only SECTION    run one section: throughput, latency, scale, sources or ipv6
 # Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
 # scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
@@ -31,6 +31,9 @@
 #     entries installed (the data plane driven by fastpath-tool, no daemon), and the
 #     program's own cost per frame in each state (BPF_PROG_TEST_RUN); and (*,G) with
 #     per-stream counting off (plain-uncounted), to show what counting costs
+#  6. IPv6 (a lab with IPv6 on): throughput 1 -> 1,2,3 members (trafgen 64-byte UDP
+#     fd77::1 -> ff0e::101, members joined by IPV6_JOIN_GROUP, MLDv2), and MLD join
+#     and leave latency as in 2/3, against the bridge with mcast_mld_version 2
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -57,7 +60,7 @@ while (($#)); do
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
-case "$ONLY" in "" | throughput | latency | scale | sources) ;; *) die "--only: throughput, latency, scale or sources" ;; esac
+case "$ONLY" in "" | throughput | latency | scale | sources | ipv6) ;; *) die "--only: throughput, latency, scale, sources or ipv6" ;; esac
 # Whether section $1 runs (all of them unless --only names one).
 want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 [[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
@@ -134,16 +137,25 @@ lab_down() {
 cleanup() { lab_down; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# set -e alone exits without a word: name what failed.
+set -E
+trap 'log "error: line $LINENO: $BASH_COMMAND failed"' ERR
 
 H() { echo "$LAB-h$1"; }
-lab_up() {
+lab_up() { # [--ipv6]
     lab_down
-    scripts/lab.sh up 4 --name "$LAB" >/dev/null 2>&1 || die "lab up failed"
+    scripts/lab.sh up 4 --name "$LAB" "$@" >/dev/null 2>&1 || die "lab up failed"
     # The hosts' receive work runs in NAPI threads, which the scheduler can put
     # on the other core: on one box of veths it is otherwise charged to the
     # core that switches, which real hosts, on machines of their own, are not.
     local i
     for i in 1 2 3 4; do ip netns exec "$(H "$i")" sh -c 'echo 1 > /sys/class/net/eth0/threaded'; done
+    # A global address at once (no duplicate address detection), as Lab::ipv6 gives.
+    if [[ "${1:-}" == --ipv6 ]]; then
+        for i in 1 2 3 4; do
+            ip -n "$(H "$i")" -6 addr add "fd77::$i/64" dev eth0 nodad || die "fd77::$i on $(H "$i")"
+        done
+    fi
 }
 now() { date +%s.%N; }
 rec() { echo "$1" >>"$RES"; } # a JSON object
@@ -160,10 +172,10 @@ daemon_up() { # extra args...
     tail -n 20 "$TMP/daemon.log" >&2
     die "igmpsnoop did not start"
 }
-bridge_up() {
+bridge_up() { # extra bridge options...
     # IGMPv3 queries, as igmpsnoop sends: the hosts stay in v3 with both switches.
     ip -n "$SW" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_igmp_version 3 \
-        mcast_hash_max 262144
+        mcast_hash_max 262144 "$@"
     local i
     for i in 1 2 3 4; do ip -n "$SW" link set "p$i" master br0; done
     ip -n "$SW" link set br0 up
@@ -199,14 +211,36 @@ join_hosts() { # host...: kernel joins of 239.1.1.1 (mcast-tool binds 5000, traf
     done
 }
 
+join_hosts6() { # host...: kernel joins of ff0e::101 (IPV6_JOIN_GROUP on port 5000)
+    local h
+    for h in "$@"; do
+        ip netns exec "$(H "$h")" "$PY" "$HELP" hold6 "$G6" 5000 "$TMP/ready6.$h" >/dev/null 2>&1 &
+        BG+=($!)
+    done
+}
+
 # --- traffic -------------------------------------------------------------------
+# What measure and stream_start send (the IPv6 section switches to data6.cfg),
+# the figure measure records, and the group the latency runs join.
 "$PY" "$HELP" data-cfg "$TMP/data.cfg"
+"$PY" "$HELP" data6-cfg "$TMP/data6.cfg"
+DATA_CFG="$TMP/data.cfg" TP_FIG=throughput LAT_GROUP=239.1.1.1
+G6=ff0e::101
 rx_of() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets"; }
-# measure LABEL KIND MEMBERS CEIL: trafgen full speed from h1 for DUR; per-member pps
+# measure LABEL KIND MEMBERS CEIL: trafgen full speed from h1 for DUR; per-member pps.
+# A point whose trafgen exited before its end (seen under load) is measured again.
 measure() {
+    local try
+    for try in 1 2 3; do
+        measure_once "$@" && return 0
+        log "  warning: trafgen exited during $1 $2 members=$3 ($(tail -n 1 "$TMP/trafgen.log" 2>/dev/null)); again"
+    done
+    die "trafgen keeps exiting early: $TMP/trafgen.log"
+}
+measure_once() {
     local label=$1 kind=$2 m=$3 ceil=${4:-0} i t0 t1 tg
-    ip netns exec "$(H 1)" timeout 30 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
-        >/dev/null 2>&1 &
+    ip netns exec "$(H 1)" timeout 30 trafgen --dev eth0 --conf "$DATA_CFG" --cpus 1 -q -C \
+        >/dev/null 2>"$TMP/trafgen.log" &
     tg=$!
     sleep 0.5
     local -a b a
@@ -215,16 +249,20 @@ measure() {
     sleep "$DUR"
     if ((ceil)); then a[0]=$(rx_of "$SW" p1); else for ((i = 2; i <= m + 1; i++)); do a[i]=$(rx_of "$(H "$i")" eth0); done; fi
     t1=$(now)
-    kill "$tg" 2>/dev/null; wait "$tg" 2>/dev/null || true
+    if ! kill "$tg" 2>/dev/null; then
+        wait "$tg" 2>/dev/null || true
+        return 1
+    fi
+    wait "$tg" 2>/dev/null || true
     local tot=0
     if ((ceil)); then tot=$((a[0] - b[0])); else for ((i = 2; i <= m + 1; i++)); do tot=$((tot + a[i] - b[i])); done; fi
     local pps
     pps=$(awk -v t="$tot" -v a="$t0" -v b="$t1" -v m="$((ceil ? 1 : m))" 'BEGIN{printf "%.0f", t/(b-a)/m}')
-    rec "{\"fig\":\"throughput\",\"label\":\"$label\",\"kind\":\"$kind\",\"members\":$m,\"pps_per_member\":$pps,\"copies_per_s\":$((pps * (ceil ? 1 : m)))}"
+    rec "{\"fig\":\"$TP_FIG\",\"label\":\"$label\",\"kind\":\"$kind\",\"members\":$m,\"pps_per_member\":$pps,\"copies_per_s\":$((pps * (ceil ? 1 : m)))}"
     log "  $label $kind members=$m: $pps pps/member"
 }
 stream_start() { # h1 streams ~20 kpps to 239.1.1.1:5001; records the rate it reached
-    ip netns exec "$(H 1)" timeout 900 trafgen --dev eth0 --conf "$TMP/data.cfg" --cpus 1 -q -C \
+    ip netns exec "$(H 1)" timeout 900 trafgen --dev eth0 --conf "$DATA_CFG" --cpus 1 -q -C \
         -t "${STREAM_GAP_US}us" >/dev/null 2>&1 &
     BG+=($!)
     sleep 0.5
@@ -234,7 +272,7 @@ stream_start() { # h1 streams ~20 kpps to 239.1.1.1:5001; records the rate it re
 }
 latency() { # fig kind variant mode n [quiet]
     local out
-    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" 239.1.1.1 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
+    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" "$LAT_GROUP" 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
     rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" --argjson pps "$STREAM_PPS" \
         '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps}' <<<"$out")"
     log "  $1 $2 $3 (stream $STREAM_PPS pps): $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
@@ -378,6 +416,52 @@ if want sources; then
         exec {ft_in}>&- # EOF: the tool detaches and exits
         stop_bg
     done
+fi
+
+# 6. IPv6: the same figures as 1-3 for MLD-snooped IPv6 multicast.
+if want ipv6; then
+    log "6. IPv6: throughput (${REPS}x ${DUR}s per point), MLD join and leave latency"
+    DATA_CFG="$TMP/data6.cfg" TP_FIG=throughput6 LAT_GROUP=$G6
+    lab_up --ipv6
+    for ((r = 1; r <= REPS; r++)); do measure ceiling veth 1 1; done
+    # The bridge's MLD querier needs its link-local address at once, not after DAD.
+    bridge6_up() {
+        ip netns exec "$SW" sysctl -qw net.ipv6.conf.default.accept_dad=0
+        bridge_up mcast_mld_version 2
+    }
+    for kind in native generic bridge; do
+        lab_up --ipv6
+        if [[ $kind == bridge ]]; then bridge6_up; else daemon_up --xdp-mode "$kind"; fi
+        sk=$([[ $kind == bridge ]] && echo bridge || echo igmpsnoop)
+        for m in 1 2 3; do
+            join_hosts6 "$((m + 1))"
+            wait_members "$sk" "$G6" "$m"
+            for ((r = 1; r <= REPS; r++)); do measure "$kind" "$sk" "$m"; done
+        done
+        stop_bg
+    done
+    for kind in igmpsnoop bridge; do
+        for fl in default fast; do
+            lab_up --ipv6
+            if [[ $kind == bridge ]]; then
+                bridge6_up
+                [[ $fl == fast ]] && ip netns exec "$SW" bridge link set dev p2 fastleave on
+            else
+                if [[ $fl == fast ]]; then daemon_up --fast-leave p2; else daemon_up; fi
+            fi
+            join_hosts6 4
+            wait_members "$kind" "$G6" 1
+            stream_start
+            if [[ $fl == fast ]]; then
+                latency join6 "$kind" fast-leave join6 "$JOINS"
+                latency leave6 "$kind" fast-leave leave6 "$LEAVES_FAST" 0.3
+            else
+                latency leave6 "$kind" default leave6 "$LEAVES_DEF" 1.0
+            fi
+            stop_bg
+        done
+    done
+    DATA_CFG="$TMP/data.cfg" TP_FIG=throughput LAT_GROUP=239.1.1.1
 fi
 
 lab_down

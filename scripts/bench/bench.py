@@ -8,10 +8,14 @@
                                             first datagram of GROUP on eth0)
   bench.py leave N GROUP PORT QUIET_S       leave latency: N x (the host's leave on the wire -> the
                                             last datagram of GROUP on eth0, none for QUIET_S after)
+  bench.py data6-cfg OUT                    trafgen config: one 64-byte UDP frame fd77::1 -> ff0e::101:5001
+  bench.py hold6 GROUP PORT READY           join IPv6 GROUP on eth0 (IPV6_JOIN_GROUP), touch READY, sleep
+  bench.py join6 / leave6 ...               join and leave latency as above, for an IPv6 GROUP: the
+                                            host's MLD report (ICMPv6 143, or 131/132) on the wire
 Latency commands print one JSON line: {"samples_ms":[...], "syscall_ms":[...], "timeouts":K}.
 Times are the kernel's packet timestamps (SO_TIMESTAMPNS) of an AF_PACKET socket on eth0, which
 sees the host's outgoing reports and the incoming stream alike; syscall_ms is from the
-IP_ADD/DROP_MEMBERSHIP call instead (it includes the host's own report delay).
+IP_ADD/DROP_MEMBERSHIP (IPV6_JOIN/LEAVE_GROUP) call instead (it includes the host's own report delay).
 """
 import json
 import select
@@ -60,6 +64,35 @@ def data_cfg(out):
     f = eth(mcast_mac("239.1.1.1"), ipv4("10.77.0.1", "239.1.1.1", 17, udp, 16))
     assert len(f) == 60
     open(out, "w").write(cfg_line(f))
+
+
+H1_IP6 = "fd77::1"
+GROUP6 = "ff0e::101"
+
+
+def mcast_mac6(g):
+    return b"\x33\x33" + socket.inet_pton(socket.AF_INET6, g)[12:]
+
+
+def data6_cfg(out):
+    src, dst = socket.inet_pton(socket.AF_INET6, H1_IP6), socket.inet_pton(socket.AF_INET6, GROUP6)
+    payload = b"\0\0"
+    udp = struct.pack("!HHHH", 5001, 5001, 8 + len(payload), 0) + payload
+    # RFC 8200 §8.1: the UDP checksum is mandatory over IPv6 (pseudo-header first).
+    ck = csum(src + dst + struct.pack("!I", len(udp)) + b"\0\0\0\x11" + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", ck) + udp[8:]
+    ip6 = struct.pack("!IHBB", 6 << 28, len(udp), 17, 16) + src + dst
+    f = mcast_mac6(GROUP6) + H1_MAC + b"\x86\xdd" + ip6 + udp
+    assert len(f) == 64
+    open(out, "w").write(cfg_line(f))
+
+
+def hold6(group, port, ready):
+    s = new_sock6(port)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6(group))
+    open(ready, "w").close()
+    while True:
+        time.sleep(3600)
 
 
 def v3_send(host, n, per):
@@ -163,6 +196,67 @@ class Wire:
         return last, False
 
 
+class Wire6(Wire):
+    """Wire for an IPv6 GROUP: the host's MLD reports going out (behind their
+    Hop-by-Hop header) and GROUP's datagrams coming in."""
+
+    def __init__(self, group):
+        super().__init__("0.0.0.0")
+        self.group = socket.inet_pton(socket.AF_INET6, group)
+
+    def classify(self, f, outgoing):
+        if len(f) < 54 or f[12:14] != b"\x86\xdd":
+            return None
+        nh, dst, at = f[20], f[38:54], 54
+        if nh == 17 and not outgoing and dst == self.group:
+            return "data"
+        if not outgoing:
+            return None
+        while nh in (0, 60) and len(f) >= at + 2:  # Hop-by-Hop, Destination Options
+            nh, at = f[at], at + (f[at + 1] + 1) * 8
+        m = f[at:]
+        if nh != 58 or len(m) < 8:
+            return None
+        if m[0] in (131, 132) and m[8:24] == self.group:  # MLDv1 report, done
+            return "join" if m[0] == 131 else "leave"
+        if m[0] == 143:  # MLDv2: the record for GROUP says which (RFC 3810 §5.2.12)
+            n, off = struct.unpack("!H", m[6:8])[0], 8
+            for _ in range(n):
+                if len(m) < off + 20:
+                    break
+                rtype, aux, nsrc = m[off], m[off + 1], struct.unpack("!H", m[off + 2:off + 4])[0]
+                if m[off + 4:off + 20] == self.group:
+                    if rtype in (2, 4):
+                        return "join"
+                    if rtype in (1, 3) and nsrc == 0:
+                        return "leave"
+                off += 20 + 16 * nsrc + 4 * aux
+        return None
+
+
+def mreq6(group):
+    return socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", socket.if_nametoindex("eth0"))
+
+
+def new_sock6(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", port))
+    return s
+
+
+class V4:
+    wire, sock, level = Wire, staticmethod(lambda p: new_sock(p)), socket.IPPROTO_IP
+    add, drop = socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP
+    mreq = staticmethod(lambda g: mreq(g))
+
+
+class V6:
+    wire, sock, level = Wire6, staticmethod(lambda p: new_sock6(p)), socket.IPPROTO_IPV6
+    add, drop = socket.IPV6_JOIN_GROUP, socket.IPV6_LEAVE_GROUP
+    mreq = staticmethod(lambda g: mreq6(g))
+
+
 def mreq(group):
     return struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton("0.0.0.0"))
 
@@ -179,14 +273,14 @@ def out(samples, syscall, timeouts):
     print(json.dumps({"samples_ms": samples, "syscall_ms": syscall, "timeouts": timeouts}))
 
 
-def join(n, group, port):
-    w = Wire(group)
+def join(n, group, port, fam=V4):
+    w = fam.wire(group)
     samples, syscall, timeouts = [], [], 0
     for _ in range(n):
         w.quiet(0.03, 3)  # not a member any more: the stream has stopped here
-        s = new_sock(port)
+        s = fam.sock(port)
         t_call = time.time()
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(group))
+        s.setsockopt(fam.level, fam.add, fam.mreq(group))
         t_join = t_data = None
         end = time.monotonic() + 2
         while t_data is None and time.monotonic() < end:
@@ -202,18 +296,18 @@ def join(n, group, port):
         else:
             samples.append((t_data - t_join) * 1e3)
             syscall.append((t_data - t_call) * 1e3)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(group))
+        s.setsockopt(fam.level, fam.drop, fam.mreq(group))
         s.close()
     out(samples, syscall, timeouts)
 
 
-def leave(n, group, port, quiet):
-    w = Wire(group)
+def leave(n, group, port, quiet, fam=V4):
+    w = fam.wire(group)
     samples, syscall, timeouts = [], [], 0
     for _ in range(n):
         w.quiet(0.03, 3)
-        s = new_sock(port)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(group))
+        s = fam.sock(port)
+        s.setsockopt(fam.level, fam.add, fam.mreq(group))
         ev, end = None, time.monotonic() + 3
         while time.monotonic() < end:
             ev = w.next(end - time.monotonic())
@@ -225,7 +319,7 @@ def leave(n, group, port, quiet):
             continue
         w.quiet(10, 0.2)  # a steady member for a moment
         t_call = time.time()
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(group))
+        s.setsockopt(fam.level, fam.drop, fam.mreq(group))
         t_leave, last, end = None, None, time.monotonic() + 10
         while time.monotonic() < end:
             ev = w.next(quiet)
@@ -254,5 +348,13 @@ if __name__ == "__main__":
         join(int(a[1]), a[2], int(a[3]))
     elif a[0] == "leave":
         leave(int(a[1]), a[2], int(a[3]), float(a[4]))
+    elif a[0] == "data6-cfg":
+        data6_cfg(a[1])
+    elif a[0] == "hold6":
+        hold6(a[1], int(a[2]), a[3])
+    elif a[0] == "join6":
+        join(int(a[1]), a[2], int(a[3]), V6)
+    elif a[0] == "leave6":
+        leave(int(a[1]), a[2], int(a[3]), float(a[4]), V6)
     else:
         sys.exit(__doc__)

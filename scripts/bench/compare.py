@@ -36,18 +36,18 @@ def median_fig(name, values, ref):
     return [fig(name, s[1], HIGHER, ref, (s[0], s[2]))] if s else []
 
 
-def throughput_figures(d):
-    out = median_fig("throughput ceiling, pps", res.ceiling(d), True)
+def throughput_figures(d, fig_name="throughput"):
+    out = median_fig(fig_name + " ceiling, pps", res.ceiling(d, fig_name), True)
     for label in res.SWITCH_LABELS:
-        for m in res.member_counts(d):
-            name = "throughput {}, {} member{}, pps/member".format(label, m, "" if m == 1 else "s")
-            out += median_fig(name, res.throughput(d, label, m), label == "bridge")
+        for m in res.member_counts(d, fig_name):
+            name = "{} {}, {} member{}, pps/member".format(fig_name, label, m, "" if m == 1 else "s")
+            out += median_fig(name, res.throughput(d, label, m, fig_name), label == "bridge")
     return out
 
 
-def latency_figures(d):
+def latency_figures(d, figures=res.LATENCY_FIGURES):
     out = []
-    for f, variant in res.LATENCY_FIGURES:
+    for f, variant in figures:
         for kind in res.LATENCY_KINDS:
             r = res.latency(d, f, variant, kind)
             if not r:
@@ -127,7 +127,9 @@ def engine_figures(d):
 def figures(d):
     """Every comparable figure of a run, in report order, keyed by name."""
     out = {}
-    for f in throughput_figures(d) + latency_figures(d) + scale_figures(d) + report_figures(d) + engine_figures(d):
+    ipv6 = throughput_figures(d, res.THROUGHPUT6) + latency_figures(d, res.LATENCY_FIGURES6)
+    for f in (throughput_figures(d) + latency_figures(d) + scale_figures(d) + report_figures(d)
+              + engine_figures(d) + ipv6):
         out.setdefault(f.name, f)
     return out
 

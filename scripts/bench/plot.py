@@ -11,6 +11,7 @@ Writes into OUTDIR (created if missing) one SVG per figure the run holds:
                   daemon's VmRSS
   reports.svg     report processing: rate sent vs offered, and share of reports learned
   program_cost.svg the XDP program's own cost per frame in each source-entry state
+  throughput6.svg, latency6.svg  the same as throughput.svg and latency.svg for IPv6 (MLD)
 A figure absent from the run (an older or partial results.json) is skipped and named.
 Each plotted series carries an SVG id (e.g. "bar-native-m1", "cdf-join-fast-leave-bridge")
 so tools and tests can find it. Runs with the repo venv's python (scripts/setup.sh).
@@ -58,15 +59,15 @@ def save(fig, d, outdir, name):
     return path
 
 
-def plot_throughput(d, outdir):
-    counts = res.member_counts(d)
+def plot_throughput(d, outdir, fig_name="throughput"):
+    counts = res.member_counts(d, fig_name)
     if not counts:
         return None
     fig, (ax,) = new_figure(1, 8)
     width = 0.8 / len(res.SWITCH_LABELS)
     for i, label in enumerate(res.SWITCH_LABELS):
         for m in counts:
-            s = res.spread(res.throughput(d, label, m))
+            s = res.spread(res.throughput(d, label, m, fig_name))
             if s is None:
                 continue
             lo, mid, hi = s
@@ -75,7 +76,7 @@ def plot_throughput(d, outdir):
             bar.patches[0].set_gid("bar-{}-m{}".format(label, m))
             eb = ax.errorbar(x, mid, yerr=[[mid - lo], [hi - mid]], fmt="none", ecolor="black", capsize=3, lw=1)
             eb.lines[2][0].set_gid("whisker-{}-m{}".format(label, m))
-    ceil = res.spread(res.ceiling(d))
+    ceil = res.spread(res.ceiling(d, fig_name))
     if ceil:
         ax.axhspan(ceil[0], ceil[2], color="#999999", alpha=0.2, lw=0).set_gid("ceiling-range")
         ax.axhline(ceil[1], color="#444444", ls="--", lw=1.2,
@@ -85,9 +86,10 @@ def plot_throughput(d, outdir):
     ax.set_ylabel("packets/s per member (median; whiskers min..max)")
     ax.yaxis.set_major_formatter(THOUSANDS)
     ax.set_ylim(bottom=0)
-    ax.set_title("Throughput, 60-byte UDP from one sender")
+    v6 = fig_name == res.THROUGHPUT6
+    ax.set_title("Throughput, {} from one sender".format("IPv6 64-byte UDP" if v6 else "60-byte UDP"))
     ax.legend(fontsize=8, loc="upper right")
-    return save(fig, d, outdir, "throughput.svg")
+    return save(fig, d, outdir, fig_name + ".svg")
 
 
 def cdf_axis(ax, d, fig_name, variant):
@@ -117,8 +119,9 @@ def cdf_axis(ax, d, fig_name, variant):
     # a leave) has no place on a log axis: symlog is linear below 0.01 ms.
     if longest > 20 * positive:
         ax.set_xscale("symlog", linthresh=0.01) if shortest <= 0 else ax.set_xscale("log")
-    what = "report on the wire to first datagram" if fig_name == "join" else "leave on the wire to last datagram"
-    ax.set_title("{} ({})\n{}".format(fig_name, variant, what), fontsize=10)
+    what = "report on the wire to first datagram" if fig_name.startswith("join") else "leave on the wire to last datagram"
+    title = fig_name[:-1] + ", IPv6 (MLD)" if fig_name.endswith("6") else fig_name
+    ax.set_title("{} ({})\n{}".format(title, variant, what), fontsize=10)
     ax.set_xlabel("ms")
     ax.set_ylabel("fraction of {}s".format(fig_name))
     ax.set_ylim(0, 1.02)
@@ -128,8 +131,8 @@ def cdf_axis(ax, d, fig_name, variant):
     return True
 
 
-def plot_latency(d, outdir):
-    present = [(f, v) for f, v in res.LATENCY_FIGURES
+def plot_latency(d, outdir, figures=res.LATENCY_FIGURES, name="latency.svg"):
+    present = [(f, v) for f, v in figures
                if any(res.latency(d, f, v, k) for k in res.LATENCY_KINDS)]
     if not present:
         return None
@@ -137,7 +140,7 @@ def plot_latency(d, outdir):
     for ax, (f, v) in zip(axes, present):
         if not cdf_axis(ax, d, f, v):
             ax.set_axis_off()
-    return save(fig, d, outdir, "latency.svg")
+    return save(fig, d, outdir, name)
 
 
 def plot_scale(d, outdir):
@@ -262,7 +265,9 @@ def plot_program_cost(d, outdir):
 
 
 PLOTS = (("throughput", plot_throughput), ("latency", plot_latency), ("scale", plot_scale),
-         ("report processing", plot_reports), ("program cost", plot_program_cost))
+         ("report processing", plot_reports), ("program cost", plot_program_cost),
+         ("IPv6 throughput", lambda d, o: plot_throughput(d, o, res.THROUGHPUT6)),
+         ("IPv6 latency", lambda d, o: plot_latency(d, o, res.LATENCY_FIGURES6, "latency6.svg")))
 
 
 def main(argv):

@@ -2,7 +2,8 @@
 
 Shared by plot.py and compare.py, so both read a run the same way. A results file is
 {"machine": {...}, "quick": bool, "date": "...", "results": [record...], "cargo_bench": [line...]};
-each record has "fig" (throughput, join, leave, scale, report_rate) and the fields bench.sh
+each record has "fig" (throughput, join, leave, scale, report_rate; throughput6, join6, leave6
+for IPv6) and the fields bench.sh
 wrote for it. Older files may lack figures or fields: every accessor returns what is there.
 """
 import json
@@ -12,6 +13,9 @@ import statistics
 SWITCH_LABELS = ("native", "generic", "bridge")
 # Join/leave figures: (fig, variant), as the bench records them.
 LATENCY_FIGURES = (("join", "fast-leave"), ("leave", "fast-leave"), ("leave", "default"))
+# The same for IPv6 (MLD), and its throughput figure.
+LATENCY_FIGURES6 = tuple((f + "6", v) for f, v in LATENCY_FIGURES)
+THROUGHPUT6 = "throughput6"
 LATENCY_KINDS = ("igmpsnoop", "bridge")
 
 
@@ -49,19 +53,19 @@ def percentile(values, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-def ceiling(d):
+def ceiling(d, fig="throughput"):
     """pps of the sender ceiling runs (trafgen into a veth with nothing attached)."""
-    return [r["pps_per_member"] for r in records(d, "throughput") if r.get("label") == "ceiling"]
+    return [r["pps_per_member"] for r in records(d, fig) if r.get("label") == "ceiling"]
 
 
-def throughput(d, label, members):
+def throughput(d, label, members, fig="throughput"):
     """pps per member of every repetition of LABEL (native, generic, bridge, scaleN)."""
-    return [r["pps_per_member"] for r in records(d, "throughput")
+    return [r["pps_per_member"] for r in records(d, fig)
             if r.get("label") == label and r.get("members") == members]
 
 
-def member_counts(d):
-    return sorted({r["members"] for r in records(d, "throughput") if r.get("label") in SWITCH_LABELS})
+def member_counts(d, fig="throughput"):
+    return sorted({r["members"] for r in records(d, fig) if r.get("label") in SWITCH_LABELS})
 
 
 def latency(d, fig, variant, kind):

@@ -126,6 +126,36 @@ if sf:
           "kernel, which stops its clock while the task is rescheduled: steady where throughput on a "
           "shared box is not.")
 
+tp6 = [r for r in R if r["fig"] == "throughput6"]
+lat6 = [r for r in R if r["fig"] in ("join6", "leave6")]
+if tp6 or lat6:
+    ceil6 = [r["pps_per_member"] for r in tp6 if r["label"] == "ceiling"]
+    print("\n### 6. IPv6 (MLDv2 snooping; the bridge with mcast_mld_version 2)\n")
+    print("Throughput, 64-byte UDP to ff0e::101, 1 sender (pps per member; min / median / max); "
+          "ceiling (trafgen into a veth, nothing attached): {} pps\n".format(mmm(ceil6)))
+    print("| members | igmpsnoop native | igmpsnoop generic | bridge | native/bridge | generic/bridge |")
+    print("|---|---|---|---|---|---|")
+    for n in sorted({r["members"] for r in tp6 if r["label"] != "ceiling"}):
+        g = {k: [r["pps_per_member"] for r in tp6 if r["label"] == k and r["members"] == n]
+             for k in ("native", "generic", "bridge")}
+        print("| {} | {} | {} | {} | {} | {} |".format(
+            n, mmm(g["native"]), mmm(g["generic"]), mmm(g["bridge"]),
+            ratio(med(g["native"]), med(g["bridge"])), ratio(med(g["generic"]), med(g["bridge"]))))
+    spps = sorted({r.get("stream_pps", 0) for r in lat6})
+    print("\nMLD join and leave latency (ms, from the host's report on the wire; h1 streams {} pps)\n".format(
+        " / ".join("{:,}".format(p) for p in spps) or "?"))
+    print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 |")
+    print("|---|---|---|---|")
+    for fig, var in (("join6", "fast-leave"), ("leave6", "default"), ("leave6", "fast-leave")):
+        cells, p50s = [], []
+        for k in ("igmpsnoop", "bridge"):
+            x = [r for r in lat6 if r["fig"] == fig and r["kind"] == k and r["variant"] == var]
+            v = x[0]["samples_ms"] if x else []
+            t = x[0]["timeouts"] if x else 0
+            p50s.append(pct(v, 50))
+            cells.append("{:.2f} / {:.2f} ({}{})".format(pct(v, 50), pct(v, 99), len(v), ", {} timeouts".format(t) if t else "") if v else "n/a")
+        print("| {} ({}) | {} | {} | {} |".format(fig[:-1], var, cells[0], cells[1], ratio(*p50s)))
+
 if d.get("cargo_bench"):
     print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")
     print("\n".join(d["cargo_bench"]))

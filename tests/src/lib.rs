@@ -34,6 +34,7 @@ mod lab;
 mod mcast;
 mod sniff;
 mod sources;
+mod sources6;
 mod switch;
 mod tools;
 
@@ -46,6 +47,10 @@ pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stal
 pub use mcast::{Receiver, RecvReport, SendOpts, SourceFilter, send, send_with};
 pub use sniff::{GRACE, Sniffers, count_pcap};
 pub use sources::{IgmpSend, SourceCounter, Stream, igmp_checksum, send_from_sources, v3_report};
+pub use sources6::{
+    ALL_MLDV2_ROUTERS, ALL_NODES, MldSend, RawPort, SourceCounter6, Stream6, ipv6_checksum,
+    ipv6_multicast_mac, mldv2_report, send_from_sources6, udp6_frame,
+};
 pub use switch::{ControlFrame, DataplaneThread, scapy, scapy_python};
 pub use tools::{
     igmpsnoop_bin, lab_script, mcast_tool_bin, repo_root, require_root_and_tools, which,

@@ -303,7 +303,12 @@ pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, V
             "ipv6": engine.group_count_of::<std::net::Ipv6Addr>(),
         },
         "bpf_port_sets": dp.forwarding.inner_maps(),
-        "bpf_source_entries": dp.forwarding.sources().count(),
+        // Both families' (S,G) entries, and each family's on its own.
+        "bpf_source_entries": dp.forwarding.sources().count() + dp.forwarding.sources6().count(),
+        "bpf_source_entries_by_family": {
+            "ipv4": dp.forwarding.sources().count(),
+            "ipv6": dp.forwarding.sources6().count(),
+        },
         "bpf_source_entries_refused": dp.forwarding.refused_sources(),
         "bpf_port_sets_published": dp.forwarding.published_port_sets(),
         "pinned": pinned(dp),
