@@ -42,6 +42,7 @@ pub struct SourceRecordRow {
 /// One (S,G) forwarding entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceEntryRow {
+    pub family: AddrFamily,
     pub vlan: u16,
     pub group: IpAddr,
     pub source: IpAddr,

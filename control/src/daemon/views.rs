@@ -177,6 +177,10 @@ pub fn sources(engine: &Engine, dp: &Dataplane) -> Value {
         .source_entries()
         .iter()
         .map(|e| SourceEntryRow {
+            family: match e.group {
+                IpAddr::V4(_) => AddrFamily::Ipv4,
+                IpAddr::V6(_) => AddrFamily::Ipv6,
+            },
             vlan: e.vlan,
             group: e.group,
             source: e.source,
