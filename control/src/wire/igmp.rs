@@ -43,31 +43,13 @@ pub const MAX_QUERY_SOURCES: usize = 366;
 /// Decode an RFC 3376 §4.1.1 Max Resp Code (or §4.1.7 QQIC): values below
 /// 128 are literal; above, 1|exp(3)|mant(4) means (mant | 0x10) << (exp + 3).
 pub const fn decode_float(code: u8) -> u32 {
-    if code < 128 {
-        code as u32
-    } else {
-        let exp = ((code >> 4) & 0x7) as u32;
-        let mant = (code & 0x0f) as u32;
-        (mant | 0x10) << (exp + 3)
-    }
+    super::float_code::decode(code as u32, 4)
 }
 
 /// Encode a value in the §4.1.1/§4.1.7 format, rounding down; values
 /// above the largest representable (31744) saturate.
 pub const fn encode_float(value: u32) -> u8 {
-    if value < 128 {
-        return value as u8;
-    }
-    let mut exp = 0u32;
-    while exp < 8 {
-        let m = value >> (exp + 3);
-        if m < 0x20 {
-            // m is in 0x10..=0x1f because value >= 128.
-            return 0x80 | ((exp as u8) << 4) | ((m & 0x0f) as u8);
-        }
-        exp += 1;
-    }
-    0xff
+    super::float_code::encode(value, 4) as u8
 }
 
 /// A checked view over an IGMP message.

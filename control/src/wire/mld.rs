@@ -45,31 +45,13 @@ pub const MAX_QUERY_SOURCES: usize = 89;
 /// below 32768 literal; above, 1|exp(3)|mant(12) means
 /// (mant | 0x1000) << (exp + 3).
 pub const fn decode_max_resp(code: u16) -> u32 {
-    if code < 0x8000 {
-        code as u32
-    } else {
-        let exp = ((code >> 12) & 0x7) as u32;
-        let mant = (code & 0x0fff) as u32;
-        (mant | 0x1000) << (exp + 3)
-    }
+    super::float_code::decode(code as u32, 12)
 }
 
 /// Encode a delay in ms as §5.1.3 says, rounding down; beyond the largest
 /// representable (8387584 ms) it saturates.
 pub const fn encode_max_resp(ms: u32) -> u16 {
-    if ms < 0x8000 {
-        return ms as u16;
-    }
-    let mut exp = 0u32;
-    while exp < 8 {
-        let m = ms >> (exp + 3);
-        if m < 0x2000 {
-            // m is in 0x1000..=0x1fff because ms >= 32768.
-            return 0x8000 | ((exp as u16) << 12) | ((m & 0x0fff) as u16);
-        }
-        exp += 1;
-    }
-    0xffff
+    super::float_code::encode(ms, 12) as u16
 }
 
 /// A checked view over an MLD message.

@@ -3,6 +3,7 @@
 //! `parse`/`emit`/`buffer_len`.
 
 pub mod ethernet;
+pub mod float_code;
 pub mod frame;
 pub mod icmpv6;
 pub mod igmp;
