@@ -24,7 +24,7 @@ pub use querier::QuerierView;
 pub use reconfigure::Reconfigured;
 pub use router::RouterPortView;
 
-use crate::table::{MembershipKey, MembershipTable, SourceInfo, Timers};
+use crate::table::{MembershipKey, MembershipTable, SourceInfo, TableEvent, Timers};
 use crate::time::Timestamp;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
@@ -295,14 +295,7 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
-        let mut events = Vec::new();
-        let table = &mut self.sn::<A>().table;
-        let before = table.len();
-        table.add_static(key, port, &mut events)?;
-        let added = (table.len() - before) as u64;
-        self.pc::<A>().groups_added += added;
-        self.apply_events(events, false, out);
-        Ok(())
+        self.change_static(out, |t, ev| t.add_static(key, port, ev))
     }
 
     /// Remove a static membership; a learned one on the port stays.
@@ -314,10 +307,7 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
-        let mut events = Vec::new();
-        self.sn::<A>().table.del_static(key, port, &mut events)?;
-        self.apply_events(events, false, out);
-        Ok(())
+        self.change_static(out, |t, ev| t.del_static(key, port, ev))
     }
 
     /// Add a static (S,G) membership: traffic from `source` to (vlan,
@@ -331,18 +321,8 @@ impl Engine {
         source: A,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
-        let key = self.static_key(vlan, group, port)?;
-        if source.bad_source().is_some() {
-            return Err(TableError::BadSource(source.into()));
-        }
-        let mut events = Vec::new();
-        let table = &mut self.sn::<A>().table;
-        let before = table.len();
-        table.add_static_source(key, port, source, &mut events)?;
-        let added = (table.len() - before) as u64;
-        self.pc::<A>().groups_added += added;
-        self.apply_events(events, false, out);
-        Ok(())
+        let key = self.static_source_key(vlan, group, port, source)?;
+        self.change_static(out, |t, ev| t.add_static_source(key, port, source, ev))
     }
 
     /// Remove a static (S,G) membership; what hosts reported stays.
@@ -354,16 +334,39 @@ impl Engine {
         source: A,
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
+        let key = self.static_source_key(vlan, group, port, source)?;
+        self.change_static(out, |t, ev| t.del_static_source(key, port, source, ev))
+    }
+
+    /// [`Engine::static_key`], and a source that can never have an entry
+    /// refused as such (adding it, or removing it: not reported missing).
+    fn static_source_key<A: Proto>(
+        &self,
+        vlan: u16,
+        group: A,
+        port: PortId,
+        source: A,
+    ) -> Result<MembershipKey<A>, TableError> {
         let key = self.static_key(vlan, group, port)?;
-        // As add_static_source: a source that can never have an entry is
-        // refused as such, not reported missing.
         if source.bad_source().is_some() {
             return Err(TableError::BadSource(source.into()));
         }
+        Ok(key)
+    }
+
+    /// Runs a static change on `A`'s table, counts the groups it created
+    /// and carries out what it changed.
+    fn change_static<A: Proto>(
+        &mut self,
+        out: &mut Vec<Action>,
+        change: impl FnOnce(&mut MembershipTable<A>, &mut Vec<TableEvent<A>>) -> Result<(), TableError>,
+    ) -> Result<(), TableError> {
         let mut events = Vec::new();
-        self.sn::<A>()
-            .table
-            .del_static_source(key, port, source, &mut events)?;
+        let table = &mut self.sn::<A>().table;
+        let before = table.len();
+        change(table, &mut events)?;
+        let added = table.len().saturating_sub(before) as u64;
+        self.pc::<A>().groups_added += added;
         self.apply_events(events, false, out);
         Ok(())
     }
