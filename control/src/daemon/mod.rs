@@ -61,6 +61,9 @@ struct Daemon {
     last_port_check: Instant,
     last_mac_age: Instant,
     frames: Vec<(usize, Vec<u8>)>,
+    /// What the loop waits on: every AF_XDP socket, then the wake socket
+    /// (the same descriptors for the daemon's life).
+    fds: Vec<libc::pollfd>,
 }
 
 impl Daemon {
@@ -105,6 +108,17 @@ impl Daemon {
             .collect();
         info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = core.engine.config().querier, "igmpsnoop forwarding");
         core.dp.keep_pinned(settings.keep_on_exit);
+        let fds = core
+            .dp
+            .poll_fds()
+            .into_iter()
+            .chain([wake.fd()])
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         // Type=notify: systemd considers the service started from here on.
         let _ = sd_notify::notify(&[NotifyState::Ready]);
         Ok(Daemon {
@@ -120,6 +134,7 @@ impl Daemon {
             last_port_check: Instant::now(),
             last_mac_age: Instant::now(),
             frames: Vec::new(),
+            fds,
         })
     }
 
@@ -169,18 +184,10 @@ impl Daemon {
     /// Waits for frames, a request or a signal, at most `sleep`; returns
     /// whether anything came.
     fn poll(&mut self, sleep: Duration) -> anyhow::Result<bool> {
-        let mut fds: Vec<libc::pollfd> = self
-            .core
-            .dp
-            .poll_fds()
-            .into_iter()
-            .chain([self.wake.fd()])
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let fds = &mut self.fds;
+        for f in fds.iter_mut() {
+            f.revents = 0;
+        }
         // SAFETY: fds is a valid array of pollfd of the given length.
         let ready = unsafe {
             libc::poll(
