@@ -16,6 +16,7 @@ mod mountns;
 mod pin;
 mod port_sets;
 pub mod stats;
+pub mod vlan;
 pub mod xdp_features;
 mod xdp_mode;
 pub mod xsk;
@@ -43,6 +44,7 @@ pub use crate::{
     error::{Error, Result},
     forwarding::{Addr, Adopted, Forwarding, PortMask},
     stats::{MacRow, PortCounters, Stats, StreamRow},
+    vlan::PortVlans,
     xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
 };
@@ -463,7 +465,21 @@ impl Dataplane {
         total
     }
 
+    /// Sets one port's VLAN membership (None: VLAN-unaware), at start and
+    /// on reload. SKELETON: the fast path does not enforce it yet.
+    pub fn set_port_vlans(&mut self, port: usize, vlans: Option<PortVlans>) -> Result<()> {
+        if port >= self.ports.len() {
+            return Err(Error::NoSuchPort(port));
+        }
+        let _ = vlans;
+        Ok(())
+    }
+
     /// Sends one frame out of a port (through its first queue's socket).
+    /// SKELETON: will send it in the port's format for the frame's VLAN
+    /// (its 802.1Q tag, or VLAN 0 when untagged): untagged when that is
+    /// the port's PVID, tagged otherwise, and not at all (Ok(false)) when
+    /// the port does not carry that VLAN.
     pub fn send(&mut self, port: usize, frame: &[u8]) -> Result<()> {
         let socket = self
             .sockets

@@ -342,6 +342,14 @@ impl Forwarding {
         self.flush()
     }
 
+    /// Router ports of `A`'s family on `vlan`: they receive every
+    /// registered and unregistered group of that family and VLAN.
+    /// SKELETON: today one union for every family and VLAN.
+    pub fn set_vlan_router_ports<A: Addr>(&mut self, vlan: u16, mask: PortMask) -> Result<()> {
+        let _ = vlan;
+        self.set_router_ports(mask)
+    }
+
     /// Makes the ROUTERS devmap hold the effective router ports: new ones
     /// first, then the count the program checks, then the removals, so the
     /// count is never 0 while the new set is not empty.
