@@ -4,6 +4,9 @@
 //! byte layout; the `user` feature implements `aya::Pod` for them.
 #![no_std]
 
+mod port_mask;
+pub use port_mask::PortMask;
+
 /// Most ports one switch drives: the control plane keeps port sets as a u64 bitmap.
 pub const MAX_PORTS: u32 = 64;
 /// AF_XDP sockets per port (one per RX queue); XSKMAP index = port * this + queue.
