@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
 #                    [--compare OLD.json [--threshold PCT]]
-#                    [--only throughput|latency|scale|sources|ipv6]
+#                    [--only throughput|latency|scale|sources|ipv6|cost]
 #
 #   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
 #   --out FILE        results JSON (default: target/bench/results.json)
@@ -13,7 +13,7 @@
 #   --compare OLD     after the run, print every figure against the earlier results file OLD:
 #                     old -> new, change in %, WORSE past the threshold in the bad direction
 #   --threshold PCT   what --compare flags (default: 10)
-#   --only SECTION    run one section: throughput, latency, scale, sources or ipv6
+#   --only SECTION    run one section: throughput, latency, scale, sources, ipv6 or cost
 # Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
 # scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
@@ -34,6 +34,10 @@
 #  6. IPv6 (a lab with IPv6 on): throughput 1 -> 1,2,3 members (trafgen 64-byte UDP
 #     fd77::1 -> ff0e::101, members joined by IPV6_JOIN_GROUP, MLDv2), and MLD join
 #     and leave latency as in 2/3, against the bridge with mcast_mld_version 2
+#  7. cost breakdown: per switched frame, the busy CPU time split into stages (sender,
+#     switch-port ingress, the program, redirect and copies, the members' receive) from
+#     perf call chains, the program's run time from kernel.bpf_stats_enabled, for
+#     native, generic and the bridge at 1, 2, 3 members; and an idle daemon's CPU
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
@@ -60,7 +64,7 @@ while (($#)); do
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
-case "$ONLY" in "" | throughput | latency | scale | sources | ipv6) ;; *) die "--only: throughput, latency, scale, sources or ipv6" ;; esac
+case "$ONLY" in "" | throughput | latency | scale | sources | ipv6 | cost) ;; *) die "--only: throughput, latency, scale, sources, ipv6 or cost" ;; esac
 # Whether section $1 runs (all of them unless --only names one).
 want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 [[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
@@ -462,6 +466,73 @@ if want ipv6; then
         done
     done
     DATA_CFG="$TMP/data.cfg" TP_FIG=throughput LAT_GROUP=239.1.1.1
+fi
+
+# 7. Cost breakdown: one sender at full speed through each switch, perf sampling every
+# CPU (call chains) and the kernel's own count of the program's run time
+# (kernel.bpf_stats_enabled); scripts/bench/cost.py splits the busy time into stages.
+# And the daemon's CPU while idle (no traffic, querier on, default timers).
+prog_stats() { # run_time_ns run_cnt of the igmpsnoop XDP program (0 0 when none)
+    bpftool prog show --json 2>/dev/null |
+        jq -r '[.[] | select(.name == "igmpsnoop")] | [(map(.run_time_ns // 0) | add // 0), (map(.run_cnt // 0) | add // 0)] | @tsv'
+}
+cost_point() { # label kind members
+    local label=$1 kind=$2 m=$3 tg f0 f1 s0 s1
+    ip netns exec "$(H 1)" timeout 60 trafgen --dev eth0 --conf "$DATA_CFG" --cpus 1 -q -C \
+        >/dev/null 2>"$TMP/trafgen.log" &
+    tg=$!
+    sleep 0.5
+    read -r s0 c0 < <(prog_stats)
+    if [[ $label == ceiling ]]; then f0=$(rx_of "$SW" p1); else f0=$(rx_of "$(H 2)" eth0); fi
+    perf record -a -g -F 999 -o "$TMP/perf.data" -- sleep "$COST_DUR" >/dev/null 2>&1 ||
+        die "perf record failed (linux-perf installed? scripts/setup.sh installs it)"
+    if [[ $label == ceiling ]]; then f1=$(rx_of "$SW" p1); else f1=$(rx_of "$(H 2)" eth0); fi
+    read -r s1 c1 < <(prog_stats)
+    kill "$tg" 2>/dev/null || true
+    wait "$tg" 2>/dev/null || true
+    perf script -i "$TMP/perf.data" -F comm,ip,sym >"$TMP/perf.txt" 2>/dev/null
+    local out prog_ns=null
+    out=$("$PY" "$ROOT/scripts/bench/cost.py" "$TMP/perf.txt" "$((f1 - f0))" "$COST_DUR" 999)
+    ((c1 > c0)) && prog_ns=$(awk -v t="$((s1 - s0))" -v n="$((c1 - c0))" 'BEGIN{printf "%.1f", t/n}')
+    rec "$(jq -c --arg l "$label" --arg k "$kind" --argjson m "$m" --argjson f "$((f1 - f0))" \
+        --argjson d "$COST_DUR" --argjson p "$prog_ns" \
+        '{fig:"cost",label:$l,kind:$k,members:$m,frames:$f,pps:($f/$d|round),prog_stats_ns:$p} + .' <<<"$out")"
+    log "  cost $label members=$m: $((f1 - f0)) frames, $(jq -c '{busy_ns:(.busy_ns_per_frame|round),ns:(.ns_per_frame|map_values(round))}' <<<"$out"), program $prog_ns ns (bpf_stats)"
+}
+if want cost; then
+    COST_DUR=2
+    ((QUICK)) && COST_DUR=1
+    command -v perf >/dev/null || die "perf not installed (scripts/setup.sh installs linux-perf)"
+    log "7. cost breakdown (perf -a -g at 999 Hz, ${COST_DUR}s per point) and idle daemon CPU"
+    old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -qw kernel.bpf_stats_enabled=1
+    lab_up
+    cost_point ceiling veth 1
+    for kind in native generic bridge; do
+        lab_up
+        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --xdp-mode "$kind"; fi
+        sk=$([[ $kind == bridge ]] && echo bridge || echo igmpsnoop)
+        for m in 1 2 3; do
+            join_hosts "$((m + 1))"
+            wait_members "$sk" 239.1.1.1 "$m"
+            cost_point "$kind" "$sk" "$m"
+        done
+        stop_bg
+    done
+    sysctl -qw kernel.bpf_stats_enabled="$old_stats"
+    # Idle: the daemon with the default timers and the querier on, nothing else.
+    lab_up
+    daemon_up
+    sleep 2
+    tick=$(getconf CLK_TCK)
+    cpu_of() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
+    a=$(cpu_of) t0=$(now)
+    sleep 10
+    b=$(cpu_of) t1=$(now)
+    idle_pct=$(awk -v c="$((b - a))" -v k="$tick" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", 100*c/k/(b-a)}')
+    rec "{\"fig\":\"idle_cpu\",\"kind\":\"igmpsnoop\",\"cpu_pct\":$idle_pct,\"seconds\":10}"
+    log "  idle daemon: ${idle_pct}% of one CPU over 10 s"
+    stop_daemon
 fi
 
 lab_down

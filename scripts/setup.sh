@@ -13,8 +13,9 @@ BPF_LINKER_VERSION="0.13.0"
 SCAPY_VERSION="2.8.0"
 MATPLOTLIB_VERSION="3.11.2"
 # man-db and systemd: the package test reads `man igmpsnoop` and runs
-# `systemd-analyze verify` on the unit; curl: the metrics test scrapes with it.
-APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd curl)
+# `systemd-analyze verify` on the unit; curl: the metrics test scrapes with it;
+# linux-perf: the cost breakdown of scripts/bench.sh.
+APT_PACKAGES=(iproute2 ethtool tcpdump tshark netsniff-ng nftables bpftool jq man-db systemd curl linux-perf)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

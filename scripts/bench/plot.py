@@ -12,6 +12,8 @@ Writes into OUTDIR (created if missing) one SVG per figure the run holds:
   reports.svg     report processing: rate sent vs offered, and share of reports learned
   program_cost.svg the XDP program's own cost per frame in each source-entry state
   throughput6.svg, latency6.svg  the same as throughput.svg and latency.svg for IPv6 (MLD)
+  cost.svg        busy CPU ns per frame split into stages (sender, switch-port ingress, the
+                  program, the bridge's code, redirect and copies, the members' receive)
 A figure absent from the run (an older or partial results.json) is skipped and named.
 Each plotted series carries an SVG id (e.g. "bar-native-m1", "cdf-join-fast-leave-bridge")
 so tools and tests can find it. Runs with the repo venv's python (scripts/setup.sh).
@@ -264,10 +266,42 @@ def plot_program_cost(d, outdir):
     return save(fig, d, outdir, "program_cost.svg")
 
 
+# Stages of scripts/bench/cost.py, bottom to top, and their colours.
+COST_STAGES = (("sender", "#9e9e9e"), ("ingress", "#c7a76c"), ("program", "#1f5fa8"),
+               ("bridge", "#e0762b"), ("redirect", "#7fb2e5"), ("host-rx", "#6aa84f"),
+               ("other", "#dddddd"))
+
+
+def plot_cost(d, outdir):
+    costs = [r for r in res.records(d, "cost") if r.get("label") != "ceiling"]
+    if not costs:
+        return None
+    cols = [(k, m) for k in ("native", "generic", "bridge") for m in (1, 2, 3)
+            if any(r["label"] == k and r["members"] == m for r in costs)]
+    fig, (ax,) = new_figure(1, 10)
+    bottoms = [0.0] * len(cols)
+    for stage, color in COST_STAGES:
+        heights = []
+        for k, m in cols:
+            r = next(r for r in costs if r["label"] == k and r["members"] == m)
+            heights.append(r.get("ns_per_frame", {}).get(stage, 0.0))
+        bars = ax.bar(range(len(cols)), heights, 0.7, bottom=bottoms, color=color, label=stage)
+        for (k, m), bar in zip(cols, bars.patches):
+            bar.set_gid("cost-{}-m{}-{}".format(k, m, stage))
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(["{}\n{} member{}".format(k, m, "s" if m > 1 else "") for k, m in cols], fontsize=8)
+    ax.set_ylabel("busy CPU ns per frame sent (all cores)")
+    ax.set_title("Where a frame's CPU time goes (perf call chains, scripts/bench/cost.py)", fontsize=10)
+    ax.legend(fontsize=8, ncol=4)
+    return save(fig, d, outdir, "cost.svg")
+
+
 PLOTS = (("throughput", plot_throughput), ("latency", plot_latency), ("scale", plot_scale),
          ("report processing", plot_reports), ("program cost", plot_program_cost),
          ("IPv6 throughput", lambda d, o: plot_throughput(d, o, res.THROUGHPUT6)),
-         ("IPv6 latency", lambda d, o: plot_latency(d, o, res.LATENCY_FIGURES6, "latency6.svg")))
+         ("IPv6 latency", lambda d, o: plot_latency(d, o, res.LATENCY_FIGURES6, "latency6.svg")),
+         ("cost breakdown", plot_cost))
 
 
 def main(argv):

@@ -160,3 +160,37 @@ if d.get("cargo_bench"):
     print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")
     print("\n".join(d["cargo_bench"]))
     print("```")
+
+
+cost = [r for r in R if r["fig"] == "cost"]
+if cost:
+    stages = ("sender", "ingress", "program", "bridge", "redirect", "host-rx", "other")
+    ceil = next((r for r in cost if r["label"] == "ceiling"), None)
+    print("\n### 7. Cost breakdown (busy CPU ns per frame sent, all cores; perf call chains)\n")
+    print("| switch | members | pps per member | " + " | ".join(stages) + " | total | program (bpf_stats) | lab limit | % of limit |")
+    print("|---" * (len(stages) + 7) + "|")
+    sender_ns = ceil["busy_ns_per_frame"] if ceil else None
+    ncpu = m["nproc"]
+    for r in cost:
+        if r["label"] == "ceiling":
+            continue
+        ns = r.get("ns_per_frame", {})
+        # The lab's physical limit for this member count: the sender's own cost per
+        # frame (the ceiling run) and each member's receive, nothing for switching,
+        # on every core; and never above the sender's ceiling.
+        host = ns.get("host-rx", 0.0)
+        limit = None
+        if sender_ns and ceil:
+            limit = min(ceil["pps"], ncpu * 1e9 / (sender_ns + host))
+        print("| {} | {} | {:,} | {} | {:,.0f} | {} | {} | {} |".format(
+            r["label"], r["members"], r["pps"], " | ".join("{:,.0f}".format(ns.get(s, 0.0)) for s in stages),
+            r.get("busy_ns_per_frame") or 0, "{:.0f}".format(r["prog_stats_ns"]) if r.get("prog_stats_ns") else "n/a",
+            "{:,.0f}".format(limit) if limit else "n/a", "{:.0f}%".format(100 * r["pps"] / limit) if limit else "n/a"))
+    if ceil:
+        print("\nceiling (nothing attached): {:,} pps, {:,.0f} busy ns per frame (the sender's share)".format(
+            ceil["pps"], ceil["busy_ns_per_frame"] or 0))
+idle = [r for r in R if r["fig"] == "idle_cpu"]
+if idle:
+    print("\nIdle daemon (querier on, default timers): {} of one CPU over {} s".format(
+        ", ".join("{:.2f}%".format(r["cpu_pct"]) for r in idle), idle[0]["seconds"]))
+
