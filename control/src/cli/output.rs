@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::collections::{BTreeSet, HashMap};
 
 use igmpsnoop_control::api::listing::{
-    GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, StreamRow,
+    GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, StreamRow, VlanQuerierRow, VlanRow,
 };
 use igmpsnoop_control::api::{Event, EventKind};
 use igmpsnoop_control::engine::AddrFamily;
@@ -173,6 +173,43 @@ pub fn filter<T: Filtered>(
     Ok(serde_json::to_value(kept)?)
 }
 
+/// The rows of a listing whose `vlan` is `vlan`.
+pub fn rows_of_vlan(data: Value, vlan: u16) -> Value {
+    match data {
+        Value::Array(rows) => rows
+            .into_iter()
+            .filter(|r| r["vlan"].as_u64() == Some(u64::from(vlan)))
+            .collect(),
+        other => other,
+    }
+}
+
+/// The `ports` rows of the ports that carry `vlan`: those configured
+/// with it, and every VLAN-unaware one (`vlans` null: they carry all).
+pub fn ports_carrying(data: Value, vlan: u16) -> Value {
+    match data {
+        Value::Array(rows) => rows
+            .into_iter()
+            .filter(|p| match p["vlans"].as_array() {
+                None => true,
+                Some(l) => l.iter().any(|v| v.as_u64() == Some(u64::from(vlan))),
+            })
+            .collect(),
+        other => other,
+    }
+}
+
+/// Whether `monitor --vlan` shows `event`: every event when no VLAN is
+/// asked for; else those of that VLAN, and those of no VLAN at all (ports
+/// up and down, limits, restarts, reloads).
+pub fn event_of_vlan(event: &Event, vlan: Option<u16>) -> bool {
+    let Some(vlan) = vlan else {
+        return true;
+    };
+    let v = serde_json::to_value(event).unwrap_or_default();
+    v["vlan"].as_u64().is_none_or(|v| v == u64::from(vlan))
+}
+
 /// Each stream in `after` with its rates since `before`, `secs` earlier.
 pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> anyhow::Result<Value> {
     let err = |e: String| anyhow::anyhow!(e.trim().to_string());
@@ -293,10 +330,11 @@ fn groups_table(rows: &[GroupRow]) -> String {
 }
 
 pub fn routers(data: &Value) -> String {
-    let headers = ["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"];
+    let headers = ["FAMILY", "VLAN", "PORT", "KIND", "LEARNED FROM", "EXPIRES"];
     listing(data, "no router ports", &headers, |r: &RouterRow| {
         vec![
             r.family.name().into(),
+            r.vlan.to_string(),
             r.port.clone(),
             r.kind.clone(),
             opt(r.learned_from),
@@ -332,6 +370,31 @@ pub fn querier(data: &Value) -> String {
     })
 }
 
+/// A port's VLANs: "any" for a VLAN-unaware port, else its VLANs with
+/// the PVID marked.
+fn port_vlans(p: &Value) -> String {
+    let Some(vlans) = p["vlans"].as_array() else {
+        return "any".into();
+    };
+    let pvid = p["pvid"].as_u64();
+    let list: Vec<String> = vlans
+        .iter()
+        .filter_map(Value::as_u64)
+        .map(|v| {
+            if Some(v) == pvid {
+                format!("{v}(pvid)")
+            } else {
+                v.to_string()
+            }
+        })
+        .collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(",")
+    }
+}
+
 pub fn ports(data: &Value) -> String {
     table(
         &[
@@ -339,6 +402,7 @@ pub fn ports(data: &Value) -> String {
             "IFINDEX",
             "XDP",
             "UP",
+            "VLANS",
             "ROLE",
             "GROUPS",
             "RX",
@@ -377,6 +441,7 @@ pub fn ports(data: &Value) -> String {
                     s(&p["ifindex"]),
                     s(&p["xdp_mode"]),
                     s(&p["up"]),
+                    port_vlans(p),
                     if role.is_empty() {
                         "-".into()
                     } else {
@@ -488,12 +553,15 @@ pub fn event_line(e: &Event) -> String {
             list(removed)
         ),
         EventKind::RouterPorts {
+            family,
+            vlan,
             ports,
             added,
             removed,
         } => {
             format!(
-                "routers  {} (+{} -{})",
+                "routers  {} vlan {vlan}: {} (+{} -{})",
+                protocol(*family),
                 list(ports),
                 list(added),
                 list(removed)
@@ -506,11 +574,7 @@ pub fn event_line(e: &Event) -> String {
             we_are_querier,
         } => format!(
             "querier  {} vlan {vlan}: {}{}",
-            if *family == AddrFamily::Ipv6 {
-                "mld"
-            } else {
-                "igmp"
-            },
+            protocol(*family),
             querier.map_or("none".to_string(), |a| a.to_string()),
             if *we_are_querier { " (us)" } else { "" }
         ),
@@ -535,6 +599,48 @@ pub fn event_line(e: &Event) -> String {
         ),
     };
     format!("{} {what}", e.time)
+}
+
+/// "igmp" or "mld".
+fn protocol(family: AddrFamily) -> &'static str {
+    if family == AddrFamily::Ipv6 {
+        "mld"
+    } else {
+        "igmp"
+    }
+}
+
+/// "10.0.0.1 (us)", "10.0.0.9", or "-" when there is none.
+fn querier_cell(q: &VlanQuerierRow) -> String {
+    match (q.address, q.us) {
+        (Some(a), true) => format!("{a} (us)"),
+        (Some(a), false) => a.to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
+/// `vlans`: each VLAN with its ports, queriers and group count.
+pub fn vlans(data: &Value) -> String {
+    let headers = [
+        "VLAN",
+        "UNTAGGED",
+        "TAGGED",
+        "IGMP QUERIER",
+        "MLD QUERIER",
+        "GROUPS",
+    ];
+    listing(data, "no VLANs", &headers, |v: &VlanRow| {
+        vec![
+            v.vlan.to_string(),
+            list(&v.untagged),
+            list(&v.tagged),
+            querier_cell(&v.igmp_querier),
+            v.mld_querier
+                .as_ref()
+                .map_or_else(|| "off".into(), querier_cell),
+            v.groups.to_string(),
+        ]
+    })
 }
 
 pub fn stats(data: &Value) -> String {
