@@ -696,3 +696,92 @@ pub fn macs(data: &Value) -> String {
         ]
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vlans_table() {
+        let data = json!([
+            {"vlan": 10, "untagged": ["p1"], "tagged": ["p3"],
+             "igmp_querier": {"address": "10.0.0.1", "us": true},
+             "mld_querier": {"address": "fe80::1", "us": false}, "groups": 2},
+            {"vlan": 20, "untagged": [], "tagged": ["p3"],
+             "igmp_querier": {"address": null, "us": false},
+             "mld_querier": null, "groups": 0},
+        ]);
+        let out = vlans(&data);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("VLAN  UNTAGGED  TAGGED  IGMP QUERIER"),
+            "{out}"
+        );
+        let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[1]),
+            ["10", "p1", "p3", "10.0.0.1", "(us)", "fe80::1", "2"]
+        );
+        assert_eq!(cells(lines[2]), ["20", "-", "p3", "-", "off", "0"]);
+        assert_eq!(vlans(&json!([])), "no VLANs\n");
+    }
+
+    #[test]
+    fn routers_show_their_vlan() {
+        let data = json!([{"family": "ipv4", "vlan": 20, "port": "p3", "kind": "learned",
+                           "learned_from": "10.0.0.9", "expires_ms": 1500}]);
+        let out = routers(&data);
+        assert!(out.starts_with("FAMILY  VLAN  PORT"), "{out}");
+        assert!(out.lines().nth(1).unwrap().contains(" 20  "), "{out}");
+    }
+
+    #[test]
+    fn vlan_filters() {
+        let data = json!([{"vlan": 0, "x": 1}, {"vlan": 10, "x": 2}, {"vlan": 10, "x": 3}]);
+        assert_eq!(
+            rows_of_vlan(data, 10),
+            json!([{"vlan": 10, "x": 2}, {"vlan": 10, "x": 3}])
+        );
+        let ports = json!([
+            {"port": "p1", "pvid": 10, "vlans": [10]},
+            {"port": "p2", "pvid": null, "vlans": [20]},
+            {"port": "p3", "pvid": null, "vlans": null},
+        ]);
+        let kept: Vec<Value> = rows(&ports_carrying(ports.clone(), 10))
+            .iter()
+            .map(|p| p["port"].clone())
+            .collect();
+        assert_eq!(kept, [json!("p1"), json!("p3")]);
+        assert!(port_vlans(&ports[0]) == "10(pvid)" && port_vlans(&ports[2]) == "any");
+    }
+
+    #[test]
+    fn monitor_vlan_filter_and_router_lines() {
+        let routers = Event::now(EventKind::RouterPorts {
+            family: AddrFamily::Ipv6,
+            vlan: 20,
+            ports: vec!["p3".into()],
+            added: vec!["p3".into()],
+            removed: vec![],
+        });
+        let down = Event::now(EventKind::PortDown { port: "p1".into() });
+        assert!(event_of_vlan(&routers, Some(20)) && !event_of_vlan(&routers, Some(10)));
+        assert!(event_of_vlan(&routers, None));
+        // Events of no VLAN are shown whatever the filter.
+        assert!(event_of_vlan(&down, Some(10)));
+        assert!(
+            event_line(&routers).ends_with("routers  mld vlan 20: p3 (+p3 --)"),
+            "{}",
+            event_line(&routers)
+        );
+        // A daemon of before VLANs sent router events without family and
+        // VLAN: read as IGMP on VLAN 0.
+        let old: Event = serde_json::from_str(
+            r#"{"time":"t","event":"router_ports","ports":[],"added":[],"removed":["p1"]}"#,
+        )
+        .unwrap();
+        assert!(event_line(&old).contains("igmp vlan 0"));
+    }
+}

@@ -527,4 +527,163 @@ mod tests {
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);
     }
+
+    fn two_ports(f: impl FnOnce(&mut RunArgs)) -> anyhow::Result<Settings> {
+        let mut args = RunArgs {
+            port: vec!["p1".into(), "p2".into()],
+            querier_address: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..RunArgs::default()
+        };
+        f(&mut args);
+        resolve(args)
+    }
+
+    fn vlans_of(s: &Settings) -> Vec<Option<PortVlans>> {
+        s.port_configs.iter().map(|p| p.vlans.clone()).collect()
+    }
+
+    #[test]
+    fn port_vlans_from_the_file() {
+        let s = resolve_text(
+            "port = [\"p1\", \"p2\", \"p3\"]\n\
+             [ports.p1]\npvid = 10\n\
+             [ports.p2]\npvid = 10\nvlans = [10, 20]\n\
+             [vlans.20]\nquerier-address = \"10.0.20.1\"\nmld-querier-address = \"fe80::20\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(Some(10), [20])),
+                None
+            ]
+        );
+        assert_eq!(
+            s.engine.vlan_querier_address,
+            BTreeMap::from([(20, Ipv4Addr::new(10, 0, 20, 1))])
+        );
+        assert_eq!(
+            s.engine.vlan_mld_querier_address,
+            BTreeMap::from([(20, "fe80::20".parse().unwrap())])
+        );
+    }
+
+    #[test]
+    fn port_vlan_flags() {
+        let s = two_ports(|a| {
+            a.pvid = vec!["p1=10".into()];
+            a.vlans = vec!["p2=20,30".into()];
+            a.vlan_querier_address = vec!["30=10.0.30.1".into(), "20=fe80::1".into()];
+        })
+        .unwrap();
+        // p1 alone: an access port; p2: a tagged-only trunk.
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(None, [20, 30]))
+            ]
+        );
+        assert_eq!(s.engine.vlan_querier_address.len(), 1);
+        assert_eq!(s.engine.vlan_mld_querier_address.len(), 1);
+        // No VLAN config at all: every port VLAN-unaware, as before.
+        let plain = two_ports(|_| {}).unwrap();
+        assert_eq!(vlans_of(&plain), vec![None, None]);
+    }
+
+    #[test]
+    fn flags_override_the_files_port_vlans() {
+        let path = std::env::temp_dir().join(format!(
+            "igmpsnoop-settings-vlan-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, "[ports.p1]\npvid = 10\nvlans = [10, 20]\n").unwrap();
+        let s = two_ports(|a| {
+            a.config = Some(path.clone());
+            a.pvid = vec!["p1=20".into()];
+        });
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            vlans_of(&s.unwrap())[0],
+            Some(PortVlans::trunk(Some(20), [10, 20]))
+        );
+    }
+
+    /// Each bad setting is refused with a message naming what is wrong
+    /// (main exits 78 on any of them: tests/tests/vlan.rs runs the binary).
+    #[test]
+    fn bad_vlan_settings_name_what_is_wrong() {
+        let err = |f: fn(&mut RunArgs)| two_ports(f).unwrap_err().to_string();
+        let e = err(|a| a.pvid = vec!["p1=5000".into()]);
+        assert!(
+            e.contains("--pvid p1=5000") && e.contains("5000 is outside 1..=4094"),
+            "{e}"
+        );
+        let e = err(|a| a.vlans = vec!["p2=10,0".into()]);
+        assert!(
+            e.contains("--vlans p2=10,0") && e.contains("VLAN id 0"),
+            "{e}"
+        );
+        let e = err(|a| a.vlans = vec!["p2=10,x".into()]);
+        assert!(e.contains("\"x\" is not a VLAN id"), "{e}");
+        let e = err(|a| a.pvid = vec!["eth9=10".into()]);
+        assert!(
+            e.contains("\"eth9\" is not one of the --port interfaces"),
+            "{e}"
+        );
+        let e = err(|a| a.pvid = vec!["p1".into()]);
+        assert!(e.contains("expected IFACE=VALUE"), "{e}");
+        let e = err(|a| a.vlan_querier_address = vec!["10=10.0.0.1".into()]);
+        assert!(
+            e.contains("VLAN 10") && e.contains("no port is configured"),
+            "{e}"
+        );
+        let e = err(|a| {
+            a.pvid = vec!["p1=10".into()];
+            a.vlan_querier_address = vec!["10=2001:db8::1".into()];
+        });
+        assert!(e.contains("2001:db8::1") && e.contains("link-local"), "{e}");
+        let e = err(|a| a.vlan_querier_address = vec!["10=nope".into()]);
+        assert!(e.contains("\"nope\" is not an IPv4 or IPv6 address"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[ports.p7]\npvid = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[ports.p7]") && e.contains("\"p7\" is not one of"),
+            "{e}"
+        );
+        let e = resolve_text("port = [\"p1\"]\n[ports.p1]\nvlans = [4095]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[ports.p1]") && e.contains("4095"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[ports.p1]\npvids = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pvids"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[vlans.ten]\nquerier-address = \"10.0.0.1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[vlans.ten]"), "{e}");
+    }
+
+    /// The shipped file's VLAN example, uncommented, is a valid config.
+    #[test]
+    fn the_shipped_vlan_example_resolves() {
+        let example: String = SHIPPED
+            .lines()
+            .skip_while(|l| *l != "# [ports.eth1]")
+            .filter_map(|l| l.strip_prefix("# "))
+            .map(|l| l.to_string() + "\n")
+            .collect();
+        let s = resolve_text(&format!("port = [\"eth1\", \"eth2\"]\n{example}")).unwrap();
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(None, [10, 20]))
+            ]
+        );
+        assert_eq!(s.engine.vlan_querier_address.len(), 1);
+    }
 }
