@@ -430,7 +430,7 @@ fn check_vlan_queriers(
         .find(|v| !configured.contains(*v))
     {
         Some(v) => bail!(
-            "VLAN {v} has a querier address of its own, but no port is configured for              VLAN {v} (give a port `pvid` or `vlans` with it)"
+            "VLAN {v} has a querier address of its own, but no port is configured for VLAN {v} (give a port `pvid` or `vlans` with it)"
         ),
         None => Ok(()),
     }
