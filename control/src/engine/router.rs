@@ -28,6 +28,9 @@ pub(crate) struct Routers<A> {
     vlans: VlanPorts,
     /// The set last reported in a RouterPorts action, per VLAN.
     reported: BTreeMap<u16, PortMask>,
+    /// Something changed since `take_changes` last looked: it runs after
+    /// every frame, and most frames change no router port.
+    dirty: bool,
 }
 
 /// One router port of one VLAN, for the CLI.
@@ -48,6 +51,7 @@ impl<A: Family> Routers<A> {
             static_ports,
             vlans,
             reported: BTreeMap::new(),
+            dirty: true,
         }
     }
 
@@ -58,6 +62,7 @@ impl<A: Family> Routers<A> {
     /// New static router ports (reconfiguration); learned ones stay.
     pub fn set_static(&mut self, ports: PortMask) {
         self.static_ports = ports;
+        self.dirty = true;
     }
 
     fn learned_on(&self, vlan: u16) -> PortMask {
@@ -92,19 +97,25 @@ impl<A: Family> Routers<A> {
     /// learned.
     pub fn learn(&mut self, vlan: u16, port: PortId, from: A, expires: Timestamp) -> bool {
         let new = Learned { from, expires };
-        self.learned.insert((vlan, port), new).is_none()
+        let newly = self.learned.insert((vlan, port), new).is_none();
+        self.dirty |= newly;
+        newly
     }
 
     /// Expire learned ports due at or before `now`; returns how many.
     pub fn age(&mut self, now: Timestamp) -> u64 {
         let before = self.learned.len();
         self.learned.retain(|_, l| l.expires > now);
-        (before - self.learned.len()) as u64
+        let gone = before - self.learned.len();
+        self.dirty |= gone > 0;
+        gone as u64
     }
 
     /// The port went down: it is no VLAN's router port until heard again.
     pub fn forget(&mut self, port: PortId) {
+        let before = self.learned.len();
         self.learned.retain(|&(_, p), _| p != port);
+        self.dirty |= self.learned.len() != before;
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -126,6 +137,9 @@ impl<A: Family> Routers<A> {
     /// reported (a VLAN not reported yet counts as empty).
     pub fn take_changes(&mut self) -> Vec<(u16, PortMask)> {
         let mut changed = Vec::new();
+        if !std::mem::take(&mut self.dirty) {
+            return changed;
+        }
         for vlan in self.vlans() {
             let m = self.mask(vlan);
             let before = self.reported.get(&vlan).copied().unwrap_or_default();
