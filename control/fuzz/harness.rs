@@ -91,6 +91,7 @@ fn engine_config() -> (Config, Vec<PortConfig>) {
             static_router: i == 3,
             max_groups: Some(1024),
             guard: i == 2,
+            vlans: None,
         })
         .collect();
     (config, ports)

@@ -7,7 +7,7 @@ use std::{ffi::OsString, io::IsTerminal, process::ExitCode};
 use clap::Parser;
 use cli::client;
 use cli::{
-    args::{Cli, Command, GenerateArgs, GroupAction, ListArgs},
+    args::{Cli, Command, GenerateArgs, GroupAction, VlanListArgs},
     output,
 };
 use igmpsnoop_control::api::{
@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => stats(a),
         Command::Monitor(a) => monitor(a),
         Command::Macs(a) => list(a, Request::Macs, output::macs),
+        Command::Vlans(a) => list(a, Request::Vlans, output::vlans),
         Command::Detach(a) => detach(a),
         Command::Group { action } => {
             let (request, socket) = match action {
@@ -194,7 +195,8 @@ fn group_rates(args: &cli::args::GroupsArgs, socket: &std::path::Path) -> anyhow
 /// `igmpsnoop stats [--port P]`.
 fn stats(args: cli::args::StatsArgs) -> anyhow::Result<()> {
     let Some(port) = args.port else {
-        return list(args.list, Request::Stats, output::stats);
+        let data = client::request(&args.list.socket.path(), &Request::Stats)?;
+        return print_listing(args.list.json, &data, output::stats);
     };
     let ports = client::request(&args.list.socket.path(), &Request::Ports)?;
     let entry = output::port_entry(&ports, &port)?;
@@ -203,11 +205,14 @@ fn stats(args: cli::args::StatsArgs) -> anyhow::Result<()> {
 
 /// `igmpsnoop monitor`: one line per event until the daemon goes or the
 /// user stops it.
-fn monitor(args: ListArgs) -> anyhow::Result<()> {
+fn monitor(args: VlanListArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    client::monitor(&args.socket.path(), |event| {
-        if args.json {
+    client::monitor(&args.list.socket.path(), |event| {
+        if !output::event_of_vlan(event, args.vlan) {
+            return Ok(());
+        }
+        if args.list.json {
             writeln!(out, "{}", serde_json::to_string(event)?)?;
         } else {
             writeln!(out, "{}", output::event_line(event))?;
@@ -230,11 +235,19 @@ fn print_listing(
     Ok(())
 }
 
+/// A listing, narrowed to `--vlan` when given (`ports`: the ports that
+/// carry it).
 fn list(
-    args: ListArgs,
+    args: VlanListArgs,
     request: Request,
     render: fn(&serde_json::Value) -> String,
 ) -> anyhow::Result<()> {
-    let data = client::request(&args.socket.path(), &request)?;
-    print_listing(args.json, &data, render)
+    let ports = request == Request::Ports;
+    let data = client::request(&args.list.socket.path(), &request)?;
+    let data = match args.vlan {
+        Some(v) if ports => output::ports_carrying(data, v),
+        Some(v) => output::rows_of_vlan(data, v),
+        None => data,
+    };
+    print_listing(args.list.json, &data, render)
 }

@@ -87,6 +87,7 @@ fn reports_and_leaves_forward_to_router_ports_only() {
     assert_eq!(
         a,
         vec![Action::RouterPorts {
+            vlan: 0,
             family: AddrFamily::Ipv4,
             ports: mask(&[3])
         }]
@@ -514,6 +515,7 @@ fn better_querier_silences_us_for_exactly_oqpi() {
         "queries flood all but ingress"
     );
     assert!(a.contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: mask(&[2])
     }));
@@ -566,6 +568,7 @@ fn router_port_from_query_ages_out() {
         ),
     );
     assert!(a.contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: mask(&[1])
     }));
@@ -585,6 +588,7 @@ fn router_port_from_query_ages_out() {
             .all(|a| !matches!(a, Action::RouterPorts { .. }))
     );
     assert!(h.tick(OQPI).contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
@@ -605,6 +609,7 @@ fn configured_router_port_timeout() {
     );
     assert!(h.tick(29_999).is_empty());
     assert!(h.tick(30_000).contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
@@ -691,6 +696,7 @@ fn pim_hello_learns_router_port_and_floods() {
     let mut h = Harness::plain();
     let a = h.rx(0, 2, &pim_hello(Ipv4Addr::new(10, 0, 0, 254)));
     assert!(a.contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: mask(&[2])
     }));
@@ -699,6 +705,7 @@ fn pim_hello_learns_router_port_and_floods() {
     // Reports now go to it.
     assert_eq!(forwarded(&h.rx(1, 0, &v2_report(1, G1))), Some(mask(&[2])));
     assert!(h.tick(OQPI).contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));
@@ -807,10 +814,13 @@ fn vlans_are_separate_and_queries_tagged() {
     let c = Config {
         querier: true,
         querier_address: Some(OUR_IP),
-        querier_vlans: vec![0, 10],
         ..Config::default()
     };
-    let mut h = Harness::new(c, ports(2));
+    // Port 0 is VLAN-unaware (VLAN 0 untagged, every VLAN tagged); port 1
+    // carries VLAN 10 tagged: the switch snoops VLANs 0 and 10.
+    let mut p = ports(2);
+    p[1].vlans = Some(igmpsnoop_dataplane::vlan::PortVlans::trunk(None, [10]));
+    let mut h = Harness::new(c, p);
     let tx = transmits(&h.tick(0));
     let vlans: Vec<u16> = tx.iter().map(|(_, f)| decode(f).0).collect();
     assert_eq!(vlans, vec![0, 10]);
@@ -915,6 +925,7 @@ fn port_down_flushes_and_port_up_queries() {
         ports: mask(&[2])
     }));
     assert!(out.contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports: PortMask::EMPTY
     }));

@@ -225,6 +225,7 @@ fn querier_election_is_per_family() {
     );
     // Its port is an MLD router port, not an IGMP one.
     assert!(first.contains(&Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv6,
         ports: mask(&[3])
     }));
@@ -244,7 +245,7 @@ fn querier_election_is_per_family() {
     assert!(!mld_view(&h).we_are_querier);
     assert_eq!(mld_view(&h).querier_address, Some(a("fe80::1").into()));
     assert!(h.e.querier()[0].we_are_querier, "IGMP still querier");
-    assert_eq!(h.e.router_ports_of::<Ipv4Addr>(), PortMask::EMPTY);
+    assert_eq!(h.e.router_ports_of::<Ipv4Addr>(0), PortMask::EMPTY);
     assert_eq!(h.counter("mld_querier_other_elected"), 1);
     // Queries are flooded.
     assert!(act.contains(&Action::Forward {

@@ -237,6 +237,7 @@ fn a_bad_configuration_changes_nothing() {
 
 fn router_ports(ports: PortMask) -> Vec<Action> {
     vec![Action::RouterPorts {
+        vlan: 0,
         family: AddrFamily::Ipv4,
         ports,
     }]

@@ -1,5 +1,5 @@
 //! The rows of the listings (`groups`, `sources`, `groups --rates`,
-//! `routers`, `querier`, `macs`), as the daemon sends them and the CLI and
+//! `routers`, `querier`, `macs`, `vlans`), as the daemon sends them and the CLI and
 //! the tests read them: one definition, serde on both sides.
 use core::net::IpAddr;
 
@@ -69,10 +69,11 @@ pub struct StreamRow {
     pub bits_per_second: Option<f64>,
 }
 
-/// One multicast-router port.
+/// One multicast-router port of one family on one VLAN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RouterRow {
     pub family: AddrFamily,
+    pub vlan: u16,
     pub port: String,
     /// "static", "learned" or "static+learned".
     pub kind: String,
@@ -105,4 +106,31 @@ pub struct MacRow {
     pub vlan: u16,
     pub port: Option<String>,
     pub age_s: u64,
+}
+
+/// One VLAN the switch snoops: its ports and queriers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VlanRow {
+    /// 0: untagged frames of VLAN-unaware ports.
+    pub vlan: u16,
+    /// Ports its frames leave untagged (its PVID ports; VLAN 0 on
+    /// VLAN-unaware ports).
+    pub untagged: Vec<String>,
+    /// Ports its frames leave tagged.
+    pub tagged: Vec<String>,
+    /// IGMP's querier on it.
+    pub igmp_querier: VlanQuerierRow,
+    /// MLD's querier on it; None while MLD is not snooped.
+    pub mld_querier: Option<VlanQuerierRow>,
+    /// (VLAN, group) entries of either family on it.
+    pub groups: usize,
+}
+
+/// Who is querier of one family on one VLAN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VlanQuerierRow {
+    /// The elected querier; None: nobody (we are not querier and heard none).
+    pub address: Option<IpAddr>,
+    /// Whether it is us.
+    pub us: bool,
 }

@@ -23,6 +23,8 @@ pub enum Request {
     Ports,
     Stats,
     Macs,
+    /// The VLANs snooped, with their ports and queriers.
+    Vlans,
     /// A static (*,G) membership, or (S,G) with `source`.
     GroupAdd {
         group: IpAddr,
@@ -115,8 +117,13 @@ pub enum EventKind {
         added: Vec<String>,
         removed: Vec<String>,
     },
-    /// The multicast-router ports changed (learned or static).
+    /// The multicast-router ports of a family on a VLAN changed (learned
+    /// or static).
     RouterPorts {
+        #[serde(default = "ipv4")]
+        family: AddrFamily,
+        #[serde(default)]
+        vlan: u16,
         ports: Vec<String>,
         added: Vec<String>,
         removed: Vec<String>,

@@ -37,20 +37,23 @@ pub enum Command {
     /// then the (S,G) forwarding entries.
     Groups(GroupsArgs),
     /// The (S,G) forwarding entries: where each source's traffic goes.
-    Sources(ListArgs),
-    /// Router ports, learned or static, with age.
-    Routers(ListArgs),
-    /// Who is querier, our state, timers.
-    Querier(ListArgs),
-    /// Ports, XDP mode, counters.
-    Ports(ListArgs),
+    Sources(VlanListArgs),
+    /// Router ports of each VLAN, learned or static, with age.
+    Routers(VlanListArgs),
+    /// Who is querier on each VLAN, our state, timers.
+    Querier(VlanListArgs),
+    /// Ports, XDP mode, VLANs, counters.
+    Ports(VlanListArgs),
     /// Protocol counters and drops with reasons.
     Stats(StatsArgs),
     /// The learned MAC table.
-    Macs(ListArgs),
+    Macs(VlanListArgs),
+    /// The VLANs snooped: untagged and tagged ports, IGMP and MLD querier,
+    /// group count.
+    Vlans(VlanListArgs),
     /// Live changes, one line each, until interrupted: joins, leaves,
     /// expiries, forwarding changes, router ports, querier, port state.
-    Monitor(ListArgs),
+    Monitor(VlanListArgs),
     /// Static group memberships.
     Group {
         #[command(subcommand)]
@@ -146,6 +149,17 @@ pub struct ListArgs {
     pub socket: SocketArg,
 }
 
+/// A listing that can be narrowed to one VLAN.
+#[derive(Debug, Args)]
+pub struct VlanListArgs {
+    /// Only this VLAN (0 = untagged); `ports`: the ports that carry it;
+    /// `monitor`: events of other VLANs left out [default: every VLAN]
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u16).range(0..4095))]
+    pub vlan: Option<u16>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct GroupsArgs {
     /// Only this group [default: every group]
@@ -155,7 +169,7 @@ pub struct GroupsArgs {
     #[arg(long, value_name = "IFACE")]
     pub port: Option<String>,
     /// Only this VLAN (0 = untagged) [default: every VLAN]
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u16).range(0..4095))]
     pub vlan: Option<u16>,
     #[command(flatten)]
     pub rates: RatesArgs,
@@ -272,6 +286,20 @@ pub struct RunArgs {
     /// Ignore queries and PIM hellos arriving on this port (repeat per port) [default: none]
     #[arg(long, value_name = "IFACE")]
     pub guard_port: Vec<String>,
+    /// The port's PVID: untagged frames in belong to this VLAN and its
+    /// frames leave untagged (repeat per port; alone: an access port)
+    /// [default: none: a port with no VLAN config is VLAN-unaware]
+    #[arg(long, value_name = "IFACE=VID")]
+    pub pvid: Vec<String>,
+    /// The VLANs the port carries, all but its PVID tagged (repeat per
+    /// port; alone: a tagged-only trunk) [default: none: VLAN-unaware]
+    #[arg(long, value_name = "IFACE=VID[,VID...]")]
+    pub vlans: Vec<String>,
+    /// Source of our queries on one VLAN: an IPv4 address for IGMP, a
+    /// link-local IPv6 one for MLD (repeat per VLAN and family)
+    /// [default: --querier-address / --mld-querier-address]
+    #[arg(long, value_name = "VID=ADDR")]
+    pub vlan_querier_address: Vec<String>,
     /// Flood multicast for groups nobody joined (else: router ports only) [default: true]
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
     pub flood_unregistered: Option<bool>,

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::collections::{BTreeSet, HashMap};
 
 use igmpsnoop_control::api::listing::{
-    GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, StreamRow,
+    GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, StreamRow, VlanQuerierRow, VlanRow,
 };
 use igmpsnoop_control::api::{Event, EventKind};
 use igmpsnoop_control::engine::AddrFamily;
@@ -173,6 +173,43 @@ pub fn filter<T: Filtered>(
     Ok(serde_json::to_value(kept)?)
 }
 
+/// The rows of a listing whose `vlan` is `vlan`.
+pub fn rows_of_vlan(data: Value, vlan: u16) -> Value {
+    match data {
+        Value::Array(rows) => rows
+            .into_iter()
+            .filter(|r| r["vlan"].as_u64() == Some(u64::from(vlan)))
+            .collect(),
+        other => other,
+    }
+}
+
+/// The `ports` rows of the ports that carry `vlan`: those configured
+/// with it, and every VLAN-unaware one (`vlans` null: they carry all).
+pub fn ports_carrying(data: Value, vlan: u16) -> Value {
+    match data {
+        Value::Array(rows) => rows
+            .into_iter()
+            .filter(|p| match p["vlans"].as_array() {
+                None => true,
+                Some(l) => l.iter().any(|v| v.as_u64() == Some(u64::from(vlan))),
+            })
+            .collect(),
+        other => other,
+    }
+}
+
+/// Whether `monitor --vlan` shows `event`: every event when no VLAN is
+/// asked for; else those of that VLAN, and those of no VLAN at all (ports
+/// up and down, limits, restarts, reloads).
+pub fn event_of_vlan(event: &Event, vlan: Option<u16>) -> bool {
+    let Some(vlan) = vlan else {
+        return true;
+    };
+    let v = serde_json::to_value(event).unwrap_or_default();
+    v["vlan"].as_u64().is_none_or(|v| v == u64::from(vlan))
+}
+
 /// Each stream in `after` with its rates since `before`, `secs` earlier.
 pub fn stream_rates(before: &Value, after: &Value, secs: f64) -> anyhow::Result<Value> {
     let err = |e: String| anyhow::anyhow!(e.trim().to_string());
@@ -293,10 +330,11 @@ fn groups_table(rows: &[GroupRow]) -> String {
 }
 
 pub fn routers(data: &Value) -> String {
-    let headers = ["FAMILY", "PORT", "KIND", "LEARNED FROM", "EXPIRES"];
+    let headers = ["FAMILY", "VLAN", "PORT", "KIND", "LEARNED FROM", "EXPIRES"];
     listing(data, "no router ports", &headers, |r: &RouterRow| {
         vec![
             r.family.name().into(),
+            r.vlan.to_string(),
             r.port.clone(),
             r.kind.clone(),
             opt(r.learned_from),
@@ -332,6 +370,31 @@ pub fn querier(data: &Value) -> String {
     })
 }
 
+/// A port's VLANs: "any" for a VLAN-unaware port, else its VLANs with
+/// the PVID marked.
+fn port_vlans(p: &Value) -> String {
+    let Some(vlans) = p["vlans"].as_array() else {
+        return "any".into();
+    };
+    let pvid = p["pvid"].as_u64();
+    let list: Vec<String> = vlans
+        .iter()
+        .filter_map(Value::as_u64)
+        .map(|v| {
+            if Some(v) == pvid {
+                format!("{v}(pvid)")
+            } else {
+                v.to_string()
+            }
+        })
+        .collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(",")
+    }
+}
+
 pub fn ports(data: &Value) -> String {
     table(
         &[
@@ -339,6 +402,7 @@ pub fn ports(data: &Value) -> String {
             "IFINDEX",
             "XDP",
             "UP",
+            "VLANS",
             "ROLE",
             "GROUPS",
             "RX",
@@ -377,6 +441,7 @@ pub fn ports(data: &Value) -> String {
                     s(&p["ifindex"]),
                     s(&p["xdp_mode"]),
                     s(&p["up"]),
+                    port_vlans(p),
                     if role.is_empty() {
                         "-".into()
                     } else {
@@ -488,12 +553,15 @@ pub fn event_line(e: &Event) -> String {
             list(removed)
         ),
         EventKind::RouterPorts {
+            family,
+            vlan,
             ports,
             added,
             removed,
         } => {
             format!(
-                "routers  {} (+{} -{})",
+                "routers  {} vlan {vlan}: {} (+{} -{})",
+                protocol(*family),
                 list(ports),
                 list(added),
                 list(removed)
@@ -506,11 +574,7 @@ pub fn event_line(e: &Event) -> String {
             we_are_querier,
         } => format!(
             "querier  {} vlan {vlan}: {}{}",
-            if *family == AddrFamily::Ipv6 {
-                "mld"
-            } else {
-                "igmp"
-            },
+            protocol(*family),
             querier.map_or("none".to_string(), |a| a.to_string()),
             if *we_are_querier { " (us)" } else { "" }
         ),
@@ -535,6 +599,48 @@ pub fn event_line(e: &Event) -> String {
         ),
     };
     format!("{} {what}", e.time)
+}
+
+/// "igmp" or "mld".
+fn protocol(family: AddrFamily) -> &'static str {
+    if family == AddrFamily::Ipv6 {
+        "mld"
+    } else {
+        "igmp"
+    }
+}
+
+/// "10.0.0.1 (us)", "10.0.0.9", or "-" when there is none.
+fn querier_cell(q: &VlanQuerierRow) -> String {
+    match (q.address, q.us) {
+        (Some(a), true) => format!("{a} (us)"),
+        (Some(a), false) => a.to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
+/// `vlans`: each VLAN with its ports, queriers and group count.
+pub fn vlans(data: &Value) -> String {
+    let headers = [
+        "VLAN",
+        "UNTAGGED",
+        "TAGGED",
+        "IGMP QUERIER",
+        "MLD QUERIER",
+        "GROUPS",
+    ];
+    listing(data, "no VLANs", &headers, |v: &VlanRow| {
+        vec![
+            v.vlan.to_string(),
+            list(&v.untagged),
+            list(&v.tagged),
+            querier_cell(&v.igmp_querier),
+            v.mld_querier
+                .as_ref()
+                .map_or_else(|| "off".into(), querier_cell),
+            v.groups.to_string(),
+        ]
+    })
 }
 
 pub fn stats(data: &Value) -> String {
@@ -589,4 +695,93 @@ pub fn macs(data: &Value) -> String {
             format!("{}s", m.age_s),
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vlans_table() {
+        let data = json!([
+            {"vlan": 10, "untagged": ["p1"], "tagged": ["p3"],
+             "igmp_querier": {"address": "10.0.0.1", "us": true},
+             "mld_querier": {"address": "fe80::1", "us": false}, "groups": 2},
+            {"vlan": 20, "untagged": [], "tagged": ["p3"],
+             "igmp_querier": {"address": null, "us": false},
+             "mld_querier": null, "groups": 0},
+        ]);
+        let out = vlans(&data);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("VLAN  UNTAGGED  TAGGED  IGMP QUERIER"),
+            "{out}"
+        );
+        let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[1]),
+            ["10", "p1", "p3", "10.0.0.1", "(us)", "fe80::1", "2"]
+        );
+        assert_eq!(cells(lines[2]), ["20", "-", "p3", "-", "off", "0"]);
+        assert_eq!(vlans(&json!([])), "no VLANs\n");
+    }
+
+    #[test]
+    fn routers_show_their_vlan() {
+        let data = json!([{"family": "ipv4", "vlan": 20, "port": "p3", "kind": "learned",
+                           "learned_from": "10.0.0.9", "expires_ms": 1500}]);
+        let out = routers(&data);
+        assert!(out.starts_with("FAMILY  VLAN  PORT"), "{out}");
+        assert!(out.lines().nth(1).unwrap().contains(" 20  "), "{out}");
+    }
+
+    #[test]
+    fn vlan_filters() {
+        let data = json!([{"vlan": 0, "x": 1}, {"vlan": 10, "x": 2}, {"vlan": 10, "x": 3}]);
+        assert_eq!(
+            rows_of_vlan(data, 10),
+            json!([{"vlan": 10, "x": 2}, {"vlan": 10, "x": 3}])
+        );
+        let ports = json!([
+            {"port": "p1", "pvid": 10, "vlans": [10]},
+            {"port": "p2", "pvid": null, "vlans": [20]},
+            {"port": "p3", "pvid": null, "vlans": null},
+        ]);
+        let kept: Vec<Value> = rows(&ports_carrying(ports.clone(), 10))
+            .iter()
+            .map(|p| p["port"].clone())
+            .collect();
+        assert_eq!(kept, [json!("p1"), json!("p3")]);
+        assert!(port_vlans(&ports[0]) == "10(pvid)" && port_vlans(&ports[2]) == "any");
+    }
+
+    #[test]
+    fn monitor_vlan_filter_and_router_lines() {
+        let routers = Event::now(EventKind::RouterPorts {
+            family: AddrFamily::Ipv6,
+            vlan: 20,
+            ports: vec!["p3".into()],
+            added: vec!["p3".into()],
+            removed: vec![],
+        });
+        let down = Event::now(EventKind::PortDown { port: "p1".into() });
+        assert!(event_of_vlan(&routers, Some(20)) && !event_of_vlan(&routers, Some(10)));
+        assert!(event_of_vlan(&routers, None));
+        // Events of no VLAN are shown whatever the filter.
+        assert!(event_of_vlan(&down, Some(10)));
+        assert!(
+            event_line(&routers).ends_with("routers  mld vlan 20: p3 (+p3 --)"),
+            "{}",
+            event_line(&routers)
+        );
+        // A daemon of before VLANs sent router events without family and
+        // VLAN: read as IGMP on VLAN 0.
+        let old: Event = serde_json::from_str(
+            r#"{"time":"t","event":"router_ports","ports":[],"added":[],"removed":["p1"]}"#,
+        )
+        .unwrap();
+        assert!(event_line(&old).contains("igmp vlan 0"));
+    }
 }

@@ -1,10 +1,18 @@
 //! `igmpsnoop run` settings: the TOML config file, overridden by flags,
 //! validated into what the engine and the data plane take.
-use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use igmpsnoop_control::{Config, ConfigError, PortConfig, engine::Version};
-use igmpsnoop_dataplane::XdpMode;
+use igmpsnoop_dataplane::{
+    XdpMode,
+    vlan::{MAX_VID, PortVlans},
+};
 use serde::Deserialize;
 
 use super::{
@@ -48,6 +56,28 @@ struct FileConfig {
     pin_dir: Option<PathBuf>,
     no_pin: Option<bool>,
     keep_on_exit: Option<bool>,
+    /// `[ports.NAME]`: a port's VLANs.
+    #[serde(default)]
+    ports: BTreeMap<String, FilePort>,
+    /// `[vlans.N]`: a VLAN's own querier addresses.
+    #[serde(default)]
+    vlans: BTreeMap<String, FileVlan>,
+}
+
+/// `[ports.NAME] pvid = N, vlans = [..]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FilePort {
+    pvid: Option<i64>,
+    vlans: Option<Vec<i64>>,
+}
+
+/// `[vlans.N] querier-address = .., mld-querier-address = ..`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileVlan {
+    querier_address: Option<Ipv4Addr>,
+    mld_querier_address: Option<Ipv6Addr>,
 }
 
 #[derive(Debug)]
@@ -127,6 +157,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
     check("fast-leave", &fast_leave)?;
     check("router-port", &router_port)?;
     check("guard-port", &guard_port)?;
+    let port_vlans = port_vlans(&args.pvid, &args.vlans, &file.ports, &seen)?;
 
     let mut engine = Config::default();
     if let Some(v) = pick(args.robustness, file.robustness) {
@@ -195,6 +226,8 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         }
         engine.max_sources_per_group = v as usize;
     }
+    vlan_queriers(&args.vlan_querier_address, &file.vlans, &mut engine)?;
+    check_vlan_queriers(&engine, &ports, &port_vlans)?;
     if engine.querier && engine.querier_address.is_none() {
         engine.querier_address = Some(local_ipv4().ok_or_else(|| {
             anyhow::anyhow!(
@@ -228,6 +261,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             static_router: router_port.contains(name),
             max_groups: per_port,
             guard: guard_port.contains(name),
+            vlans: port_vlans.get(name).cloned(),
         })
         .collect();
     let xdp_mode = match pick(args.xdp_mode, file.xdp_mode).unwrap_or(XdpModeArg::Auto) {
@@ -264,6 +298,142 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             .or(file.socket)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
     })
+}
+
+/// A VLAN ID as given for `what`, checked to be 1..=4094.
+fn vid(what: &str, v: i64) -> anyhow::Result<u16> {
+    match u16::try_from(v) {
+        Ok(v) if (1..=MAX_VID).contains(&v) => Ok(v),
+        _ => bail!("{what}: VLAN id {v} is outside 1..={MAX_VID}"),
+    }
+}
+
+/// A VLAN ID of a flag's text.
+fn vid_text(what: &str, text: &str) -> anyhow::Result<u16> {
+    let v: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{what}: {text:?} is not a VLAN id (1..={MAX_VID})"))?;
+    vid(what, v)
+}
+
+/// `IFACE=VALUE` of `--flag`, the interface checked to be a port.
+fn port_value<'a>(
+    flag: &str,
+    given: &'a str,
+    ports: &HashSet<&str>,
+) -> anyhow::Result<(&'a str, &'a str)> {
+    let Some((port, value)) = given.split_once('=') else {
+        bail!("--{flag} {given}: expected IFACE=VALUE");
+    };
+    if !ports.contains(port) {
+        bail!("--{flag} {given}: {port:?} is not one of the --port interfaces");
+    }
+    Ok((port, value))
+}
+
+/// Each port's VLANs: `[ports.NAME]` of the file, with `--pvid` and
+/// `--vlans` overriding its keys. A port named nowhere is VLAN-unaware.
+fn port_vlans(
+    pvid_flags: &[String],
+    vlans_flags: &[String],
+    file: &BTreeMap<String, FilePort>,
+    ports: &HashSet<&str>,
+) -> anyhow::Result<BTreeMap<String, PortVlans>> {
+    let mut given: BTreeMap<String, (Option<u16>, Option<BTreeSet<u16>>)> = BTreeMap::new();
+    for (name, p) in file {
+        if !ports.contains(name.as_str()) {
+            bail!("[ports.{name}]: {name:?} is not one of the --port interfaces");
+        }
+        let what = format!("[ports.{name}]");
+        let pvid = p.pvid.map(|v| vid(&what, v)).transpose()?;
+        let vlans = p
+            .vlans
+            .as_ref()
+            .map(|l| l.iter().map(|&v| vid(&what, v)).collect())
+            .transpose()?;
+        given.insert(name.clone(), (pvid, vlans));
+    }
+    for flag in pvid_flags {
+        let (port, v) = port_value("pvid", flag, ports)?;
+        let pvid = vid_text(&format!("--pvid {flag}"), v)?;
+        given.entry(port.to_string()).or_default().0 = Some(pvid);
+    }
+    for flag in vlans_flags {
+        let (port, list) = port_value("vlans", flag, ports)?;
+        let what = format!("--vlans {flag}");
+        let vlans = list
+            .split(',')
+            .map(|v| vid_text(&what, v))
+            .collect::<anyhow::Result<_>>()?;
+        given.entry(port.to_string()).or_default().1 = Some(vlans);
+    }
+    Ok(given
+        .into_iter()
+        .filter(|(_, (pvid, vlans))| pvid.is_some() || vlans.is_some())
+        .map(|(name, (pvid, vlans))| (name, PortVlans::trunk(pvid, vlans.unwrap_or_default())))
+        .collect())
+}
+
+/// The per-VLAN querier addresses: `[vlans.N]` of the file, then
+/// `--vlan-querier-address VID=ADDR` (an IPv4 address for IGMP, an IPv6
+/// one for MLD) overriding it.
+fn vlan_queriers(
+    flags: &[String],
+    file: &BTreeMap<String, FileVlan>,
+    engine: &mut Config,
+) -> anyhow::Result<()> {
+    for (key, v) in file {
+        let vlan = vid_text(&format!("[vlans.{key}]"), key)?;
+        if let Some(a) = v.querier_address {
+            engine.vlan_querier_address.insert(vlan, a);
+        }
+        if let Some(a) = v.mld_querier_address {
+            engine.vlan_mld_querier_address.insert(vlan, a);
+        }
+    }
+    for flag in flags {
+        let what = format!("--vlan-querier-address {flag}");
+        let Some((vlan, addr)) = flag.split_once('=') else {
+            bail!("{what}: expected VID=ADDR");
+        };
+        let vlan = vid_text(&what, vlan)?;
+        match addr.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => {
+                engine.vlan_querier_address.insert(vlan, a);
+            }
+            Ok(IpAddr::V6(a)) => {
+                engine.vlan_mld_querier_address.insert(vlan, a);
+            }
+            Err(_) => bail!("{what}: {addr:?} is not an IPv4 or IPv6 address"),
+        }
+    }
+    Ok(())
+}
+
+/// A VLAN with a querier address of its own must be one the switch snoops
+/// (some port is configured for it): anywhere else the address would never
+/// be used, which is surely not what was meant.
+fn check_vlan_queriers(
+    engine: &Config,
+    ports: &[String],
+    port_vlans: &BTreeMap<String, PortVlans>,
+) -> anyhow::Result<()> {
+    let configured: BTreeSet<u16> = ports
+        .iter()
+        .filter_map(|p| port_vlans.get(p))
+        .flat_map(|v| v.vlans.iter().copied())
+        .collect();
+    let vlans = engine.vlan_querier_address.keys();
+    match vlans
+        .chain(engine.vlan_mld_querier_address.keys())
+        .find(|v| !configured.contains(*v))
+    {
+        Some(v) => bail!(
+            "VLAN {v} has a querier address of its own, but no port is configured for VLAN {v} (give a port `pvid` or `vlans` with it)"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The first non-loopback IPv4 address of this host (its network namespace).
@@ -356,5 +526,164 @@ mod tests {
         assert_eq!(file.socket, flags.socket);
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);
+    }
+
+    fn two_ports(f: impl FnOnce(&mut RunArgs)) -> anyhow::Result<Settings> {
+        let mut args = RunArgs {
+            port: vec!["p1".into(), "p2".into()],
+            querier_address: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..RunArgs::default()
+        };
+        f(&mut args);
+        resolve(args)
+    }
+
+    fn vlans_of(s: &Settings) -> Vec<Option<PortVlans>> {
+        s.port_configs.iter().map(|p| p.vlans.clone()).collect()
+    }
+
+    #[test]
+    fn port_vlans_from_the_file() {
+        let s = resolve_text(
+            "port = [\"p1\", \"p2\", \"p3\"]\n\
+             [ports.p1]\npvid = 10\n\
+             [ports.p2]\npvid = 10\nvlans = [10, 20]\n\
+             [vlans.20]\nquerier-address = \"10.0.20.1\"\nmld-querier-address = \"fe80::20\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(Some(10), [20])),
+                None
+            ]
+        );
+        assert_eq!(
+            s.engine.vlan_querier_address,
+            BTreeMap::from([(20, Ipv4Addr::new(10, 0, 20, 1))])
+        );
+        assert_eq!(
+            s.engine.vlan_mld_querier_address,
+            BTreeMap::from([(20, "fe80::20".parse().unwrap())])
+        );
+    }
+
+    #[test]
+    fn port_vlan_flags() {
+        let s = two_ports(|a| {
+            a.pvid = vec!["p1=10".into()];
+            a.vlans = vec!["p2=20,30".into()];
+            a.vlan_querier_address = vec!["30=10.0.30.1".into(), "20=fe80::1".into()];
+        })
+        .unwrap();
+        // p1 alone: an access port; p2: a tagged-only trunk.
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(None, [20, 30]))
+            ]
+        );
+        assert_eq!(s.engine.vlan_querier_address.len(), 1);
+        assert_eq!(s.engine.vlan_mld_querier_address.len(), 1);
+        // No VLAN config at all: every port VLAN-unaware, as before.
+        let plain = two_ports(|_| {}).unwrap();
+        assert_eq!(vlans_of(&plain), vec![None, None]);
+    }
+
+    #[test]
+    fn flags_override_the_files_port_vlans() {
+        let path = std::env::temp_dir().join(format!(
+            "igmpsnoop-settings-vlan-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, "[ports.p1]\npvid = 10\nvlans = [10, 20]\n").unwrap();
+        let s = two_ports(|a| {
+            a.config = Some(path.clone());
+            a.pvid = vec!["p1=20".into()];
+        });
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            vlans_of(&s.unwrap())[0],
+            Some(PortVlans::trunk(Some(20), [10, 20]))
+        );
+    }
+
+    /// Each bad setting is refused with a message naming what is wrong
+    /// (main exits 78 on any of them: tests/tests/vlan.rs runs the binary).
+    #[test]
+    fn bad_vlan_settings_name_what_is_wrong() {
+        let err = |f: fn(&mut RunArgs)| two_ports(f).unwrap_err().to_string();
+        let e = err(|a| a.pvid = vec!["p1=5000".into()]);
+        assert!(
+            e.contains("--pvid p1=5000") && e.contains("5000 is outside 1..=4094"),
+            "{e}"
+        );
+        let e = err(|a| a.vlans = vec!["p2=10,0".into()]);
+        assert!(
+            e.contains("--vlans p2=10,0") && e.contains("VLAN id 0"),
+            "{e}"
+        );
+        let e = err(|a| a.vlans = vec!["p2=10,x".into()]);
+        assert!(e.contains("\"x\" is not a VLAN id"), "{e}");
+        let e = err(|a| a.pvid = vec!["eth9=10".into()]);
+        assert!(
+            e.contains("\"eth9\" is not one of the --port interfaces"),
+            "{e}"
+        );
+        let e = err(|a| a.pvid = vec!["p1".into()]);
+        assert!(e.contains("expected IFACE=VALUE"), "{e}");
+        let e = err(|a| a.vlan_querier_address = vec!["10=10.0.0.1".into()]);
+        assert!(
+            e.contains("VLAN 10") && e.contains("no port is configured"),
+            "{e}"
+        );
+        let e = err(|a| {
+            a.pvid = vec!["p1=10".into()];
+            a.vlan_querier_address = vec!["10=2001:db8::1".into()];
+        });
+        assert!(e.contains("2001:db8::1") && e.contains("link-local"), "{e}");
+        let e = err(|a| a.vlan_querier_address = vec!["10=nope".into()]);
+        assert!(e.contains("\"nope\" is not an IPv4 or IPv6 address"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[ports.p7]\npvid = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[ports.p7]") && e.contains("\"p7\" is not one of"),
+            "{e}"
+        );
+        let e = resolve_text("port = [\"p1\"]\n[ports.p1]\nvlans = [4095]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[ports.p1]") && e.contains("4095"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[ports.p1]\npvids = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pvids"), "{e}");
+        let e = resolve_text("port = [\"p1\"]\n[vlans.ten]\nquerier-address = \"10.0.0.1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[vlans.ten]"), "{e}");
+    }
+
+    /// The shipped file's VLAN example, uncommented, is a valid config.
+    #[test]
+    fn the_shipped_vlan_example_resolves() {
+        let example: String = SHIPPED
+            .lines()
+            .skip_while(|l| *l != "# [ports.eth1]")
+            .filter_map(|l| l.strip_prefix("# "))
+            .map(|l| l.to_string() + "\n")
+            .collect();
+        let s = resolve_text(&format!("port = [\"eth1\", \"eth2\"]\n{example}")).unwrap();
+        assert_eq!(
+            vlans_of(&s),
+            vec![
+                Some(PortVlans::access(10)),
+                Some(PortVlans::trunk(None, [10, 20]))
+            ]
+        );
+        assert_eq!(s.engine.vlan_querier_address.len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! What the event loop drives: the engine, the fast path, the monitor
 //! clients and the daemon's own counters, and carrying out the engine's
 //! actions on them.
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use std::net::IpAddr;
@@ -8,6 +9,7 @@ use std::net::IpAddr;
 use igmpsnoop_control::{
     Action, Engine, PortMask, Timestamp,
     api::{Event, EventKind},
+    engine::AddrFamily,
 };
 use igmpsnoop_dataplane::Dataplane;
 use tracing::{debug, error, warn};
@@ -35,6 +37,11 @@ pub struct DaemonCounters {
     pub ipc_requests: u64,
 }
 
+/// "Every VLAN without a router set of its own" in
+/// `set_vlan_router_ports`. dataplane::vlan::ANY_VLAN replaces this at the
+/// merge with the fast-path half of VLAN support.
+pub const ANY_VLAN: u16 = u16::MAX;
+
 pub struct Core {
     pub engine: Engine,
     pub dp: Dataplane,
@@ -46,6 +53,9 @@ pub struct Core {
     /// The actions being applied came from timers (ports they remove
     /// expired).
     pub timed: bool,
+    /// The router ports last given to the fast path, per (family, VLAN);
+    /// ANY_VLAN: the static ones, for VLANs without a set of their own.
+    pub router_sets: BTreeMap<(AddrFamily, u16), u64>,
 }
 
 impl Core {
@@ -84,9 +94,11 @@ impl Core {
                         _ => warn!(%group, %source, "a source of the other family: ignored"),
                     }
                 }
-                // The fast path has one set of router ports for both families:
-                // IGMP's and MLD's, together.
-                Action::RouterPorts { .. } => self.set_router_ports(self.engine.router_ports()),
+                Action::RouterPorts {
+                    family,
+                    vlan,
+                    ports,
+                } => self.set_router_ports(family, vlan, ports),
                 Action::Forward { ports } => {
                     if let Some(frame) = input {
                         self.send_all(ports, frame);
@@ -140,21 +152,52 @@ impl Core {
         }
     }
 
-    pub fn set_router_ports(&mut self, ports: PortMask) {
-        debug!(ports = format_args!("{:#x}", ports.0), "router ports");
-        if !self.monitors.is_empty() {
-            let (names, added, removed) = self.changes(self.dp.forwarding.router_ports(), ports.0);
+    /// The router ports of `family` on `vlan` (ANY_VLAN: of every VLAN
+    /// without a set of its own) are now `ports`.
+    pub fn set_router_ports(&mut self, family: AddrFamily, vlan: u16, ports: PortMask) {
+        debug!(
+            ?family,
+            vlan,
+            ports = format_args!("{:#x}", ports.0),
+            "router ports"
+        );
+        let before = self
+            .router_sets
+            .insert((family, vlan), ports.0)
+            .unwrap_or(0);
+        if !self.monitors.is_empty() && vlan != ANY_VLAN {
+            let (names, added, removed) = self.changes(before, ports.0);
             if !added.is_empty() || !removed.is_empty() {
                 self.publish(EventKind::RouterPorts {
+                    family,
+                    vlan,
                     ports: names,
                     added,
                     removed,
                 });
             }
         }
-        if let Err(e) = self.dp.forwarding.set_router_ports(ports.0) {
+        let f = &mut self.dp.forwarding;
+        let done = match family {
+            AddrFamily::Ipv4 => f.set_vlan_router_ports::<[u8; 4]>(vlan, ports.0),
+            AddrFamily::Ipv6 => f.set_vlan_router_ports::<[u8; 16]>(vlan, ports.0),
+        };
+        if let Err(e) = done {
             self.counters.map_errors += 1;
             error!(error = %e, "cannot update router ports");
+        }
+    }
+
+    /// The static router ports are the router ports of every VLAN nobody
+    /// queried on (ANY_VLAN), of both families: unregistered traffic of
+    /// such a VLAN still reaches them, as before VLAN support. Only when
+    /// they changed.
+    pub fn set_static_routers(&mut self) {
+        let ports = self.engine.static_router_ports();
+        for family in [AddrFamily::Ipv4, AddrFamily::Ipv6] {
+            if self.router_sets.get(&(family, ANY_VLAN)) != Some(&ports.0) {
+                self.set_router_ports(family, ANY_VLAN, ports);
+            }
         }
     }
 

@@ -96,8 +96,14 @@ impl Daemon {
             monitors: Monitors::default(),
             actions: Vec::new(),
             timed: false,
+            router_sets: Default::default(),
         };
-        core.set_router_ports(core.engine.router_ports());
+        core.set_static_routers();
+        // Each snooped VLAN's router ports (the static ones so far).
+        core.engine
+            .handle_timeout(core.clock.now(), &mut core.actions);
+        core.apply_timers();
+        core.flush();
         let hold_until = adopt(&mut core);
 
         let names: Vec<String> = core
@@ -291,6 +297,7 @@ impl Daemon {
             now,
             &mut core.actions,
         );
+        core.set_static_routers();
         core.apply(None);
         if let Some((applied, restart_needed)) = done {
             core.publish(EventKind::Reloaded {
@@ -330,6 +337,13 @@ fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
     dp.forwarding.set_count_streams(settings.count_streams)?;
     // With MLD off, every IPv6 multicast frame is flooded, MLD included.
     dp.forwarding.set_snoop_ipv6(settings.engine.mld)?;
+    // Before any frame is snooped: the fast path hands control frames of
+    // VLAN-configured ports over tagged with their VLAN from here on.
+    for (i, port) in settings.port_configs.iter().enumerate() {
+        if port.vlans.is_some() {
+            dp.set_port_vlans(i, port.vlans.clone())?;
+        }
+    }
     Ok(dp)
 }
 

@@ -28,6 +28,7 @@ impl Core {
             Request::Querier => views::querier(engine, now),
             Request::Ports => views::ports(engine, dp),
             Request::Macs => views::macs(dp),
+            Request::Vlans => views::vlans(engine, dp),
             Request::Stats => {
                 let c = &self.counters;
                 let daemon = json!({
@@ -130,6 +131,9 @@ impl Core {
                     format!(" vlan {vlan}")
                 };
                 format!("no such static membership: {group}{source} on {port}{vlan}")
+            }
+            TableError::VlanNotCarried { vlan, .. } => {
+                format!("{port} does not carry VLAN {vlan} (see `igmpsnoop vlans`)")
             }
             e => e.to_string(),
         })?;

@@ -5,6 +5,7 @@ use igmpsnoop_control::{
     Engine, PortMask, Timestamp,
     api::listing::{
         GroupRow, MacRow, QuerierRow, RouterRow, SourceEntryRow, SourceRecordRow, StreamRow,
+        VlanQuerierRow, VlanRow,
     },
     engine::{AddrFamily, FilterMode, Proto},
 };
@@ -127,6 +128,7 @@ pub fn routers(engine: &Engine, dp: &Dataplane, now: Timestamp) -> Value {
         .iter()
         .map(|r| RouterRow {
             family: r.family,
+            vlan: r.vlan,
             port: port_name(dp, r.port),
             kind: match (r.is_static, r.learned_from.is_some()) {
                 (true, true) => "static+learned",
@@ -231,7 +233,7 @@ fn stream_row<A: Proto>(
         frames,
         bytes,
         ports: names(dp, members),
-        router_ports: names(dp, engine.router_ports_of::<A>()),
+        router_ports: names(dp, engine.router_ports_of::<A>(vlan)),
         pps: None,
         bits_per_second: None,
     })
@@ -259,6 +261,9 @@ pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
                     "static_router": cfg.is_some_and(|c| c.static_router),
                     "guard": cfg.is_some_and(|c| c.guard),
                     "router": routers.contains(p.index as u8),
+                    // null: VLAN-unaware (carries every VLAN, VLAN 0 untagged).
+                    "pvid": cfg.and_then(|c| c.vlans.as_ref()).and_then(|v| v.pvid),
+                    "vlans": cfg.and_then(|c| c.vlans.as_ref()).map(|v| &v.vlans),
                     "groups": groups.iter().filter(|g| g.port as usize == p.index).count(),
                     "counters": counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                     "control": engine_counters,
@@ -271,6 +276,51 @@ pub fn ports(engine: &Engine, dp: &Dataplane) -> Value {
             })
             .collect(),
     )
+}
+
+/// The VLANs snooped (and any other a group was learned on), each with
+/// its untagged and tagged ports, its queriers and its group count.
+pub fn vlans(engine: &Engine, dp: &Dataplane) -> Value {
+    let groups = engine.group_count_by_vlan();
+    let mut list = engine.vlans().snooped();
+    list.extend(groups.keys());
+    list.sort_unstable();
+    list.dedup();
+    let queriers = engine.querier();
+    let querier = |family: AddrFamily, vlan: u16| {
+        let q = queriers
+            .iter()
+            .find(|q| q.family == family && q.vlan == vlan);
+        VlanQuerierRow {
+            address: q.and_then(|q| q.querier_address),
+            us: q.is_some_and(|q| q.we_are_querier),
+        }
+    };
+    let configs = engine.port_configs();
+    let rows: Vec<VlanRow> = list
+        .into_iter()
+        .map(|vlan| {
+            let carriers = engine.vlans().carriers(vlan);
+            let (mut untagged, mut tagged) = (PortMask::EMPTY, PortMask::EMPTY);
+            for p in carriers.iter() {
+                let cfg = configs.get(usize::from(p)).and_then(|c| c.vlans.as_ref());
+                if igmpsnoop_dataplane::vlan::untagged(cfg, vlan) {
+                    untagged.insert(p);
+                } else {
+                    tagged.insert(p);
+                }
+            }
+            VlanRow {
+                vlan,
+                untagged: names(dp, untagged),
+                tagged: names(dp, tagged),
+                igmp_querier: querier(AddrFamily::Ipv4, vlan),
+                mld_querier: engine.config().mld.then(|| querier(AddrFamily::Ipv6, vlan)),
+                groups: groups.get(&vlan).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    to_value(rows)
 }
 
 pub fn stats(engine: &Engine, dp: &Dataplane, daemon: &serde_json::Map<String, Value>) -> Value {

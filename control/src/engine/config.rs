@@ -5,7 +5,9 @@ use crate::family::{Version, eui64_link_local, is_link_local_unicast};
 use crate::port::{MAX_PORTS, Mac};
 use core::net::{Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
-use serde::Serialize;
+use igmpsnoop_dataplane::vlan::{MAX_VID, PortVlans};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// Default `max_sources_per_group`. A Linux host filters at most
@@ -59,8 +61,12 @@ pub struct Config {
     pub router_port_timeout: Option<Duration>,
     /// Source MAC of the frames we emit.
     pub switch_mac: Mac,
-    /// VLANs we act as querier on (0 = untagged).
-    pub querier_vlans: Vec<u16>,
+    /// Per VLAN, the source of our IGMP queries there instead of
+    /// `querier_address` (each VLAN elects its own querier).
+    pub vlan_querier_address: BTreeMap<u16, Ipv4Addr>,
+    /// Per VLAN, the source of our MLD queries there instead of
+    /// `mld_querier_address`; link-local.
+    pub vlan_mld_querier_address: BTreeMap<u16, Ipv6Addr>,
 }
 
 impl Default for Config {
@@ -84,7 +90,8 @@ impl Default for Config {
             max_sources_per_group: DEFAULT_MAX_SOURCES_PER_GROUP,
             router_port_timeout: None,
             switch_mac: [0x02, 0, 0, 0, 0, 0x01],
-            querier_vlans: vec![0],
+            vlan_querier_address: BTreeMap::new(),
+            vlan_mld_querier_address: BTreeMap::new(),
         }
     }
 }
@@ -139,6 +146,22 @@ impl Config {
             .unwrap_or_else(|| eui64_link_local(self.switch_mac))
     }
 
+    /// Source of our IGMP queries on `vlan`: its own, else the global one.
+    pub fn igmp_source_on(&self, vlan: u16) -> Option<Ipv4Addr> {
+        self.vlan_querier_address
+            .get(&vlan)
+            .copied()
+            .or(self.querier_address)
+    }
+
+    /// Source of our MLD queries on `vlan`: its own, else `mld_source`.
+    pub fn mld_source_on(&self, vlan: u16) -> Ipv6Addr {
+        self.vlan_mld_querier_address
+            .get(&vlan)
+            .copied()
+            .unwrap_or_else(|| self.mld_source())
+    }
+
     pub fn router_timeout(&self) -> Duration {
         self.router_port_timeout
             .unwrap_or_else(|| self.other_querier_present_interval())
@@ -158,10 +181,21 @@ impl Config {
         if !matches!(self.mld_version, Version::V1 | Version::V2) {
             return Err(ConfigError::MldVersion(self.mld_version));
         }
-        if let Some(a) = self.mld_querier_address
-            && !is_link_local_unicast(a)
+        let mld_sources = self.vlan_mld_querier_address.values();
+        if let Some(&a) = self
+            .mld_querier_address
+            .iter()
+            .chain(mld_sources)
+            .find(|a| !is_link_local_unicast(**a))
         {
             return Err(ConfigError::MldQuerierAddress(a));
+        }
+        let vlans = self.vlan_querier_address.keys();
+        if let Some(&v) = vlans
+            .chain(self.vlan_mld_querier_address.keys())
+            .find(|v| !(1..=MAX_VID).contains(*v))
+        {
+            return Err(ConfigError::Vlan(v));
         }
         if self.query_interval.is_zero()
             || self.last_member_interval.is_zero()
@@ -205,9 +239,6 @@ impl Config {
         if self.querier && self.querier_address.is_none() {
             return Err(ConfigError::NoQuerierAddress);
         }
-        if let Some(v) = self.querier_vlans.iter().find(|v| **v > 4094) {
-            return Err(ConfigError::Vlan(*v));
-        }
         Ok(())
     }
 }
@@ -224,6 +255,52 @@ pub struct PortConfig {
     pub max_groups: Option<usize>,
     /// Ignore (and count) queries and PIM hellos arriving here.
     pub guard: bool,
+    /// The port's VLANs; None: VLAN-unaware (untagged frames are VLAN 0,
+    /// tagged ones keep their VLAN; it carries every VLAN).
+    #[serde(serialize_with = "port_vlans")]
+    pub vlans: Option<PortVlans>,
+}
+
+impl PortConfig {
+    /// Its VLAN IDs are 1..=4094 and its PVID is one of its VLANs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let Some(v) = &self.vlans else {
+            return Ok(());
+        };
+        let bad = v
+            .pvid
+            .iter()
+            .chain(&v.vlans)
+            .find(|v| !(1..=MAX_VID).contains(*v));
+        if let Some(&vlan) = bad {
+            return Err(ConfigError::PortVlan {
+                port: self.name.clone(),
+                vlan,
+            });
+        }
+        match v.pvid {
+            Some(pvid) if !v.vlans.contains(&pvid) => Err(ConfigError::PortVlan {
+                port: self.name.clone(),
+                vlan: pvid,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `{"pvid": N|null, "vlans": [..]}`, or null for a VLAN-unaware port.
+fn port_vlans<S: Serializer>(v: &Option<PortVlans>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        pvid: Option<u16>,
+        vlans: &'a std::collections::BTreeSet<u16>,
+    }
+    v.as_ref()
+        .map(|v| Row {
+            pvid: v.pvid,
+            vlans: &v.vlans,
+        })
+        .serialize(s)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -250,8 +327,10 @@ pub enum ConfigError {
     ResponseTooLong(Duration),
     #[error("querier enabled without querier_address (set 0.0.0.0 explicitly to use it)")]
     NoQuerierAddress,
-    #[error("bad VLAN id {0}")]
+    #[error("bad VLAN id {0}: expected 1..=4094")]
     Vlan(u16),
+    #[error("port {port}: bad VLAN id {vlan}: expected 1..=4094")]
+    PortVlan { port: String, vlan: u16 },
 }
 
 #[cfg(test)]
@@ -379,11 +458,19 @@ mod tests {
         assert_eq!(bad.validate(1), Err(ConfigError::ResponseInterval));
         assert_eq!(
             Config {
-                querier_vlans: vec![4095],
-                ..ok
+                vlan_querier_address: BTreeMap::from([(4095, Ipv4Addr::new(10, 0, 0, 1))]),
+                ..ok.clone()
             }
             .validate(1),
             Err(ConfigError::Vlan(4095))
+        );
+        assert_eq!(
+            Config {
+                vlan_mld_querier_address: BTreeMap::from([(10, global)]),
+                ..ok
+            }
+            .validate(1),
+            Err(ConfigError::MldQuerierAddress(global))
         );
     }
 }

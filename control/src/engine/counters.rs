@@ -109,6 +109,9 @@ counters! {
         reject_source_overrun,
         reject_bad_pim,
         reject_bad_port,
+        /// Frames on a VLAN their port does not carry, or untagged on a
+        /// port without a PVID (the fast path drops these before us).
+        reject_vlan_not_carried,
         /// A bad IPv6 version or payload length.
         reject_bad_ipv6_header,
         /// A malformed IPv6 extension header or Hop-by-Hop option.

@@ -44,14 +44,16 @@ impl Engine {
         }
     }
 
-    /// Router ports of family `A` that are up, without the ingress port.
-    fn router_targets<A: Proto>(&self, ingress: PortId) -> PortMask {
-        (A::snooper(&self.fam).routers.mask() & self.up).without(ingress)
+    /// Router ports of family `A` on the sender's VLAN that are up,
+    /// without the ingress port.
+    fn router_targets<A: Proto>(&self, from: Sender) -> PortMask {
+        let routers = A::snooper(&self.fam).routers.mask(from.vlan);
+        (routers & self.up & self.vlans.carriers(from.vlan)).without(from.port)
     }
 
-    /// Every up port but the ingress port.
-    pub(super) fn flood_targets(&self, ingress: PortId) -> PortMask {
-        self.up.without(ingress)
+    /// Every up port of the sender's VLAN but the ingress port.
+    pub(super) fn flood_targets(&self, from: Sender) -> PortMask {
+        (self.up & self.vlans.carriers(from.vlan)).without(from.port)
     }
 
     /// A v1/v2 report (IGMPv1, IGMPv2, MLDv1): the group is joined.
@@ -79,7 +81,7 @@ impl Engine {
             };
             self.learn(now, key, from, rec, out);
         }
-        self.forward_report::<A>(from.port, out);
+        self.forward_report::<A>(from, out);
     }
 
     fn count_report<A: Proto>(&mut self, generation: Generation) {
@@ -110,7 +112,7 @@ impl Engine {
             };
             self.learn(now, key, from, Record::v2_leave(), out);
         }
-        if self.forward(self.router_targets::<A>(from.port), out) {
+        if self.forward(self.router_targets::<A>(from), out) {
             self.pc::<A>().tx_forward_leave += 1;
         }
     }
@@ -121,17 +123,18 @@ impl Engine {
         self.count_report::<A>(Generation::SourceFilter);
     }
 
-    /// Reports go to router ports only (RFC 4541 §2.1.1 (1)).
-    pub(super) fn forward_report<A: Proto>(&mut self, port: PortId, out: &mut Vec<Action>) {
-        if self.forward(self.router_targets::<A>(port), out) {
+    /// Reports go to router ports only (RFC 4541 §2.1.1 (1)), of their
+    /// own VLAN.
+    pub(super) fn forward_report<A: Proto>(&mut self, from: Sender, out: &mut Vec<Action>) {
+        if self.forward(self.router_targets::<A>(from), out) {
             self.pc::<A>().tx_forward_report += 1;
         }
     }
 
     /// RFC 4541 §2.1.1 (3): unrecognized messages MUST be flooded to all
-    /// other ports.
-    pub(super) fn flood_unknown<A: Proto>(&mut self, port: PortId, out: &mut Vec<Action>) {
-        if self.forward(self.flood_targets(port), out) {
+    /// other ports (of their VLAN).
+    pub(super) fn flood_unknown<A: Proto>(&mut self, from: Sender, out: &mut Vec<Action>) {
+        if self.forward(self.flood_targets(from), out) {
             self.pc::<A>().tx_forward_unknown += 1;
         }
     }
@@ -365,16 +368,17 @@ impl Engine {
         } else {
             self.heard_querier(now, from, q.src);
         }
-        if self.forward(self.flood_targets(from.port), out) {
+        if self.forward(self.flood_targets(from), out) {
             self.pc::<A>().tx_forward_query += 1;
         }
     }
 
-    /// A query from `src`: its port is a router port; the election.
+    /// A query from `src`: its port is a router port of its VLAN; the
+    /// election on that VLAN.
     fn heard_querier<A: Proto>(&mut self, now: Timestamp, from: Sender, src: A) {
         let until = now + self.config.router_timeout();
         let sn = A::snooper_mut(&mut self.fam);
-        let learned = sn.routers.learn(from.port, src, until);
+        let learned = sn.routers.learn(from.vlan, from.port, src, until);
         let heard = sn.querier.heard(&self.config, from.vlan, src, now);
         let c = self.pc::<A>();
         c.router_ports_learned += u64::from(learned);

@@ -24,10 +24,11 @@ impl Engine {
     pub(super) fn receive_icmpv6(
         &mut self,
         now: Timestamp,
-        port: PortId,
+        from: Sender,
         f: &Frame6<'_>,
         out: &mut Vec<Action>,
     ) {
+        let port = from.port;
         if !f.payload.first().copied().is_some_and(is_mld) {
             self.counters.rx_other_ip += 1;
             return;
@@ -36,11 +37,6 @@ impl Engine {
             return;
         };
         self.counters.rx_mld += 1;
-        let from = Sender {
-            port,
-            vlan: f.eth.vlan,
-            mac: f.eth.src,
-        };
         match pkt.msg_type() {
             mld::TYPE_QUERY => self.on_query(now, from, &mld_query(f.ip.src, &pkt), out),
             mld::TYPE_V1_REPORT => {
@@ -53,7 +49,7 @@ impl Engine {
                     let (t, g) = (rec.record_type(), rec.address());
                     self.on_record(now, from, t, g, rec.sources(), out);
                 }
-                self.forward_report::<Ipv6Addr>(port, out);
+                self.forward_report::<Ipv6Addr>(from, out);
             }
         }
     }

@@ -13,6 +13,7 @@ mod receive;
 mod reconfigure;
 pub mod router;
 mod send;
+pub mod vlans;
 
 pub use crate::family::{AddrFamily, Version};
 pub use crate::port::{Mac, PortId, PortMask};
@@ -23,6 +24,7 @@ pub use proto::{Proto, QuerySpec, Snooper, Snoopers};
 pub use querier::QuerierView;
 pub use reconfigure::Reconfigured;
 pub use router::RouterPortView;
+pub use vlans::VlanPorts;
 
 use crate::table::{MembershipKey, MembershipTable, SourceInfo, TableEvent, Timers};
 use crate::time::Timestamp;
@@ -58,9 +60,13 @@ pub enum Action {
         source: IpAddr,
         ports: Option<PortMask>,
     },
-    /// The set of router ports (learned ∪ static) of `family` is now
-    /// `ports`.
-    RouterPorts { family: AddrFamily, ports: PortMask },
+    /// The set of router ports (learned ∪ static) of `family` on `vlan`
+    /// is now `ports` (the static ones only where they carry the VLAN).
+    RouterPorts {
+        family: AddrFamily,
+        vlan: u16,
+        ports: PortMask,
+    },
     /// Send the frame given to handle_frame, unchanged, out of these ports
     /// (never the ingress port).
     Forward { ports: PortMask },
@@ -107,6 +113,8 @@ const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Engine {
     config: Config,
     ports: Vec<PortConfig>,
+    /// Which ports carry which VLAN (fixed at start).
+    vlans: VlanPorts,
     /// Ports that are up; frames are only sent out of these.
     up: PortMask,
     fast_leave: PortMask,
@@ -143,6 +151,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Engine, ConfigError> {
         config.validate(ports.len())?;
+        for p in &ports {
+            p.validate()?;
+        }
+        let vlans = VlanPorts::new(&ports);
         let timers = Timers {
             gmi: config.group_membership_interval(),
             lmqi: config.last_member_interval,
@@ -176,11 +188,12 @@ impl Engine {
             }
         }
         let fam = Snoopers {
-            igmp: Snooper::new(&config, igmp_table, static_routers, now),
-            mld: Snooper::new(&config, mld_table, static_routers, now),
+            igmp: Snooper::new(&config, igmp_table, static_routers, &vlans, now),
+            mld: Snooper::new(&config, mld_table, static_routers, &vlans, now),
         };
         Ok(Engine {
             up: PortMask::first(ports.len()),
+            vlans,
             fam,
             config,
             ports,
@@ -235,6 +248,7 @@ impl Engine {
             .poll(&self.config, now, |vlan| due.push(vlan));
         self.pc::<A>().querier_resumed += resumed;
         for vlan in due {
+            // Only the ports of the VLAN: send_query masks by its carriers.
             let ports = self.up;
             self.send_general_query::<A>(vlan, ports, out);
         }
@@ -295,6 +309,9 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
+        if !self.vlans.port_carries(port, vlan) {
+            return Err(TableError::VlanNotCarried { port, vlan });
+        }
         self.change_static(out, |t, ev| t.add_static(key, port, ev))
     }
 
@@ -322,6 +339,9 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_source_key(vlan, group, port, source)?;
+        if !self.vlans.port_carries(port, vlan) {
+            return Err(TableError::VlanNotCarried { port, vlan });
+        }
         self.change_static(out, |t, ev| t.add_static_source(key, port, source, ev))
     }
 
@@ -421,6 +441,7 @@ impl Engine {
         let vlans: Vec<u16> = A::snooper(&self.fam)
             .querier
             .active_vlans(&self.config)
+            .filter(|&v| self.vlans.port_carries(port, v))
             .collect();
         for vlan in vlans {
             self.send_general_query::<A>(vlan, PortMask::single(port), out);
@@ -441,7 +462,7 @@ impl Engine {
         if self.config.querier {
             return 0;
         }
-        let vlans = self.config.querier_vlans.clone();
+        let vlans = self.vlans.snooped();
         let ports = self.up;
         for &vlan in &vlans {
             self.send_general_query::<Ipv4Addr>(vlan, ports, out);
@@ -515,7 +536,7 @@ impl Engine {
             .lookup_source(MembershipKey { vlan, group }, source)
     }
 
-    /// Router ports (learned and static), IPv4's then IPv6's.
+    /// Router ports (learned and static) of each VLAN, IPv4's then IPv6's.
     pub fn routers(&self) -> Vec<RouterPortView> {
         let mut v = self.fam.igmp.routers.views();
         if self.config.mld {
@@ -524,14 +545,24 @@ impl Engine {
         v
     }
 
-    /// The router ports of family `A`.
-    pub fn router_ports_of<A: Proto>(&self) -> PortMask {
-        A::snooper(&self.fam).routers.mask()
+    /// The router ports of family `A` on `vlan`.
+    pub fn router_ports_of<A: Proto>(&self, vlan: u16) -> PortMask {
+        A::snooper(&self.fam).routers.mask(vlan)
     }
 
-    /// The router ports of either family.
+    /// The ports that are router ports of either family on any VLAN.
     pub fn router_ports(&self) -> PortMask {
-        self.router_ports_of::<Ipv4Addr>() | self.router_ports_of::<Ipv6Addr>()
+        self.fam.igmp.routers.any_vlan() | self.fam.mld.routers.any_vlan()
+    }
+
+    /// The static router ports (each one on every VLAN it carries).
+    pub fn static_router_ports(&self) -> PortMask {
+        self.fam.igmp.routers.static_ports()
+    }
+
+    /// Which ports carry which VLAN.
+    pub fn vlans(&self) -> &VlanPorts {
+        &self.vlans
     }
 
     /// Ports of a group in EXCLUDE mode: they take traffic from sources
@@ -566,6 +597,14 @@ impl Engine {
     /// Number of distinct (VLAN, group) entries, both families.
     pub fn group_count(&self) -> usize {
         self.fam.igmp.table.len() + self.fam.mld.table.len()
+    }
+
+    /// Number of distinct groups of either family on each VLAN that has any.
+    pub fn group_count_by_vlan(&self) -> std::collections::BTreeMap<u16, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        self.fam.igmp.table.count_by_vlan(&mut counts);
+        self.fam.mld.table.count_by_vlan(&mut counts);
+        counts
     }
 
     /// Number of distinct (VLAN, group) entries of family `A`.

@@ -6,6 +6,7 @@ use super::config::Config;
 use super::counters::{Counters, ProtoCounters};
 use super::querier::Querier;
 use super::router::Routers;
+use super::vlans::VlanPorts;
 use crate::family::{Family, Generation, Version};
 use crate::port::PortMask;
 use crate::table::MembershipTable;
@@ -29,12 +30,13 @@ impl<A: Proto> Snooper<A> {
         config: &Config,
         table: MembershipTable<A>,
         static_routers: PortMask,
+        vlans: &VlanPorts,
         now: Timestamp,
     ) -> Self {
         Snooper {
             table,
-            routers: Routers::new(static_routers),
-            querier: Querier::new(config, now),
+            routers: Routers::new(static_routers, vlans.clone()),
+            querier: Querier::new(config, &vlans.snooped(), now),
             scratch: Vec::new(),
         }
     }
@@ -76,15 +78,15 @@ pub trait Proto: Family {
     fn querying(c: &Config) -> bool {
         c.querier && Self::enabled(c)
     }
-    /// Our query source while querier.
-    fn querier_address(c: &Config) -> Option<Self>;
+    /// Our query source on `vlan` while querier there.
+    fn querier_address(c: &Config, vlan: u16) -> Option<Self>;
     /// The version of the queries we send.
     fn query_version(c: &Config) -> Version;
     /// Source of a group-specific query when we are not the querier.
     fn proxy_source() -> Option<Self>;
-    /// Source of a group-and-source-specific query when we are not the
-    /// querier.
-    fn fallback_source(c: &Config) -> Option<Self>;
+    /// Source of a group-and-source-specific query on `vlan` when we are
+    /// not the querier there.
+    fn fallback_source(c: &Config, vlan: u16) -> Option<Self>;
 
     /// A complete query frame, out of `vlan`, to `dst`.
     fn query_frame(
@@ -125,8 +127,8 @@ impl Proto for Ipv4Addr {
     fn enabled(_: &Config) -> bool {
         true
     }
-    fn querier_address(c: &Config) -> Option<Self> {
-        c.querier_address
+    fn querier_address(c: &Config, vlan: u16) -> Option<Self> {
+        c.igmp_source_on(vlan)
     }
     fn query_version(c: &Config) -> Version {
         c.igmp_version
@@ -134,8 +136,8 @@ impl Proto for Ipv4Addr {
     fn proxy_source() -> Option<Self> {
         Some(Ipv4Addr::UNSPECIFIED)
     }
-    fn fallback_source(c: &Config) -> Option<Self> {
-        Some(c.querier_address.unwrap_or(Ipv4Addr::UNSPECIFIED))
+    fn fallback_source(c: &Config, vlan: u16) -> Option<Self> {
+        Some(c.igmp_source_on(vlan).unwrap_or(Ipv4Addr::UNSPECIFIED))
     }
 
     fn query_frame(
@@ -185,8 +187,8 @@ impl Proto for Ipv6Addr {
     fn enabled(c: &Config) -> bool {
         c.mld
     }
-    fn querier_address(c: &Config) -> Option<Self> {
-        Some(c.mld_source())
+    fn querier_address(c: &Config, vlan: u16) -> Option<Self> {
+        Some(c.mld_source_on(vlan))
     }
     fn query_version(c: &Config) -> Version {
         c.mld_version
@@ -200,7 +202,7 @@ impl Proto for Ipv6Addr {
     fn proxy_source() -> Option<Self> {
         None
     }
-    fn fallback_source(_: &Config) -> Option<Self> {
+    fn fallback_source(_: &Config, _: u16) -> Option<Self> {
         None
     }
 

@@ -1,7 +1,8 @@
 //! The querier of one family: startup and periodic general queries per
 //! VLAN, and election by lowest source address (RFC 2236 §3, RFC 3376
 //! §6.6.2; RFC 3810 §7.6.2 for MLD, lowest IPv6 address). IGMP and MLD
-//! each have their own, independent of the other.
+//! each have their own, independent of the other; each VLAN is a link of
+//! its own, with its own election, timers and our source address there.
 
 use super::config::Config;
 use super::proto::Proto;
@@ -50,10 +51,10 @@ pub(crate) enum Heard {
 }
 
 impl<A: Proto> Querier<A> {
-    pub fn new(config: &Config, now: Timestamp) -> Querier<A> {
+    /// A querier for each of `vlans` (the VLANs snooped).
+    pub fn new(config: &Config, vlans: &[u16], now: Timestamp) -> Querier<A> {
         let on = A::querying(config);
-        let mut vlans: Vec<VlanQuerier<A>> = config
-            .querier_vlans
+        let mut vlans: Vec<VlanQuerier<A>> = vlans
             .iter()
             .map(|&vlan| VlanQuerier {
                 vlan,
@@ -92,7 +93,7 @@ impl<A: Proto> Querier<A> {
         let Some(v) = self.vlans.iter_mut().find(|v| v.vlan == vlan) else {
             return Heard::Nothing;
         };
-        let ours = A::querier_address(config).filter(|_| A::querying(config));
+        let ours = A::querier_address(config, vlan).filter(|_| A::querying(config));
         // A 0.0.0.0 proxy querier defers to any real querier (RFC 4541 §2.1.1).
         let wins = match ours {
             Some(a) if a != A::UNSPECIFIED => src < a,
@@ -150,7 +151,7 @@ impl<A: Proto> Querier<A> {
     /// downstream take us for the querier and for a router.
     pub fn query_source(&self, config: &Config, vlan: u16) -> Option<A> {
         if self.is_active(config, vlan) {
-            A::querier_address(config)
+            A::querier_address(config, vlan)
         } else {
             A::proxy_source()
         }
@@ -179,10 +180,10 @@ impl<A: Proto> Querier<A> {
 
     pub fn views(&self, config: &Config) -> Vec<QuerierView> {
         let on = A::querying(config);
-        let ours = A::querier_address(config).filter(|_| on);
         self.vlans
             .iter()
-            .map(|v| QuerierView {
+            .map(|v| (v, A::querier_address(config, v.vlan).filter(|_| on)))
+            .map(|(v, ours)| QuerierView {
                 family: A::FAMILY,
                 vlan: v.vlan,
                 we_are_querier: on && v.other.is_none(),

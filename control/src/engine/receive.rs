@@ -27,16 +27,27 @@ impl Engine {
             }
             Err(FrameError::Malformed(e)) => return self.reject(port, e),
         };
+        let tag = match &parsed {
+            Parsed::Ipv4(f) => f.eth.vlan,
+            Parsed::Ipv6(f) => f.eth.vlan,
+        };
+        // The fast path drops these before they reach us; a frame that got
+        // here anyway must not be learned on a VLAN its port is not in.
+        let Some(vlan) = self.vlans.ingress(port, tag) else {
+            self.counters.reject_vlan_not_carried += 1;
+            return self.count_port_reject(port);
+        };
+        let from = |mac| Sender { port, vlan, mac };
         match parsed {
             Parsed::Ipv4(f) => match f.ip.protocol {
-                ipv4::PROTO_IGMP => self.receive_igmp(now, port, &f, out),
+                ipv4::PROTO_IGMP => self.receive_igmp(now, from(f.eth.src), &f, out),
                 ipv4::PROTO_PIM if f.ip.dst == pim::ALL_PIM_ROUTERS => {
-                    self.receive_pim(now, port, &f, out)
+                    self.receive_pim(now, from(f.eth.src), &f, out)
                 }
                 _ => self.counters.rx_other_ip += 1,
             },
             Parsed::Ipv6(f) if self.config.mld && f.ip.next_header == ipv6::NEXT_ICMPV6 => {
-                self.receive_icmpv6(now, port, &f, out)
+                self.receive_icmpv6(now, from(f.eth.src), &f, out)
             }
             Parsed::Ipv6(_) => self.counters.rx_other_ip += 1,
         }
@@ -64,7 +75,8 @@ impl Engine {
         self.count_port_reject(port);
     }
 
-    fn receive_igmp(&mut self, now: Timestamp, port: PortId, f: &Frame<'_>, out: &mut Vec<Action>) {
+    fn receive_igmp(&mut self, now: Timestamp, from: Sender, f: &Frame<'_>, out: &mut Vec<Action>) {
+        let port = from.port;
         // RFC 2236 §2 / RFC 3376 §4: IGMP is sent with TTL 1; anything else
         // was routed and is not a link-local membership message.
         if f.ip.ttl != 1 {
@@ -83,11 +95,6 @@ impl Engine {
             return self.reject(port, WireError::BadIgmpChecksum);
         }
         self.counters.rx_igmp += 1;
-        let from = Sender {
-            port,
-            vlan: f.eth.vlan,
-            mac: f.eth.src,
-        };
         match pkt.msg_type() {
             igmp::TYPE_QUERY => self.on_query(now, from, &igmp_query(f.ip.src, &pkt), out),
             igmp::TYPE_V1_REPORT => {
@@ -103,16 +110,17 @@ impl Engine {
                     let (t, g) = (rec.record_type(), rec.group_addr());
                     self.on_record(now, from, t, g, rec.sources(), out);
                 }
-                self.forward_report::<Ipv4Addr>(port, out);
+                self.forward_report::<Ipv4Addr>(from, out);
             }
             _ => {
                 self.counters.reject_unknown_igmp_type += 1;
-                self.flood_unknown::<Ipv4Addr>(port, out);
+                self.flood_unknown::<Ipv4Addr>(from, out);
             }
         }
     }
 
-    fn receive_pim(&mut self, now: Timestamp, port: PortId, f: &Frame<'_>, out: &mut Vec<Action>) {
+    fn receive_pim(&mut self, now: Timestamp, from: Sender, f: &Frame<'_>, out: &mut Vec<Action>) {
+        let port = from.port;
         let pkt = match pim::Packet::new_checked(f.payload) {
             Ok(p) => p,
             Err(e) => return self.reject(port, e),
@@ -130,11 +138,12 @@ impl Engine {
             return;
         }
         let until = now + self.config.router_timeout();
-        if !f.ip.src.is_unspecified() && self.fam.igmp.routers.learn(port, f.ip.src, until) {
+        let src = f.ip.src;
+        if !src.is_unspecified() && self.fam.igmp.routers.learn(from.vlan, port, src, until) {
             self.counters.igmp.router_ports_learned += 1;
         }
         // 224.0.0.13 is link-local: flood it.
-        if self.forward(self.flood_targets(port), out) {
+        if self.forward(self.flood_targets(from), out) {
             self.counters.tx_forward_pim += 1;
         }
     }

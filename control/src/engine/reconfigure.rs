@@ -1,11 +1,13 @@
 //! Live reconfiguration (the daemon's SIGHUP): what can change while the
 //! switch runs is applied at once; what cannot is named and left as it was.
 //!
-//! Live: the querier (on/off, address, version of our queries), flooding of
-//! unregistered groups, and per port fast leave, guard, static router and the
-//! group limit. Needs a restart: the protocol timers and the table size, which
-//! the membership table fixes when it is built (its capacity is reserved up
-//! front and its timers are its own), and the port list itself.
+//! Live: the querier (on/off, address, version of our queries, the per-VLAN
+//! addresses), flooding of unregistered groups, and per port fast leave,
+//! guard, static router and the group limit. Needs a restart: the protocol
+//! timers and the table size, which the membership table fixes when it is
+//! built (its capacity is reserved up front and its timers are its own), the
+//! port list itself and the ports' VLANs (they decide which VLANs have a
+//! querier, and the fast path's sets).
 
 use super::{Action, Config, ConfigError, Engine, PortConfig};
 use crate::port::{PortId, PortMask};
@@ -68,6 +70,8 @@ impl Engine {
             igmp_version: new.igmp_version,
             mld_version: new.mld_version,
             mld_querier_address: new.mld_querier_address,
+            vlan_querier_address: new.vlan_querier_address.clone(),
+            vlan_mld_querier_address: new.vlan_mld_querier_address.clone(),
             flood_unregistered: new.flood_unregistered,
             ..self.config.clone()
         }
@@ -90,6 +94,12 @@ impl Engine {
             (
                 "flood-unregistered",
                 old.flood_unregistered != new.flood_unregistered,
+            ),
+            // The [vlans.N] querier addresses.
+            (
+                "vlans",
+                old.vlan_querier_address != new.vlan_querier_address
+                    || old.vlan_mld_querier_address != new.vlan_mld_querier_address,
             ),
         ];
         let restart = [
@@ -119,7 +129,6 @@ impl Engine {
                 "router-port-timeout",
                 old.router_port_timeout != new.router_port_timeout,
             ),
-            ("querier-vlans", old.querier_vlans != new.querier_vlans),
             ("max-groups", old.max_groups != new.max_groups),
             // MLD's table is sized at start.
             ("no-mld", old.mld != new.mld),
@@ -144,6 +153,7 @@ impl Engine {
         let mut guard = self.guard;
         let mut routers = self.fam.igmp.routers.static_ports();
         let mut limits_changed = false;
+        let mut vlans_changed = false;
         for (i, port) in self.ports.iter_mut().enumerate() {
             let Some(n) = new.iter().find(|n| n.name == port.name) else {
                 continue;
@@ -159,7 +169,14 @@ impl Engine {
                 self.fam.mld.table.set_port_limit(id, n.max_groups);
                 limits_changed = true;
             }
-            *port = n.clone();
+            vlans_changed |= port.vlans != n.vlans;
+            // The running VLANs stay until a restart.
+            let vlans = port.vlans.take();
+            *port = PortConfig { vlans, ..n.clone() };
+        }
+        if vlans_changed {
+            // The [ports.NAME] tables (pvid, vlans).
+            done.need_restart.push("ports");
         }
         for (name, differs) in [
             ("fast-leave", fast_leave != self.fast_leave),

@@ -66,9 +66,10 @@ impl Engine {
         if !A::enabled(&self.config) {
             return;
         }
-        if let Some(ports) = self.sn::<A>().routers.take_change() {
+        for (vlan, ports) in self.sn::<A>().routers.take_changes() {
             out.push(Action::RouterPorts {
                 family: A::FAMILY,
+                vlan,
                 ports,
             });
         }
@@ -95,7 +96,8 @@ impl Engine {
         true
     }
 
-    /// Build a query of family `A` to `dst` and send it out of `ports`.
+    /// Build a query of family `A` to `dst` and send it out of those of
+    /// `ports` that carry `vlan` (a VLAN is a link of its own).
     fn send_query<A: Proto>(
         &mut self,
         vlan: u16,
@@ -104,6 +106,7 @@ impl Engine {
         ports: PortMask,
         out: &mut Vec<Action>,
     ) {
+        let ports = ports & self.vlans.carriers(vlan);
         let ident = self.next_ident();
         let f = A::query_frame(&self.config, ident, vlan, dst, q);
         self.transmit(ports, f, out);
@@ -117,7 +120,8 @@ impl Engine {
         ports: PortMask,
         out: &mut Vec<Action>,
     ) {
-        let Some(src) = A::querier_address(&self.config).or_else(A::proxy_source) else {
+        let ports = ports & self.vlans.carriers(vlan);
+        let Some(src) = A::querier_address(&self.config, vlan).or_else(A::proxy_source) else {
             return;
         };
         let Some(generation) = A::generation(A::query_version(&self.config)) else {
@@ -185,9 +189,9 @@ impl Engine {
         }
         let sn = A::snooper(&self.fam);
         let src = if sn.querier.is_active(&self.config, key.vlan) {
-            A::querier_address(&self.config)
+            A::querier_address(&self.config, key.vlan)
         } else {
-            A::fallback_source(&self.config)
+            A::fallback_source(&self.config, key.vlan)
         };
         let Some(src) = src else {
             return;

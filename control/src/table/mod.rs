@@ -115,6 +115,8 @@ pub enum TableError {
     BadSource(IpAddr),
     #[error("no such membership")]
     NotFound,
+    #[error("port {port} does not carry VLAN {vlan}")]
+    VlanNotCarried { port: PortId, vlan: u16 },
 }
 
 /// The timer values the table applies.
@@ -429,6 +431,13 @@ impl<A: Family> MembershipTable<A> {
     /// Number of distinct (VLAN, group) keys.
     pub fn len(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Distinct groups per VLAN.
+    pub fn count_by_vlan(&self, counts: &mut std::collections::BTreeMap<u16, usize>) {
+        for k in self.groups.keys() {
+            *counts.entry(k.vlan).or_default() += 1;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
