@@ -50,32 +50,31 @@ pub fn igmpsnoop_tc(ctx: TcContext) -> i32 {
         return TC_ACT_SHOT;
     };
     let mask = MASKS.get(m.set).copied().unwrap_or(0);
-    let (sent, dropped) = replicate(skb, mask, m.vlan, ingress);
-    add(port, counter::TC_COPIES, sent);
-    if dropped != 0 {
-        add(port, counter::TC_DROP, dropped);
-    }
+    replicate(skb, mask, m.vlan, ingress, port);
     TC_ACT_SHOT
 }
 
 /// One clone per port of `mask` but the ingress one, each with the tag its
-/// port wants for `vlan`; returns the copies sent and refused.
+/// port wants for `vlan`, counted on `port` (the ingress port's index).
+/// The loop keeps no count of its own: state that differs from one
+/// iteration to the next would keep the verifier from pruning its paths.
 #[inline(always)]
 fn replicate(
     skb: *mut aya_ebpf::bindings::__sk_buff,
     mask: u64,
     vlan: u16,
     ingress: u32,
-) -> (u64, u64) {
+    port: u32,
+) {
     // The XDP program untagged the bytes; an accelerated tag the kernel
     // left in the metadata is dropped too, so the state below is known.
     // SAFETY: a helper on our own skb; touches metadata only, as no tag is
     // in the bytes.
     if unsafe { (*skb).vlan_present } != 0 && unsafe { bpf_skb_vlan_pop(skb) } != 0 {
-        return (0, u64::from(mask.count_ones()));
+        add(port, counter::TC_DROP, u64::from(mask.count_ones()));
+        return;
     }
     let mut tagged = false;
-    let (mut sent, mut dropped) = (0u64, 0u64);
     for i in 0..MAX_PORTS {
         if mask >> i & 1 == 0 {
             continue;
@@ -96,17 +95,21 @@ fn replicate(
                 unsafe { bpf_skb_vlan_pop(skb) }
             };
             if rc != 0 {
-                dropped += 1;
+                add(port, counter::TC_DROP, 1);
                 continue;
             }
             tagged = want;
         }
         // SAFETY: a helper; the kernel checks the ifindex.
-        if unsafe { bpf_clone_redirect(skb, p.ifindex, 0) } == 0 {
-            sent += 1;
-        } else {
-            dropped += 1;
-        }
+        let sent = unsafe { bpf_clone_redirect(skb, p.ifindex, 0) } == 0;
+        add(
+            port,
+            if sent {
+                counter::TC_COPIES
+            } else {
+                counter::TC_DROP
+            },
+            1,
+        );
     }
-    (sent, dropped)
 }
