@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context, bail};
 
 /// Symbols the object must keep besides the maps: the program and the license.
-const EXPORTS: &[&str] = &["igmpsnoop", "LICENSE"];
+const EXPORTS: &[&str] = &["igmpsnoop", "igmpsnoop_tc", "LICENSE"];
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
 #                    [--compare OLD.json [--threshold PCT]]
-#                    [--only throughput|latency|scale|sources|ipv6|cost]
+#                    [--only throughput|latency|scale|sources|ipv6|vlan|cost]
 #
 #   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
 #   --out FILE        results JSON (default: target/bench/results.json)
@@ -13,7 +13,7 @@
 #   --compare OLD     after the run, print every figure against the earlier results file OLD:
 #                     old -> new, change in %, WORSE past the threshold in the bad direction
 #   --threshold PCT   what --compare flags (default: 10)
-#   --only SECTION    run one section: throughput, latency, scale, sources, ipv6 or cost
+#   --only SECTION    run one section: throughput, latency, scale, sources, ipv6, vlan or cost
 # Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
 # scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
@@ -34,7 +34,9 @@
 #  6. IPv6 (a lab with IPv6 on): throughput 1 -> 1,2,3 members (trafgen 64-byte UDP
 #     fd77::1 -> ff0e::101, members joined by IPV6_JOIN_GROUP, MLDv2), and MLD join
 #     and leave latency as in 2/3, against the bridge with mcast_mld_version 2
-#  7. cost breakdown: per switched frame, the busy CPU time split into stages (sender,
+#  7. VLANs (the data plane alone, fastpath-tool): untagged vs access->trunk (tag pushed
+#     in XDP), and 2 members untagged vs a MIXED set through the TC program
+#  8. cost breakdown: per switched frame, the busy CPU time split into stages (sender,
 #     switch-port ingress, the program, redirect and copies, the members' receive) from
 #     perf call chains, the program's run time from kernel.bpf_stats_enabled, for
 #     native, generic and the bridge at 1, 2, 3 members; and an idle daemon's CPU
@@ -64,7 +66,7 @@ while (($#)); do
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
-case "$ONLY" in "" | throughput | latency | scale | sources | ipv6 | cost) ;; *) die "--only: throughput, latency, scale, sources, ipv6 or cost" ;; esac
+case "$ONLY" in "" | throughput | latency | scale | sources | ipv6 | vlan | cost) ;; *) die "--only: throughput, latency, scale, sources, ipv6, vlan or cost" ;; esac
 # Whether section $1 runs (all of them unless --only names one).
 want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 [[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
@@ -468,7 +470,34 @@ if want ipv6; then
     DATA_CFG="$TMP/data.cfg" TP_FIG=throughput LAT_GROUP=239.1.1.1
 fi
 
-# 7. Cost breakdown: one sender at full speed through each switch, perf sampling every
+# 7. VLANs: the data plane alone (fastpath-tool) in VLAN states, interleaved
+# per repetition: untagged (no VLAN config) vs access->trunk (tag pushed in
+# XDP), and 2 members untagged vs a MIXED set (one trunk, one access port:
+# through the TC program). Same traffic (h1, untagged) throughout.
+if want vlan; then
+    VL_STATES="vlan-untagged:1 vlan-push:1 vlan-untagged2:2 vlan-mixed2:2"
+    log "7. VLANs: untagged vs tag pushed vs MIXED through TC (${REPS}x ${DUR}s per point)"
+    for kind in native generic; do
+        lab_up
+        coproc FT { nsenter --net="/run/netns/$SW" "$FTOOL" --mode "$kind" --port p1 --port p2 --port p3 --port p4 \
+            --pin-dir "$PIN" 2>>"$TMP/fastpath-tool.log"; }
+        BG+=("$FT_PID")
+        ft_in=${FT[1]} ft_out=${FT[0]}
+        for ((r = 1; r <= REPS; r++)); do
+            for sm in $VL_STATES; do
+                st=${sm%%:*} m=${sm##*:}
+                echo "$st" >&"$ft_in"
+                read -r -t 120 line <&"$ft_out" || { tail -n 5 "$TMP/fastpath-tool.log" >&2; die "fastpath-tool: no answer"; }
+                [[ $line == "ready $st" ]] || die "fastpath-tool: $line"
+                TP_FIG=vlan measure "$st" "$kind" "$m"
+            done
+        done
+        exec {ft_in}>&- # EOF: the tool detaches and exits
+        stop_bg
+    done
+fi
+
+# 8. Cost breakdown: one sender at full speed through each switch, perf sampling every
 # CPU (call chains) and the kernel's own count of the program's run time
 # (kernel.bpf_stats_enabled); scripts/bench/cost.py splits the busy time into stages.
 # And the daemon's CPU while idle (no traffic, querier on, default timers).
@@ -503,7 +532,7 @@ if want cost; then
     COST_DUR=2
     ((QUICK)) && COST_DUR=1
     command -v perf >/dev/null || die "perf not installed (scripts/setup.sh installs linux-perf)"
-    log "7. cost breakdown (perf -a -g at 999 Hz, ${COST_DUR}s per point) and idle daemon CPU"
+    log "8. cost breakdown (perf -a -g at 999 Hz, ${COST_DUR}s per point) and idle daemon CPU"
     old_stats=$(sysctl -n kernel.bpf_stats_enabled)
     sysctl -qw kernel.bpf_stats_enabled=1
     lab_up
@@ -552,9 +581,13 @@ jq -s --arg cpu "$CPU" --arg kernel "$(uname -r)" --arg nproc "$(nproc)" --argjs
       results:., cargo_bench:($cb|split("\n")|map(select(length>0)))}' "$RES" >"$OUT"
 "$PY" "$ROOT/scripts/bench/table.py" "$OUT"
 log "results: $OUT"
-"$PY" "$ROOT/scripts/bench/plot.py" "$OUT" "$PLOTS" >/dev/null ||
-    die "plotting failed (the results are in $OUT; retry: scripts/bench/plot.py $OUT $PLOTS)"
-log "plots: $PLOTS/*.svg"
+if [[ $ONLY == vlan ]]; then
+    log "no plots for the VLAN section (its table is above)"
+else
+    "$PY" "$ROOT/scripts/bench/plot.py" "$OUT" "$PLOTS" >/dev/null ||
+        die "plotting failed (the results are in $OUT; retry: scripts/bench/plot.py $OUT $PLOTS)"
+    log "plots: $PLOTS/*.svg"
+fi
 if [[ -n "$COMPARE" ]]; then
     echo
     "$PY" "$ROOT/scripts/bench/compare.py" "$COMPARE" "$OUT" --threshold "$THRESHOLD"

@@ -102,6 +102,13 @@ pub enum Error {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("VLAN config of port {port:?}: {reason}")]
+    BadVlans { port: String, reason: String },
+    #[error(
+        "VLAN config of port {port:?} needs the TC ingress program (a TCX link, kernel 6.6 or \
+         later), which could not be attached: {reason}"
+    )]
+    NoTc { port: String, reason: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -31,8 +31,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, XskMap},
     programs::{
-        Xdp, XdpMode as AyaXdpMode,
-        links::{FdLink, PinnedLink},
+        SchedClassifier, TcAttachType, Xdp, XdpMode as AyaXdpMode,
+        links::{FdLink, LinkOrder, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
         xdp::XdpLink,
     },
 };
@@ -80,6 +81,8 @@ pub struct Dataplane {
     _ebpf: Ebpf,
     /// Each port's XDP link (pinned too, when pinning).
     _links: Vec<FdLink>,
+    /// Each port's TC ingress link (pinned too), or why there is none.
+    _tc_links: std::result::Result<Vec<FdLink>, String>,
     pub forwarding: Forwarding,
     pub stats: Stats,
     ports: Vec<PortInfo>,
@@ -294,6 +297,7 @@ impl Dataplane {
                 if !ifindexes.contains(&ifindex) {
                     info!(ifindex, "no longer a port: detaching");
                     let _ = std::fs::remove_file(p.link_path(ifindex));
+                    let _ = std::fs::remove_file(p.tc_link_path(ifindex));
                 }
             }
             let path = p.prog_path();
@@ -315,37 +319,25 @@ impl Dataplane {
                 let _ = port_map.remove(ifindex);
             }
         }
-        for (index, port) in ports.iter().enumerate() {
-            let flags = match port.mode {
-                AttachedMode::Generic => port_flags::GENERIC,
-                AttachedMode::Native => 0,
-            };
-            port_map
-                .insert(
-                    port.ifindex,
-                    PortConf {
-                        index: index as u32,
-                        flags,
-                    },
-                    0,
-                )
-                .map_err(|source| Error::Map {
-                    name: "PORTS",
-                    source,
-                })?;
-        }
-
         let maps = forwarding::Maps {
             groups: take_raw(&mut ebpf, "GROUPS")?,
             sources: take_raw(&mut ebpf, "SOURCES")?,
             groups6: take_raw(&mut ebpf, "GROUPS6")?,
             sources6: take_raw(&mut ebpf, "SOURCES6")?,
             port_sets: take_raw(&mut ebpf, "PORT_SETS")?,
+            masks: take(&mut ebpf, "MASKS")?,
             flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
-            routers: take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
+            flood_sets: take(&mut ebpf, "FLOOD_SETS")?,
+            router_sets: take(&mut ebpf, "ROUTER_SETS")?,
+            port_vlans: take(&mut ebpf, "PORT_VLANS")?,
             config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
         };
+        // Adopts the VLAN config of the ports that kept their index.
         let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
+        for (index, port) in ports.iter().enumerate() {
+            write_port_conf(&mut port_map, port, index, forwarding.port_vlans(index))?;
+        }
+        let tc_links = attach_tc(&mut ebpf, &ports, pins, created_links);
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,
@@ -379,6 +371,7 @@ impl Dataplane {
         Ok(Self {
             _ebpf: ebpf,
             _links: links,
+            _tc_links: tc_links,
             forwarding,
             stats,
             egress: EgressWatch::new(&ports),
@@ -466,27 +459,165 @@ impl Dataplane {
     }
 
     /// Sets one port's VLAN membership (None: VLAN-unaware), at start and
-    /// on reload. SKELETON: the fast path does not enforce it yet.
+    /// on reload: the fast path enforces it at once (frames of VLANs the
+    /// port does not carry are dropped and counted, `drop_vlan`), every set
+    /// is recomputed for it, and the MACs learned on the port are
+    /// forgotten (they were learned in its old VLANs). A bad config (a VID
+    /// outside 1..=4094) is refused and changes nothing.
     pub fn set_port_vlans(&mut self, port: usize, vlans: Option<PortVlans>) -> Result<()> {
-        if port >= self.ports.len() {
-            return Err(Error::NoSuchPort(port));
+        let info = self.ports.get(port).ok_or(Error::NoSuchPort(port))?.clone();
+        let vlans = vlans.map(|v| vlan::checked(&info.name, v)).transpose()?;
+        if vlans.is_some()
+            && let Err(reason) = &self._tc_links
+        {
+            return Err(Error::NoTc {
+                port: info.name.clone(),
+                reason: reason.clone(),
+            });
         }
-        let _ = vlans;
+        write_port_conf(&mut self._port_map, &info, port, vlans.as_ref())?;
+        self.forwarding.set_port_vlans(port, vlans)?;
+        self.stats.retain_macs(|ifindex| ifindex != info.ifindex);
         Ok(())
     }
 
-    /// Sends one frame out of a port (through its first queue's socket).
-    /// SKELETON: will send it in the port's format for the frame's VLAN
-    /// (its 802.1Q tag, or VLAN 0 when untagged): untagged when that is
-    /// the port's PVID, tagged otherwise, and not at all (Ok(false)) when
-    /// the port does not carry that VLAN.
+    /// Sends one frame out of a port (through its first queue's socket), in
+    /// the port's format for the frame's VLAN (its 802.1Q tag, or VLAN 0
+    /// when untagged): the tag removed when that VLAN leaves the port
+    /// untagged, kept otherwise. A port that does not carry the VLAN is
+    /// not sent to (Ok, logged at debug level).
     pub fn send(&mut self, port: usize, frame: &[u8]) -> Result<()> {
+        let config = self.forwarding.port_vlans(port).cloned();
         let socket = self
             .sockets
             .get_mut(port)
             .and_then(|s| s.first_mut())
             .ok_or(Error::NoSuchPort(port))?;
-        socket.send(frame)
+        let (vid, tagged) = vlan::frame_vlan(frame);
+        if !vlan::carries(config.as_ref(), vid) {
+            debug!(
+                port,
+                vlan = vid,
+                "not sent: the port does not carry the VLAN"
+            );
+            return Ok(());
+        }
+        if tagged && vlan::untagged(config.as_ref(), vid) {
+            socket.send(&vlan::untag(frame))
+        } else {
+            socket.send(frame)
+        }
+    }
+}
+
+/// Writes a port's PORTS entry: its index, mode and VLAN config.
+fn write_port_conf(
+    port_map: &mut HashMap<MapData, u32, PortConf>,
+    port: &PortInfo,
+    index: usize,
+    vlans: Option<&PortVlans>,
+) -> Result<()> {
+    let mut flags = match port.mode {
+        AttachedMode::Generic => port_flags::GENERIC,
+        AttachedMode::Native => 0,
+    };
+    if vlans.is_some() {
+        flags |= port_flags::VLANS;
+    }
+    let conf = PortConf {
+        index: index as u32,
+        flags,
+        pvid: vlans.and_then(|v| v.pvid).unwrap_or(0),
+        _pad: 0,
+    };
+    port_map
+        .insert(port.ifindex, conf, 0)
+        .map_err(|source| Error::Map {
+            name: "PORTS",
+            source,
+        })
+}
+
+/// Loads the TC ingress program and attaches it to every port as a TCX
+/// link, pinned next to the XDP link so that it outlives a crash and is
+/// replaced in place (bpf_link_update) by the next daemon, like the XDP
+/// program; removing the pin (a clean stop, `igmpsnoop detach`) detaches
+/// it. Without TCX (kernel before 6.6) the switch runs without it, and
+/// VLAN config is refused (`Error::NoTc`): nothing else needs it.
+fn attach_tc(
+    ebpf: &mut Ebpf,
+    ports: &[PortInfo],
+    pins: Option<&PinDir>,
+    created_links: &mut Vec<PathBuf>,
+) -> std::result::Result<Vec<FdLink>, String> {
+    let attached = (|| -> Result<Vec<FdLink>> {
+        let program: &mut SchedClassifier = ebpf
+            .program_mut("igmpsnoop_tc")
+            .ok_or(Error::MissingMap {
+                name: "igmpsnoop_tc program",
+            })?
+            .try_into()?;
+        program.load()?;
+        let mut links = Vec::new();
+        for port in ports {
+            let pin = pins.map(|p| p.tc_link_path(port.ifindex));
+            let link = attach_tc_port(program, port, pin.as_deref(), created_links)?;
+            links.push(link);
+        }
+        Ok(links)
+    })();
+    attached.map_err(|e| {
+        warn!(error = %e, "no TC ingress program: VLAN config cannot be applied");
+        e.to_string()
+    })
+}
+
+fn attach_tc_port(
+    program: &mut SchedClassifier,
+    port: &PortInfo,
+    pin: Option<&Path>,
+    created_links: &mut Vec<PathBuf>,
+) -> Result<FdLink> {
+    if let Some(path) = pin
+        && path.exists()
+    {
+        let replaced = PinnedLink::from_pin(path)
+            .map_err(|e| error::pin_error(path, "open pinned TC link", e))
+            .and_then(|pinned| {
+                let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                    .map_err(|e| error::pin_error(path, "not a TC link", e))?;
+                let id = program.attach_to_link(link)?;
+                let link = program.take_link(id)?;
+                FdLink::try_from(link).map_err(|e| error::pin_error(path, "TC link", e))
+            });
+        match replaced {
+            Ok(link) => return Ok(link),
+            Err(e) => {
+                warn!(port = %port.name, error = %e, "cannot adopt the pinned TC link; attaching anew");
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    let id = program.attach_with_options(
+        &port.name,
+        TcAttachType::Ingress,
+        TcAttachOptions::TcxOrder(LinkOrder::default()),
+    )?;
+    let link = FdLink::try_from(program.take_link(id)?).map_err(|e| Error::Attach {
+        name: port.name.clone(),
+        mode: "tcx",
+        reason: e.to_string(),
+        errno: None,
+    })?;
+    match pin {
+        Some(path) => {
+            let pinned = link
+                .pin(path)
+                .map_err(|e| error::pin_error(path, "pin TC link", e))?;
+            created_links.push(path.to_path_buf());
+            Ok(FdLink::from(pinned))
+        }
+        None => Ok(link),
     }
 }
 

@@ -9,6 +9,7 @@
 //! DIR/prog          the program
 //! DIR/maps/NAME     every map of the program
 //! DIR/links/IFINDEX the XDP link of each port
+//! DIR/links/tc-IFINDEX the TC ingress (TCX) link of each port
 //! ```
 //!
 //! One daemon at a time: the directory is flock()ed while in use.
@@ -33,7 +34,10 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
 /// 5: GROUPS6, SOURCES6 and STREAMS6 (IPv6), and two more counters.
-pub const STATE_LAYOUT: u32 = 5;
+/// 6: VLANs: SetRef for every set reference, MASKS, FLOOD_SETS,
+/// ROUTER_SETS (ROUTERS gone), PORT_VLANS, PortConf's PVID, SwitchConf's
+/// `vlans` (its `router_ports` gone), four more counters, the TC links.
+pub const STATE_LAYOUT: u32 = 6;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.
@@ -268,6 +272,11 @@ impl PinDir {
 
     pub fn link_path(&self, ifindex: u32) -> PathBuf {
         self.root.join("links").join(ifindex.to_string())
+    }
+
+    /// The TC ingress link of a port.
+    pub fn tc_link_path(&self, ifindex: u32) -> PathBuf {
+        self.root.join("links").join(format!("tc-{ifindex}"))
     }
 
     pub fn prog_path(&self) -> PathBuf {

@@ -14,6 +14,10 @@
 //! so a frame that read the old slot id just before its group moved never
 //! sees a set it was not meant for.
 //!
+//! Each slot's ports are also written to MASKS (slot → port bitmap), for
+//! the TC program, which cannot walk a devmap: with the devmap, before any
+//! entry points at the slot.
+//!
 //! The pool keeps each slot's kernel map id, not an fd: the array holds the
 //! maps alive, and an fd is opened only to write a slot (rare), so 65536
 //! slots cost no file descriptors.
@@ -23,7 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{DevMapHash, Map, MapData, MapError};
+use aya::maps::{Array, DevMapHash, Map, MapData, MapError};
 use aya_obj::generated::bpf_map_type;
 use igmpsnoop_common::{MAX_PORT_SETS, MAX_PORTS};
 use tracing::debug;
@@ -59,6 +63,8 @@ struct Slot {
 pub(crate) struct PortSets {
     /// The PORT_SETS array (owned by the Forwarding that owns us).
     array_fd: RawFd,
+    /// MASKS: each slot's ports, by index.
+    masks: Array<MapData, u64>,
     ifindexes: Vec<u32>,
     /// Index = slot id; published slots are always a prefix of the array.
     slots: Vec<Slot>,
@@ -96,10 +102,11 @@ impl PortSets {
     /// an earlier run; a new one holds none). Every slot starts unreferenced:
     /// the caller counts the groups that point at each with `adopt_ref` and
     /// then calls `finish_adoption`.
-    pub fn open(array: &MapData, ifindexes: Vec<u32>) -> Result<Self> {
+    pub fn open(array: &MapData, masks: Array<MapData, u64>, ifindexes: Vec<u32>) -> Result<Self> {
         let array_fd = array.fd().as_fd().as_raw_fd();
         let mut this = Self {
             array_fd,
+            masks,
             ifindexes,
             slots: Vec::new(),
             by_mask: StdHashMap::new(),
@@ -163,6 +170,20 @@ impl PortSets {
         }
         // Pop the lowest ids first.
         self.free.reverse();
+    }
+
+    /// Writes every published slot's ports to MASKS (after adoption: port
+    /// indexes may have moved since the slots were written).
+    pub fn write_all_masks(&mut self) -> Result<()> {
+        for (id, slot) in self.slots.iter().enumerate() {
+            self.masks
+                .set(id as u32, slot.content, 0)
+                .map_err(|source| Error::Map {
+                    name: "MASKS",
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// A slot holding exactly `mask`, referenced once more.
@@ -270,7 +291,10 @@ impl PortSets {
                 slot.content &= !bit;
             }
         }
-        Ok(())
+        self.masks.set(id, mask, 0).map_err(|source| Error::Map {
+            name: "MASKS",
+            source,
+        })
     }
 
     /// Publishes the next chunk of empty slots in one batch (one RCU wait).

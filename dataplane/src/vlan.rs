@@ -11,6 +11,10 @@ use std::collections::BTreeSet;
 /// The highest VLAN ID a port can carry (4095 is reserved, IEEE 802.1Q).
 pub const MAX_VID: u16 = 4094;
 
+/// In `Forwarding::set_vlan_router_ports`: every VLAN without router ports
+/// of its own.
+pub const ANY_VLAN: u16 = igmpsnoop_common::ANY_VLAN;
+
 /// One port's VLAN membership (the `[ports.NAME]` table of the config).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortVlans {
@@ -52,5 +56,79 @@ pub fn untagged(config: Option<&PortVlans>, vlan: u16) -> bool {
     match config {
         None => vlan == 0,
         Some(c) => c.pvid == Some(vlan),
+    }
+}
+
+/// `config` with its PVID among its VLANs, or an error naming the bad VID.
+pub(crate) fn checked(port: &str, mut config: PortVlans) -> crate::Result<PortVlans> {
+    let bad = config
+        .pvid
+        .iter()
+        .chain(&config.vlans)
+        .find(|&&v| !(1..=MAX_VID).contains(&v));
+    if let Some(v) = bad {
+        return Err(crate::Error::BadVlans {
+            port: port.to_string(),
+            reason: format!("VLAN {v} is outside 1..={MAX_VID}"),
+        });
+    }
+    config.vlans.extend(config.pvid);
+    Ok(config)
+}
+
+const TPID_8021Q: u16 = 0x8100;
+const TPID_8021AD: u16 = 0x88a8;
+
+/// A frame's VLAN (its outer tag's VID, 0 untagged) and whether it is tagged.
+pub fn frame_vlan(frame: &[u8]) -> (u16, bool) {
+    if frame.len() < 18 {
+        return (0, false);
+    }
+    let tpid = u16::from_be_bytes([frame[12], frame[13]]);
+    if tpid != TPID_8021Q && tpid != TPID_8021AD {
+        return (0, false);
+    }
+    (u16::from_be_bytes([frame[14], frame[15]]) & 0x0fff, true)
+}
+
+/// The frame without its outer tag (`frame_vlan` said it has one).
+pub fn untag(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame.len() - 4);
+    out.extend_from_slice(&frame[..12]);
+    out.extend_from_slice(&frame[16..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pvid_is_carried_and_bad_vids_are_refused() {
+        let c = checked(
+            "p1",
+            PortVlans {
+                pvid: Some(10),
+                vlans: BTreeSet::from([20]),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.vlans, BTreeSet::from([10, 20]));
+        let e = checked("p1", PortVlans::trunk(None, [0])).unwrap_err();
+        assert!(
+            e.to_string().contains("p1") && e.to_string().contains("VLAN 0"),
+            "{e}"
+        );
+        assert!(checked("p2", PortVlans::access(4095)).is_err());
+    }
+
+    #[test]
+    fn frames_are_read_and_untagged() {
+        let mut f = vec![1u8; 12];
+        f.extend_from_slice(&[0x81, 0, 0x20, 10, 0x08, 0, 0xaa]);
+        assert_eq!(frame_vlan(&f), (10, true));
+        let u = untag(&f);
+        assert_eq!(&u[12..], &[0x08, 0, 0xaa]);
+        assert_eq!(frame_vlan(&u), (0, false));
     }
 }

@@ -156,6 +156,27 @@ if tp6 or lat6:
             cells.append("{:.2f} / {:.2f} ({}{})".format(pct(v, 50), pct(v, 99), len(v), ", {} timeouts".format(t) if t else "") if v else "n/a")
         print("| {} ({}) | {} | {} | {} |".format(fig[:-1], var, cells[0], cells[1], ratio(*p50s)))
 
+vl = [r for r in R if r["fig"] == "vlan"]
+if vl:
+    print("\n### 7. VLANs: one sender (h1, access port of VLAN 10, untagged), 60-byte UDP "
+          "(pps per member; min / median / max; ratio of medians)\n")
+    print("| path | native | generic | native ratio | generic ratio |")
+    print("|---|---|---|---|---|")
+    rows = (
+        ("vlan-untagged", None, "no VLAN config, 1 member"),
+        ("vlan-push", "vlan-untagged", "access -> trunk, tag pushed in XDP, 1 member"),
+        ("vlan-untagged2", None, "no VLAN config, 2 members"),
+        ("vlan-mixed2", "vlan-untagged2", "MIXED set (trunk + access port) through the TC program, 2 members"),
+    )
+    for label, base, what in rows:
+        cells, ratios = [], []
+        for k in ("native", "generic"):
+            v = [r["pps_per_member"] for r in vl if r["label"] == label and r["kind"] == k]
+            b = [r["pps_per_member"] for r in vl if r["label"] == base and r["kind"] == k] if base else []
+            cells.append(mmm(v))
+            ratios.append(ratio(med(v), med(b)) if base else "1.00")
+        print("| {} | {} | {} |".format(what, " | ".join(cells), " | ".join(ratios)))
+
 if d.get("cargo_bench"):
     print("\n### Engine (cargo bench -p igmpsnoop-control --bench engine)\n\n```")
     print("\n".join(d["cargo_bench"]))

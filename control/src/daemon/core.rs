@@ -11,7 +11,7 @@ use igmpsnoop_control::{
     api::{Event, EventKind},
     engine::AddrFamily,
 };
-use igmpsnoop_dataplane::Dataplane;
+use igmpsnoop_dataplane::{Dataplane, vlan::ANY_VLAN};
 use tracing::{debug, error, warn};
 
 use super::control_socket::Monitors;
@@ -36,11 +36,6 @@ pub struct DaemonCounters {
     pub map_errors: u64,
     pub ipc_requests: u64,
 }
-
-/// "Every VLAN without a router set of its own" in
-/// `set_vlan_router_ports`. dataplane::vlan::ANY_VLAN replaces this at the
-/// merge with the fast-path half of VLAN support.
-pub const ANY_VLAN: u16 = u16::MAX;
 
 pub struct Core {
     pub engine: Engine,

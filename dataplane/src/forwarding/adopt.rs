@@ -1,55 +1,69 @@
 //! Taking over the maps an earlier run left pinned: its entries are held
 //! (both address families alike), its router ports too, and the flood set
 //! becomes exactly our ports.
-use igmpsnoop_common::NO_SET;
+use igmpsnoop_common::{NO_SET, SetRef, set_flags};
 use tracing::warn;
 
 use super::family::{Addr, FamilyState};
-use super::table::{Installed, SetEntry};
-use super::{Adopted, Forwarding, PortMask, map_err, port_mask, xdp_err};
+use super::table::Installed;
+use super::{Adopted, Forwarding, map_err};
 use crate::{error::Result, port_sets::PortSets};
 
 /// What an adopted entry holds: its ports (ours), and whether it is exactly
 /// what it says (no foreign port, a published slot).
-fn adopted_entry(sets: &PortSets, entry: &impl SetEntry) -> Option<Installed> {
-    if entry.copies() == 0 && entry.set() == NO_SET {
+fn adopted_entry(sets: &PortSets, entry: &SetRef) -> Option<Installed> {
+    let solo = [entry.solo_untagged, entry.solo_tagged];
+    if entry.copies == 0 && entry.set == NO_SET {
         return Some(Installed {
             mask: 0,
             slot: NO_SET,
-            flags: entry.flags(),
+            flags: entry.flags,
+            solo,
             exact: true,
         });
     }
-    let (mask, foreign) = sets.content(entry.set())?;
+    let (mask, foreign) = sets.content(entry.set)?;
     Some(Installed {
         mask,
-        slot: entry.set(),
-        flags: entry.flags(),
-        exact: !foreign && mask.count_ones() == entry.copies(),
+        slot: entry.set,
+        flags: entry.flags,
+        solo,
+        exact: !foreign && mask.count_ones() == u32::from(entry.copies),
     })
 }
 
 /// An entry that names no published slot cannot be forwarding: recorded as
 /// inexact so that the first flush rewrites or removes it.
-fn broken_entry(flags: u16) -> Installed {
+fn broken_entry(flags: u8) -> Installed {
     Installed {
         mask: 0,
         slot: NO_SET,
         flags,
+        solo: [0; 2],
         exact: false,
     }
 }
 
 impl Forwarding {
     /// Reads what the maps hold: source entries and groups (held), router
-    /// ports (held), the flood set (made exactly ours); then writes what
-    /// must change at once (entries with foreign ports, broken ones).
+    /// ports (held: every port some router set had, for every VLAN), the
+    /// flood sets (rewritten for our ports and the adopted VLAN config);
+    /// then writes what must change at once (entries with foreign ports,
+    /// broken ones).
     pub(super) fn adopt(&mut self) -> Result<()> {
         self.v4.adopt(&mut self.sets)?;
         self.v6.adopt(&mut self.sets)?;
+        self.flood_sets.adopt(&mut self.sets);
+        let held_routers = self
+            .router_sets
+            .adopt(&mut self.sets)
+            .into_iter()
+            .fold(0, |all, (_, mask)| all | mask);
         self.sets.finish_adoption();
-        let held_routers = self.adopt_routers()?;
+        self.sets.write_all_masks()?;
+        self.routers.held = held_routers;
         self.adopt_flood()?;
+        self.write_vlan_sets()?;
         self.adopted = Adopted {
             groups: self.v4.desired.held_groups() + self.v6.desired.held_groups(),
             sources: self.v4.desired.held_sources().count()
@@ -128,27 +142,13 @@ impl<A: Addr> FamilyState<A> {
     fn flag_mismatch(&self, key: &A::GroupKey, installed: &Installed) -> bool {
         self.desired
             .group(key, 0)
-            .is_none_or(|w| w.flags != installed.flags)
+            .is_none_or(|w| w.flags & set_flags::SOURCES != installed.flags & set_flags::SOURCES)
     }
 }
 
 impl Forwarding {
-    /// Router ports of the earlier run that are ours: held. Others removed.
-    fn adopt_routers(&mut self) -> Result<PortMask> {
-        let routers: Vec<u32> = self.routers.keys().filter_map(|k| k.ok()).collect();
-        let (held_routers, _) = port_mask(&self.ifindexes, routers.iter().copied());
-        for ifindex in routers {
-            if !self.ifindexes.contains(&ifindex) {
-                self.routers.remove(ifindex).map_err(map_err("ROUTERS"))?;
-            }
-        }
-        self.held_router_ports = held_routers;
-        self.routers_installed = held_routers;
-        self.conf.router_ports = held_routers.count_ones();
-        Ok(held_routers)
-    }
-
-    /// The flood set: exactly our ports.
+    /// The FLOOD devmap: what it holds of ours is recorded, the rest
+    /// removed (`write_vlan_sets` then makes it the VLAN-unaware ports).
     fn adopt_flood(&mut self) -> Result<()> {
         let flood: Vec<u32> = self.flood.keys().filter_map(|k| k.ok()).collect();
         for &ifindex in &flood {
@@ -156,13 +156,7 @@ impl Forwarding {
                 self.flood.remove(ifindex).map_err(map_err("FLOOD"))?;
             }
         }
-        for &ifindex in &self.ifindexes {
-            if !flood.contains(&ifindex) {
-                self.flood
-                    .insert(ifindex, ifindex, None, 0)
-                    .map_err(xdp_err("FLOOD"))?;
-            }
-        }
+        self.flood_installed = super::port_mask(&self.ifindexes, flood).0;
         Ok(())
     }
 }

@@ -16,7 +16,7 @@
 //! One per address family ([`Addr`]); the rules are the same.
 use std::collections::HashMap;
 
-use igmpsnoop_common::group_flags;
+use igmpsnoop_common::set_flags;
 
 use super::PortMask;
 use super::family::Addr;
@@ -26,8 +26,20 @@ use super::family::Addr;
 pub(crate) struct Want {
     /// Its port set, router and held ports included (0: nobody).
     pub mask: PortMask,
-    /// `group_flags::*` (always 0 for a source).
-    pub flags: u16,
+    /// `set_flags::*`: SOURCES (never for a source) and the format.
+    pub flags: u8,
+    /// `SetRef::solo_untagged`, `SetRef::solo_tagged`.
+    pub solo: [u8; 2],
+}
+
+impl Want {
+    pub fn new(mask: PortMask, flags: u8) -> Self {
+        Want {
+            mask,
+            flags,
+            solo: [0; 2],
+        }
+    }
 }
 
 pub(crate) struct Desired<A: Addr> {
@@ -148,17 +160,14 @@ impl<A: Addr> Desired<A> {
         let own =
             self.members.get(key).copied().unwrap_or(0) | self.held.get(key).copied().unwrap_or(0);
         let flags = if self.has_sources(key) {
-            group_flags::SOURCES
+            set_flags::SOURCES
         } else {
             0
         };
         if own == 0 && flags == 0 {
             return None;
         }
-        Some(Want {
-            mask: own | routers,
-            flags,
-        })
+        Some(Want::new(own | routers, flags))
     }
 
     /// The entry `key` must have in the source map, `routers` included;
@@ -169,10 +178,7 @@ impl<A: Addr> Desired<A> {
         if set.is_none() && held.is_none() {
             return None;
         }
-        Some(Want {
-            mask: set.unwrap_or(0) | held.unwrap_or(0) | routers,
-            flags: 0,
-        })
+        Some(Want::new(set.unwrap_or(0) | held.unwrap_or(0) | routers, 0))
     }
 
     pub fn members(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
@@ -226,8 +232,8 @@ mod tests {
     const S1: SourceKey = SourceKey::new(0, [239, 1, 1, 1], [10, 0, 0, 1]);
     const S2: SourceKey = SourceKey::new(0, [239, 1, 1, 1], [10, 0, 0, 2]);
 
-    fn want(mask: PortMask, flags: u16) -> Option<Want> {
-        Some(Want { mask, flags })
+    fn want(mask: PortMask, flags: u8) -> Option<Want> {
+        Some(Want::new(mask, flags))
     }
 
     #[test]
@@ -244,12 +250,12 @@ mod tests {
     fn a_source_entry_keeps_its_group_registered_and_flagged_even_empty() {
         let mut d = D::default();
         d.set_source(S1, Some(0));
-        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
+        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
         assert_eq!(d.source(&S1, 0), want(0, 0));
         d.set_source(S2, Some(0b100));
         d.set_source(S1, None);
         assert_eq!(d.source(&S1, 0), None);
-        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
+        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
         d.set_source(S2, None);
         assert_eq!(d.group(&G, 0), None, "no ports, no sources: unregistered");
     }
@@ -270,7 +276,7 @@ mod tests {
         let mut d = D::default();
         d.set_group(G, 0b10);
         d.set_source(S1, Some(0));
-        assert_eq!(d.group(&G, 0b1000), want(0b1010, group_flags::SOURCES));
+        assert_eq!(d.group(&G, 0b1000), want(0b1010, set_flags::SOURCES));
         assert_eq!(d.source(&S1, 0b1000), want(0b1000, 0));
         let (groups, sources) = d.all_keys();
         assert!(groups.contains(&G));
@@ -282,7 +288,7 @@ mod tests {
         let mut d = D::default();
         d.hold_source(S1, 0b100);
         d.hold_source(S2, 0);
-        assert_eq!(d.group(&G, 0b1), want(0b1, group_flags::SOURCES));
+        assert_eq!(d.group(&G, 0b1), want(0b1, set_flags::SOURCES));
         assert_eq!(d.source(&S1, 0b1), want(0b101, 0));
         d.set_source(S1, Some(0b10));
         assert_eq!(d.source(&S1, 0b1), want(0b111, 0));
@@ -291,7 +297,7 @@ mod tests {
         assert_eq!(sources.len(), 2);
         assert_eq!(d.source(&S1, 0), want(0b10, 0), "set since: kept as set");
         assert_eq!(d.source(&S2, 0), None, "not set since: gone");
-        assert_eq!(d.group(&G, 0), want(0, group_flags::SOURCES));
+        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
     }
 
     #[test]
@@ -302,7 +308,7 @@ mod tests {
         d.set_source(s1, Some(0));
         assert_eq!(
             d.group(&s1.group_key(), 0b100),
-            want(0b100, group_flags::SOURCES)
+            want(0b100, set_flags::SOURCES)
         );
         d.set_group(s1.group_key(), 0b1);
         d.set_source(s1, None);

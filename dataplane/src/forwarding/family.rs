@@ -7,13 +7,14 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use igmpsnoop_common::{
-    Group6Key, GroupEntry, GroupKey, MAX_GROUPS, MAX_SOURCE_ENTRIES, Source6Key, SourceEntry,
+    FAMILY_IPV4, FAMILY_IPV6, Group6Key, GroupKey, MAX_GROUPS, MAX_SOURCE_ENTRIES, Source6Key,
     SourceKey,
 };
 
-use super::PortMask;
+use super::Routers;
 use super::desired::Desired;
 use super::table::Table;
+use super::vlans::VlanTable;
 use crate::{error::Error, error::Result, port_sets::PortSets};
 
 /// A group or source address of one family, in network byte order:
@@ -27,11 +28,17 @@ pub trait Addr: sealed::Family + Copy + Eq + Hash + Debug + 'static {
     /// The maps' names, for errors and logs.
     const GROUPS: &'static str;
     const SOURCES: &'static str;
+    /// `FAMILY_IPV4` or `FAMILY_IPV6`: the family of ROUTER_SETS' keys.
+    const FAMILY: u16;
 
     fn group_key(vlan: u16, group: Self) -> Self::GroupKey;
     fn source_key(vlan: u16, group: Self, source: Self) -> Self::SourceKey;
     /// The (VLAN, group) a source entry belongs to.
     fn group_of(key: &Self::SourceKey) -> Self::GroupKey;
+    fn group_vlan(key: &Self::GroupKey) -> u16;
+    fn source_vlan(key: &Self::SourceKey) -> u16 {
+        Self::group_vlan(&Self::group_of(key))
+    }
 }
 
 pub(crate) mod sealed {
@@ -55,6 +62,7 @@ impl Addr for [u8; 4] {
     type SourceKey = SourceKey;
     const GROUPS: &'static str = "GROUPS";
     const SOURCES: &'static str = "SOURCES";
+    const FAMILY: u16 = FAMILY_IPV4;
 
     fn group_key(vlan: u16, group: Self) -> GroupKey {
         GroupKey::new(vlan, group)
@@ -64,6 +72,9 @@ impl Addr for [u8; 4] {
     }
     fn group_of(key: &SourceKey) -> GroupKey {
         key.group_key()
+    }
+    fn group_vlan(key: &GroupKey) -> u16 {
+        key.vlan
     }
 }
 
@@ -81,6 +92,7 @@ impl Addr for [u8; 16] {
     type SourceKey = Source6Key;
     const GROUPS: &'static str = "GROUPS6";
     const SOURCES: &'static str = "SOURCES6";
+    const FAMILY: u16 = FAMILY_IPV6;
 
     fn group_key(vlan: u16, group: Self) -> Group6Key {
         Group6Key::new(vlan, group)
@@ -90,6 +102,9 @@ impl Addr for [u8; 16] {
     }
     fn group_of(key: &Source6Key) -> Group6Key {
         key.group_key()
+    }
+    fn group_vlan(key: &Group6Key) -> u16 {
+        key.vlan
     }
 }
 
@@ -104,8 +119,8 @@ impl sealed::Family for [u8; 16] {
 
 /// One family's tables, wishes and staged changes.
 pub struct FamilyState<A: Addr> {
-    pub(super) groups: Table<A::GroupKey, GroupEntry>,
-    pub(super) sources: Table<A::SourceKey, SourceEntry>,
+    pub(super) groups: Table<A::GroupKey>,
+    pub(super) sources: Table<A::SourceKey>,
     pub(super) desired: Desired<A>,
     /// Groups whose kernel entry the next flush recomputes.
     pub(super) pending: HashSet<A::GroupKey>,
@@ -134,7 +149,7 @@ impl<A: Addr> FamilyState<A> {
     }
 
     /// Every group and source entry that exists for any reason is
-    /// recomputed by the next flush (router ports changed).
+    /// recomputed by the next flush (router ports or VLAN config changed).
     pub(super) fn touch_all(&mut self) {
         let (groups, sources) = self.desired.all_keys();
         self.pending.extend(groups);
@@ -157,11 +172,14 @@ impl<A: Addr> FamilyState<A> {
 
     /// Writes the staged changes in the order the module documentation
     /// gives (new sources, groups, removed sources, removed groups), with
-    /// `routers` in every set; errors go to `first_error`.
+    /// the VLAN's router ports in every set, each set restricted to the
+    /// ports carrying its VLAN and given its format; errors go to
+    /// `first_error`.
     pub(super) fn flush(
         &mut self,
         sets: &mut PortSets,
-        routers: PortMask,
+        routers: &Routers,
+        vlans: &VlanTable,
         first_error: &mut Option<Error>,
     ) {
         if !self.has_pending() {
@@ -170,15 +188,27 @@ impl<A: Addr> FamilyState<A> {
         let source_keys: Vec<A::SourceKey> = self.pending_sources.drain().collect();
         let group_keys: Vec<A::GroupKey> = self.pending.drain().collect();
         let desired = &self.desired;
+        let family = A::FAMILY;
         let mut sources = self.sources.plan(
             sets,
             source_keys,
-            |k| desired.source(k, routers),
+            |k| {
+                let vlan = A::source_vlan(k);
+                let want = desired.source(k, routers.of(vlan, family));
+                want.map(|w| vlans.shape(vlan, w))
+            },
             first_error,
         );
-        let mut groups =
-            self.groups
-                .plan(sets, group_keys, |k| desired.group(k, routers), first_error);
+        let mut groups = self.groups.plan(
+            sets,
+            group_keys,
+            |k| {
+                let vlan = A::group_vlan(k);
+                let want = desired.group(k, routers.of(vlan, family));
+                want.map(|w| vlans.shape(vlan, w))
+            },
+            first_error,
+        );
         self.sources.write_updates(sets, &mut sources, first_error);
         self.groups.write_updates(sets, &mut groups, first_error);
         self.sources.write_deletes(sets, &mut sources, first_error);

@@ -48,6 +48,16 @@
 //! state; closing it would take an RCU grace period (~15 ms here) between
 //! the steps.
 //!
+//! # VLANs
+//!
+//! Every set is its VLAN's: `(members ∪ routers(vlan, family)) ∩
+//! carriers(vlan)`, with the format its ports want the VLAN in
+//! ([`vlans::VlanTable`]). Router ports are kept per (VLAN, family), with
+//! `ANY_VLAN` for VLANs that have none of their own; FLOOD_SETS holds the
+//! flood set of each VLAN some port has config for, the FLOOD devmap the
+//! VLAN-unaware ports. Without VLAN config all of it is as before: one
+//! flood set of every port, every set AS_IS.
+//!
 //! State adopted from an earlier run (pinned maps) is *held*: each adopted
 //! group and source entry keeps at least the ports it had, on top of what
 //! the control plane sets, until [`Forwarding::release_held`], so that hosts
@@ -55,17 +65,28 @@
 mod adopt;
 mod desired;
 mod family;
+mod ref_map;
 mod table;
+mod vlans;
 
-use aya::maps::{Array, DevMapHash, Map, MapData};
-use igmpsnoop_common::{Group6Key, GroupKey, Source6Key, SourceKey, SwitchConf};
+use std::collections::{BTreeMap, HashMap};
+
+use aya::maps::{Array, DevMapHash, HashMap as AyaHashMap, Map, MapData};
+use igmpsnoop_common::{
+    ANY_VLAN, FAMILY_IPV4, FAMILY_IPV6, Group6Key, GroupKey, PortVlanConf, RouterKey, SetRef,
+    Source6Key, SourceKey, SwitchConf,
+};
 
 use crate::{
     error::{Error, Result},
     port_sets::PortSets,
+    vlan::PortVlans,
 };
+use desired::Want;
 pub use family::Addr;
 use family::FamilyState;
+use ref_map::RefMap;
+use vlans::VlanTable;
 
 pub type PortMask = u64;
 
@@ -90,19 +111,43 @@ pub struct Forwarding {
     /// PORT_SETS, the array of maps that `sets` manages.
     _port_sets: Map,
     sets: PortSets,
+    /// The VLAN-unaware ports (all, without VLAN config).
     flood: DevMapHash<MapData>,
-    routers: DevMapHash<MapData>,
+    /// Ports in `flood` now.
+    flood_installed: PortMask,
+    flood_sets: RefMap<u16>,
+    router_sets: RefMap<RouterKey>,
+    port_vlans: Array<MapData, PortVlanConf>,
+    vlans: VlanTable,
     config: Array<MapData, SwitchConf>,
     /// ifindex of each port index.
     ifindexes: Vec<u32>,
-    /// Router ports the control plane set (both families).
-    router_ports: PortMask,
-    /// Router ports adopted from an earlier run, until released.
-    held_router_ports: PortMask,
-    /// Ports in the ROUTERS devmap now.
-    routers_installed: PortMask,
+    routers: Routers,
     conf: SwitchConf,
     adopted: Adopted,
+}
+
+/// Router ports by (VLAN or ANY_VLAN, family), as the control plane set
+/// them, and those adopted from an earlier run (held, for every VLAN and
+/// family, until released).
+#[derive(Default)]
+pub(crate) struct Routers {
+    set: BTreeMap<RouterKey, PortMask>,
+    held: PortMask,
+}
+
+impl Routers {
+    /// The router ports of `vlan` and `family`: its own, or ANY_VLAN's.
+    pub fn of(&self, vlan: u16, family: u16) -> PortMask {
+        let own = self.set.get(&RouterKey { vlan, family });
+        let any = || {
+            self.set.get(&RouterKey {
+                vlan: ANY_VLAN,
+                family,
+            })
+        };
+        own.or_else(any).copied().unwrap_or(0) | self.held
+    }
 }
 
 fn xdp_err(name: &'static str) -> impl Fn(aya::maps::xdp::XdpMapError) -> Error {
@@ -134,23 +179,38 @@ pub(crate) struct Maps {
     pub groups6: Map,
     pub sources6: Map,
     pub port_sets: Map,
+    pub masks: Array<MapData, u64>,
     pub flood: DevMapHash<MapData>,
-    pub routers: DevMapHash<MapData>,
+    pub flood_sets: AyaHashMap<MapData, u16, SetRef>,
+    pub router_sets: AyaHashMap<MapData, RouterKey, SetRef>,
+    pub port_vlans: Array<MapData, PortVlanConf>,
     pub config: Array<MapData, SwitchConf>,
 }
 
 impl Forwarding {
     /// Takes over the maps, adopting whatever they already hold (pinned maps
-    /// from an earlier run; fresh maps hold nothing). The flood set becomes
-    /// exactly our ports. `capacity`: groups expected (records are sized
-    /// for them up front).
+    /// from an earlier run; fresh maps hold nothing), VLAN config included
+    /// (of the ports that kept their index). The flood set becomes exactly
+    /// our ports. `capacity`: groups expected (records are sized for them
+    /// up front).
     pub(crate) fn open(capacity: usize, maps: Maps, ifindexes: Vec<u32>) -> Result<Self> {
         let Map::ArrayOfMaps(sets_data) = &maps.port_sets else {
             return Err(Error::MissingMap {
                 name: "PORT_SETS (as an array of maps)",
             });
         };
-        let sets = PortSets::open(sets_data, ifindexes.clone())?;
+        let sets = PortSets::open(sets_data, maps.masks, ifindexes.clone())?;
+        let adopted_vlans = ifindexes
+            .iter()
+            .enumerate()
+            .map(|(i, &ifindex)| {
+                maps.port_vlans
+                    .get(&(i as u32), 0)
+                    .ok()
+                    .filter(|c| c.ifindex == ifindex)
+                    .and_then(|c| vlans::from_port_vlan_conf(&c))
+            })
+            .collect();
         let mut this = Self {
             v4: FamilyState::new(maps.groups, maps.sources, capacity)?,
             // Expected IPv6 groups are not known apart; sized as they come.
@@ -158,22 +218,27 @@ impl Forwarding {
             _port_sets: maps.port_sets,
             sets,
             flood: maps.flood,
-            routers: maps.routers,
+            flood_installed: 0,
+            flood_sets: RefMap::new("FLOOD_SETS", maps.flood_sets),
+            router_sets: RefMap::new("ROUTER_SETS", maps.router_sets),
+            port_vlans: maps.port_vlans,
+            vlans: VlanTable::new(adopted_vlans),
             config: maps.config,
             ifindexes,
-            router_ports: 0,
-            held_router_ports: 0,
-            routers_installed: 0,
+            routers: Routers::default(),
             conf: SwitchConf {
                 flood_unregistered: 1,
                 control_rate_pps: 0,
-                router_ports: 0,
+                vlans: 0,
                 count_streams: 1,
                 // Until the control plane says it speaks MLD.
                 snoop_ipv6: 0,
             },
             adopted: Adopted::default(),
         };
+        for index in 0..this.ifindexes.len() {
+            this.write_port_vlans(index)?;
+        }
         this.adopt()?;
         this.write_conf()?;
         // Slots ready before the first join, which then waits for nothing.
@@ -231,8 +296,12 @@ impl Forwarding {
     /// go. Returns how many adopted groups were removed.
     pub fn release_held(&mut self) -> Result<usize> {
         let removed = self.v4.release_held() + self.v6.release_held();
-        self.held_router_ports = 0;
-        self.write_routers()?;
+        if self.routers.held != 0 {
+            self.routers.held = 0;
+            self.v4.touch_all();
+            self.v6.touch_all();
+        }
+        self.write_vlan_sets()?;
         self.flush()?;
         Ok(removed)
     }
@@ -310,15 +379,12 @@ impl Forwarding {
     /// map are counted: [`Forwarding::refused_sources`]).
     pub fn flush(&mut self) -> Result<()> {
         let mut first_error = None;
-        let routers = self.effective_routers();
-        self.v4.flush(&mut self.sets, routers, &mut first_error);
-        self.v6.flush(&mut self.sets, routers, &mut first_error);
+        let (routers, vlans) = (&self.routers, &self.vlans);
+        self.v4
+            .flush(&mut self.sets, routers, vlans, &mut first_error);
+        self.v6
+            .flush(&mut self.sets, routers, vlans, &mut first_error);
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// Router ports the kernel must have: set or held.
-    fn effective_routers(&self) -> PortMask {
-        self.router_ports | self.held_router_ports
     }
 
     /// Housekeeping for idle moments: publishes port-set slots ahead of need
@@ -327,52 +393,143 @@ impl Forwarding {
         self.sets.maintain()
     }
 
-    /// Router ports receive every registered and unregistered group, and
-    /// every source of a group with source entries (RFC 4541 §2.1.2), of
-    /// both families.
+    /// Router ports of every VLAN without router ports of its own, both
+    /// families (`set_vlan_router_ports(ANY_VLAN, mask)` for each): they
+    /// receive every registered and unregistered group, and every source of
+    /// a group with source entries (RFC 4541 §2.1.2).
     pub fn set_router_ports(&mut self, mask: PortMask) -> Result<()> {
+        self.set_vlan_router_ports::<[u8; 4]>(ANY_VLAN, mask)?;
+        self.set_vlan_router_ports::<[u8; 16]>(ANY_VLAN, mask)
+    }
+
+    /// Router ports of `A`'s family on `vlan` (ANY_VLAN: every VLAN without
+    /// router ports of its own): they receive every registered and
+    /// unregistered group of that family and VLAN (RFC 4541 §2.1.2), those
+    /// of them that carry the VLAN. An empty mask is a VLAN with no router
+    /// port (its unregistered traffic is dropped when flooding is off),
+    /// not a return to ANY_VLAN's.
+    pub fn set_vlan_router_ports<A: Addr>(&mut self, vlan: u16, mask: PortMask) -> Result<()> {
         let mask = mask & self.all_ports();
-        if mask == self.router_ports {
+        let key = RouterKey {
+            vlan,
+            family: A::FAMILY,
+        };
+        if self.routers.set.get(&key) == Some(&mask) {
             return Ok(());
         }
-        self.router_ports = mask;
-        self.write_routers()?;
+        self.routers.set.insert(key, mask);
+        self.write_vlan_sets()?;
+        A::state_mut(self).touch_all();
+        self.flush()
+    }
+
+    /// One port's VLAN membership (None: VLAN-unaware): PORT_VLANS, then
+    /// every set recomputed for it (flood, router, group and source sets),
+    /// then `SwitchConf::vlans`.
+    pub(crate) fn set_port_vlans(&mut self, port: usize, config: Option<PortVlans>) -> Result<()> {
+        self.vlans.set(port, config);
+        self.write_port_vlans(port)?;
+        self.write_vlan_sets()?;
         self.v4.touch_all();
         self.v6.touch_all();
         self.flush()
     }
 
-    /// Router ports of `A`'s family on `vlan`: they receive every
-    /// registered and unregistered group of that family and VLAN.
-    /// SKELETON: today one union for every family and VLAN.
-    pub fn set_vlan_router_ports<A: Addr>(&mut self, vlan: u16, mask: PortMask) -> Result<()> {
-        let _ = vlan;
-        self.set_router_ports(mask)
+    /// A port's VLAN config, as the fast path applies it.
+    pub fn port_vlans(&self, port: usize) -> Option<&PortVlans> {
+        self.vlans.get(port)
     }
 
-    /// Makes the ROUTERS devmap hold the effective router ports: new ones
-    /// first, then the count the program checks, then the removals, so the
-    /// count is never 0 while the new set is not empty.
-    fn write_routers(&mut self) -> Result<()> {
-        let want = self.effective_routers();
-        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-            let bit = 1u64 << index;
-            if want & bit != 0 && self.routers_installed & bit == 0 {
-                self.routers
-                    .insert(ifindex, ifindex, None, 0)
-                    .map_err(xdp_err("ROUTERS"))?;
-            }
+    fn write_port_vlans(&mut self, port: usize) -> Result<()> {
+        let conf = vlans::port_vlan_conf(self.ifindexes[port], self.vlans.get(port));
+        self.port_vlans
+            .set(port as u32, conf, 0)
+            .map_err(map_err("PORT_VLANS"))
+    }
+
+    /// The sets that follow VLAN config and router ports: the FLOOD devmap
+    /// (VLAN-unaware ports), FLOOD_SETS (each VLAN with config), ROUTER_SETS
+    /// (each (VLAN, family) with router ports of its own or with config,
+    /// and ANY_VLAN's); then `SwitchConf::vlans`. New ports join FLOOD
+    /// before old ones leave it, so a flood never finds it empty meanwhile.
+    fn write_vlan_sets(&mut self) -> Result<()> {
+        let unaware = self.vlans.unaware();
+        self.write_flood(unaware)?;
+        let flood: HashMap<u16, Want> = self
+            .vlans
+            .configured()
+            .map(|v| (v, self.vlans.shape(v, Want::new(self.vlans.carriers(v), 0))))
+            .collect();
+        self.flood_sets.sync(&mut self.sets, &flood)?;
+        let mut keys: Vec<RouterKey> = self.routers.set.keys().copied().collect();
+        for family in [FAMILY_IPV4, FAMILY_IPV6] {
+            keys.push(RouterKey {
+                vlan: ANY_VLAN,
+                family,
+            });
+            keys.extend(
+                self.vlans
+                    .configured()
+                    .map(|vlan| RouterKey { vlan, family }),
+            );
         }
-        self.conf.router_ports = want.count_ones();
-        self.write_conf()?;
-        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-            let bit = 1u64 << index;
-            if want & bit == 0 && self.routers_installed & bit != 0 {
-                self.routers.remove(ifindex).map_err(map_err("ROUTERS"))?;
-            }
+        let routers: HashMap<RouterKey, Want> = keys
+            .into_iter()
+            .map(|k| {
+                let want = Want::new(self.routers.of(k.vlan, k.family), 0);
+                let shaped = if k.vlan == ANY_VLAN {
+                    self.vlans.shape_unconfigured(want)
+                } else {
+                    self.vlans.shape(k.vlan, want)
+                };
+                (k, shaped)
+            })
+            .collect();
+        self.router_sets.sync(&mut self.sets, &routers)?;
+        let on = u32::from(self.vlans.any());
+        if self.conf.vlans != on {
+            self.conf.vlans = on;
+            self.write_conf()?;
         }
-        self.routers_installed = want;
         Ok(())
+    }
+
+    /// Makes the FLOOD devmap hold exactly `want`.
+    fn write_flood(&mut self, want: PortMask) -> Result<()> {
+        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
+            let bit = 1u64 << index;
+            if want & bit != 0 && self.flood_installed & bit == 0 {
+                self.flood
+                    .insert(ifindex, ifindex, None, 0)
+                    .map_err(xdp_err("FLOOD"))?;
+                self.flood_installed |= bit;
+            }
+        }
+        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
+            let bit = 1u64 << index;
+            if want & bit == 0 && self.flood_installed & bit != 0 {
+                self.flood.remove(ifindex).map_err(map_err("FLOOD"))?;
+                self.flood_installed &= !bit;
+            }
+        }
+        Ok(())
+    }
+
+    /// The router ports in the kernel for `vlan` and `A`'s family (held
+    /// ones included), when it has a router set of its own.
+    pub fn installed_routers<A: Addr>(&self, vlan: u16) -> Option<PortMask> {
+        self.router_sets.installed(&RouterKey {
+            vlan,
+            family: A::FAMILY,
+        })
+    }
+
+    /// The flood set in the kernel for `vlan`, when some port has VLAN
+    /// config for it (otherwise the VLAN-unaware ports).
+    pub fn installed_flood(&self, vlan: u16) -> PortMask {
+        self.flood_sets
+            .installed(&vlan)
+            .unwrap_or(self.flood_installed)
     }
 
     pub fn set_flood_unregistered(&mut self, flood: bool) -> Result<()> {
@@ -405,9 +562,18 @@ impl Forwarding {
         self.config.set(0, self.conf, 0).map_err(map_err("CONFIG"))
     }
 
-    /// Router ports the control plane set (adopted ones not included).
+    /// Router ports the control plane set for every VLAN without its own
+    /// (ANY_VLAN), both families (adopted ones not included).
     pub fn router_ports(&self) -> PortMask {
-        self.router_ports
+        [FAMILY_IPV4, FAMILY_IPV6]
+            .into_iter()
+            .filter_map(|family| {
+                self.routers.set.get(&RouterKey {
+                    vlan: ANY_VLAN,
+                    family,
+                })
+            })
+            .fold(0, |all, m| all | m)
     }
 
     /// The member ports of every group of family `A` the control plane

@@ -9,11 +9,10 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
 
 use aya::maps::{HashMap as AyaHashMap, Map};
-use igmpsnoop_common::{GroupEntry, NO_SET, SourceEntry};
+use igmpsnoop_common::{NO_SET, SetRef};
 use tracing::{debug, warn};
 
 use super::PortMask;
@@ -24,46 +23,15 @@ use crate::{
     port_sets::PortSets,
 };
 
-/// A value that names a port-set slot.
-pub(crate) trait SetEntry: Copy + aya::Pod {
-    fn new(set: u32, copies: u32, flags: u16) -> Self;
-    fn set(&self) -> u32;
-    fn copies(&self) -> u32;
-    fn flags(&self) -> u16;
-}
-
-impl SetEntry for GroupEntry {
-    fn new(set: u32, copies: u32, flags: u16) -> Self {
-        GroupEntry {
-            set,
-            // At most MAX_PORTS (64).
-            copies: copies as u16,
-            flags,
-        }
-    }
-    fn set(&self) -> u32 {
-        self.set
-    }
-    fn copies(&self) -> u32 {
-        u32::from(self.copies)
-    }
-    fn flags(&self) -> u16 {
-        self.flags
-    }
-}
-
-impl SetEntry for SourceEntry {
-    fn new(set: u32, copies: u32, _flags: u16) -> Self {
-        SourceEntry { set, copies }
-    }
-    fn set(&self) -> u32 {
-        self.set
-    }
-    fn copies(&self) -> u32 {
-        self.copies
-    }
-    fn flags(&self) -> u16 {
-        0
+/// The value naming `slot` for `want`.
+pub(crate) fn set_ref(slot: u32, want: &Want) -> SetRef {
+    SetRef {
+        set: slot,
+        // At most MAX_PORTS (64).
+        copies: want.mask.count_ones() as u8,
+        flags: want.flags,
+        solo_untagged: want.solo[0],
+        solo_tagged: want.solo[1],
     }
 }
 
@@ -73,21 +41,40 @@ pub(crate) struct Installed {
     /// The ports (of ours) its set delivers to; 0 with `slot == NO_SET`.
     pub mask: PortMask,
     pub slot: u32,
-    pub flags: u16,
+    pub flags: u8,
+    pub solo: [u8; 2],
     /// False for an adopted set that also delivers elsewhere (ports that are
     /// not ours any more) or names no slot: never kept as is.
     pub exact: bool,
 }
 
+impl Installed {
+    /// What writing `want` into `slot` installs.
+    pub fn new(slot: u32, want: &Want) -> Self {
+        Installed {
+            mask: want.mask,
+            slot,
+            flags: want.flags,
+            solo: want.solo,
+            exact: true,
+        }
+    }
+
+    /// Whether the entry is what `want` asks for.
+    pub fn matches(&self, want: &Want) -> bool {
+        self.mask == want.mask && self.flags == want.flags && self.solo == want.solo
+    }
+}
+
 /// The writes one flush makes to a table.
-pub(crate) struct Plan<K, V> {
+pub(crate) struct Plan<K> {
     keys: Vec<K>,
-    values: Vec<V>,
+    values: Vec<SetRef>,
     new: Vec<Installed>,
     deletes: Vec<K>,
 }
 
-pub(crate) struct Table<K, V> {
+pub(crate) struct Table<K> {
     /// The map's name, for errors and logs.
     name: &'static str,
     map: Map,
@@ -98,7 +85,6 @@ pub(crate) struct Table<K, V> {
     refused: usize,
     /// New entries refused ever.
     refused_total: u64,
-    _value: PhantomData<V>,
 }
 
 fn raw_fd(map: &Map) -> Result<RawFd> {
@@ -114,7 +100,7 @@ fn is_full(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC))
 }
 
-impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> {
+impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
     pub fn new(name: &'static str, map: Map, capacity: usize, expected: usize) -> Result<Self> {
         raw_fd(&map)?;
         Ok(Self {
@@ -124,13 +110,12 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
             installed: HashMap::with_capacity(expected.min(capacity)),
             refused: 0,
             refused_total: 0,
-            _value: PhantomData,
         })
     }
 
     /// Every entry the map holds now (read at adoption).
-    pub fn read_all(&self) -> Result<Vec<(K, V)>> {
-        let map = AyaHashMap::<_, K, V>::try_from(&self.map).map_err(|source| Error::Map {
+    pub fn read_all(&self) -> Result<Vec<(K, SetRef)>> {
+        let map = AyaHashMap::<_, K, SetRef>::try_from(&self.map).map_err(|source| Error::Map {
             name: self.name,
             source,
         })?;
@@ -169,7 +154,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
         keys: impl IntoIterator<Item = K>,
         want: impl Fn(&K) -> Option<Want>,
         first_error: &mut Option<Error>,
-    ) -> Plan<K, V> {
+    ) -> Plan<K> {
         let mut plan = Plan {
             keys: Vec::new(),
             values: Vec::new(),
@@ -185,7 +170,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
                 }
                 continue;
             };
-            if have.is_some_and(|h| h.exact && h.mask == want.mask && h.flags == want.flags) {
+            if have.is_some_and(|h| h.exact && h.matches(&want)) {
                 continue;
             }
             if have.is_none() {
@@ -208,14 +193,8 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
                 }
             };
             plan.keys.push(key);
-            plan.values
-                .push(V::new(slot, want.mask.count_ones(), want.flags));
-            plan.new.push(Installed {
-                mask: want.mask,
-                slot,
-                flags: want.flags,
-                exact: true,
-            });
+            plan.values.push(set_ref(slot, &want));
+            plan.new.push(Installed::new(slot, &want));
         }
         plan
     }
@@ -230,7 +209,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
     pub fn write_updates(
         &mut self,
         sets: &mut PortSets,
-        plan: &mut Plan<K, V>,
+        plan: &mut Plan<K>,
         first_error: &mut Option<Error>,
     ) {
         let Ok(fd) = raw_fd(&self.map) else {
@@ -275,7 +254,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug, V: SetEntry> Table<K, V> 
     pub fn write_deletes(
         &mut self,
         sets: &mut PortSets,
-        plan: &mut Plan<K, V>,
+        plan: &mut Plan<K>,
         first_error: &mut Option<Error>,
     ) {
         let Ok(fd) = raw_fd(&self.map) else {

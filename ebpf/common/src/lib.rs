@@ -29,9 +29,9 @@ pub const NO_SET: u32 = u32::MAX;
 /// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
 pub const MAX_MACS: u32 = 65_536;
 
-/// Every map of the XDP program, by symbol name: exported by the linker,
+/// Every map of the eBPF programs, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 15] = [
+pub const MAP_NAMES: [&str; 18] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
@@ -39,15 +39,30 @@ pub const MAP_NAMES: [&str; 15] = [
     "SOURCES6",
     "STREAMS6",
     "PORT_SETS",
+    "MASKS",
     "FLOOD",
-    "ROUTERS",
+    "FLOOD_SETS",
+    "ROUTER_SETS",
     "PORTS",
+    "PORT_VLANS",
     "XSKS",
     "MACS",
     "CONFIG",
     "COUNTERS",
     "RATE",
 ];
+
+/// `ROUTER_SETS` key's VLAN meaning "every VLAN without a router set of its
+/// own".
+pub const ANY_VLAN: u16 = u16::MAX;
+/// Address families of `RouterKey`.
+pub const FAMILY_IPV4: u16 = 4;
+pub const FAMILY_IPV6: u16 = 6;
+/// VLAN IDs a port can carry: 4096 bits (IEEE 802.1Q VIDs 0..=4095).
+pub const VLAN_WORDS: usize = 64;
+/// First word of the XDP metadata of a frame handed to the TC program
+/// (`TcMeta`): frames without it are not ours to replicate.
+pub const TC_MAGIC: u32 = 0x6973_7663; // "isvc"
 
 /// IPv4 protocol numbers the XDP program hands to the control plane.
 pub const IPPROTO_IGMP: u8 = 2;
@@ -85,18 +100,45 @@ impl GroupKey {
     }
 }
 
-/// Value of the group map: the port set (a slot of the port-set array) the
-/// group replicates to, and how many ports that set holds (for the
-/// replicated-copies counter, without walking the devmap). `copies == 0`
-/// (with `set == NO_SET`): registered, but nobody receives it.
+/// A reference to a port set, the value of every map that points at one
+/// (GROUPS, SOURCES, GROUPS6, SOURCES6, FLOOD_SETS, ROUTER_SETS): the slot
+/// of the port-set array, how many ports that set holds (for the copies
+/// counter, without walking the devmap), and how the copies leave. `copies
+/// == 0` (with `set == NO_SET`): nobody receives it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct GroupEntry {
+pub struct SetRef {
     pub set: u32,
     /// At most MAX_PORTS.
-    pub copies: u16,
-    /// `group_flags::*`.
-    pub flags: u16,
+    pub copies: u8,
+    /// `set_flags::*`: SOURCES and the format (`set_flags::FORMAT`).
+    pub flags: u8,
+    /// 1 + the index of the set's only port that wants the VLAN untagged,
+    /// 0 when none or several: a frame from that port sees a uniformly
+    /// tagged set (the port is left out of its own copies).
+    pub solo_untagged: u8,
+    /// Likewise for the set's only port that wants it tagged.
+    pub solo_tagged: u8,
+}
+
+impl SetRef {
+    /// The set's format (`set_flags::AS_IS` ... `MIXED`) for a frame from
+    /// port `port`, which never gets a copy: a MIXED set whose only port of
+    /// one kind is the ingress port is uniform for that frame.
+    #[inline(always)]
+    pub fn format_from(&self, port: u32) -> u8 {
+        let format = self.flags & set_flags::FORMAT;
+        if format != set_flags::MIXED {
+            return format;
+        }
+        if u32::from(self.solo_untagged) == port + 1 {
+            set_flags::TAGGED
+        } else if u32::from(self.solo_tagged) == port + 1 {
+            set_flags::UNTAGGED
+        } else {
+            set_flags::MIXED
+        }
+    }
 }
 
 /// Traffic a stream brought in: frames and bytes, per CPU.
@@ -107,19 +149,32 @@ pub struct StreamCount {
     pub bytes: u64,
 }
 
-pub mod group_flags {
+pub mod set_flags {
     /// Some source of this group has an entry of its own in SOURCES: the
     /// program looks the frame's source up there, and uses the group's set
     /// only when it is not found. Groups without it cost one lookup only.
-    pub const SOURCES: u16 = 1;
+    pub const SOURCES: u8 = 1;
+    /// The two bits of the format: how the set's ports want the frame's
+    /// VLAN. AS_IS: leave the frame as it came (no port has VLAN config,
+    /// or the set serves VLANs only VLAN-unaware ports carry).
+    pub const FORMAT: u8 = 0b110;
+    pub const AS_IS: u8 = 0;
+    /// Every port wants it untagged: the program pops a tag.
+    pub const UNTAGGED: u8 = 0b010;
+    /// Every port wants it tagged: the program pushes (or fixes) the tag.
+    pub const TAGGED: u8 = 0b100;
+    /// Some want it tagged, some untagged: the frame goes to the TC program,
+    /// which gives each copy its own format.
+    pub const MIXED: u8 = 0b110;
 }
 
-/// Key of the source map: (VLAN, IPv4 group, IPv4 source), 12 bytes.
+/// Key of the source map: (VLAN, IPv4 group, IPv4 source), 12 bytes; value
+/// `SetRef`.
 ///
 /// IPv4 only, on purpose: the key stays small (it is hashed per frame of a
 /// group with source entries). IPv6 (MLD) gets a map of its own with 16-byte
 /// addresses, the same value type and the same port-set pool; the group
-/// entry's `group_flags::SOURCES` means the same there.
+/// entry's `set_flags::SOURCES` means the same there.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SourceKey {
@@ -147,16 +202,6 @@ impl SourceKey {
     }
 }
 
-/// Value of the source map: the port set traffic from the source to the
-/// group goes to, and its size; `copies == 0` (with `set == NO_SET`): nobody
-/// wants this source, its traffic is dropped (counted).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct SourceEntry {
-    pub set: u32,
-    pub copies: u32,
-}
-
 /// Key of the IPv6 group map: (VLAN, IPv6 group), 20 bytes. A map of its
 /// own, so that the IPv4 keys stay 8 bytes; the value is the same.
 #[repr(C)]
@@ -179,8 +224,8 @@ impl Group6Key {
 }
 
 /// Key of the IPv6 source map (MLDv2 source filters, RFC 3810): (VLAN,
-/// group, source), 36 bytes; value `SourceEntry`, port sets from the same
-/// pool. `group_flags::SOURCES` on the group's `Group6Key` entry means the
+/// group, source), 36 bytes; value `SetRef`, port sets from the same
+/// pool. `set_flags::SOURCES` on the group's `Group6Key` entry means the
 /// same as for IPv4.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -233,14 +278,87 @@ pub struct MacEntry {
 pub struct PortConf {
     /// Port index 0..MAX_PORTS: the bit in the control plane's port bitmaps.
     pub index: u32,
-    /// `port_flags::*`; the program does not read them, the control plane
-    /// keeps them with the pinned state so that a restarted daemon knows.
+    /// `port_flags::*`.
     pub flags: u32,
+    /// With `port_flags::VLANS`: the VLAN of untagged frames in, which
+    /// leaves the port untagged; 0: none (untagged frames are dropped).
+    pub pvid: u16,
+    pub _pad: u16,
 }
 
 pub mod port_flags {
-    /// The program runs on this port in generic (skb) mode, not native.
+    /// The program runs on this port in generic (skb) mode, not native; the
+    /// program does not read it, the control plane keeps it with the pinned
+    /// state so that a restarted daemon knows.
     pub const GENERIC: u32 = 1;
+    /// The port has VLAN config: it carries exactly the VLANs of its
+    /// `PORT_VLANS` entry. Without it the port is VLAN-unaware.
+    pub const VLANS: u32 = 2;
+}
+
+/// Value of `PORT_VLANS` (an array by port index): which VLANs the port
+/// carries, and what the TC program needs to send it a copy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortVlanConf {
+    pub ifindex: u32,
+    /// As `PortConf::pvid`.
+    pub pvid: u16,
+    /// 1: the port has VLAN config (`carried` applies); 0: VLAN-unaware.
+    pub configured: u16,
+    /// Bit v (word v / 64, bit v % 64): the port carries VLAN v.
+    pub carried: [u64; VLAN_WORDS],
+}
+
+impl Default for PortVlanConf {
+    fn default() -> Self {
+        Self {
+            ifindex: 0,
+            pvid: 0,
+            configured: 0,
+            carried: [0; VLAN_WORDS],
+        }
+    }
+}
+
+impl PortVlanConf {
+    #[inline(always)]
+    pub fn carries(&self, vlan: u16) -> bool {
+        let word = usize::from(vlan >> 6) & (VLAN_WORDS - 1);
+        self.carried[word] >> (vlan & 63) & 1 != 0
+    }
+
+    /// Whether frames of `vlan` leave this port untagged: its PVID's with
+    /// VLAN config, VLAN 0's without.
+    #[inline(always)]
+    pub fn untagged(&self, vlan: u16) -> bool {
+        if self.configured != 0 {
+            self.pvid == vlan
+        } else {
+            vlan == 0
+        }
+    }
+}
+
+/// Key of `ROUTER_SETS`: (VLAN or ANY_VLAN, FAMILY_IPV4 or FAMILY_IPV6).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RouterKey {
+    pub vlan: u16,
+    pub family: u16,
+}
+
+/// What the XDP program leaves in a frame's metadata for the TC program
+/// (a frame of a MIXED set, untagged, handed on with XDP_PASS).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TcMeta {
+    /// TC_MAGIC.
+    pub magic: u32,
+    /// The port-set slot (its ports in MASKS).
+    pub set: u32,
+    pub vlan: u16,
+    pub _pad: u16,
 }
 
 /// Global switch configuration, the single entry of the config array.
@@ -251,10 +369,10 @@ pub struct SwitchConf {
     pub flood_unregistered: u32,
     /// Max control frames per second per port sent to userspace (0 = no limit).
     pub control_rate_pps: u32,
-    /// Number of router ports (entries of ROUTERS). A broadcast redirect into
-    /// an empty devmap still returns XDP_REDIRECT, so the program needs this to
-    /// count unregistered multicast that no router port receives.
-    pub router_ports: u32,
+    /// 1: some port has VLAN config: the program enforces it at ingress
+    /// and gives each copy its port's format; 0: every VLAN lookup is
+    /// skipped and frames leave as they came (as before VLAN support).
+    pub vlans: u32,
     /// 1: count each replicated stream's frames and bytes in STREAMS.
     pub count_streams: u32,
     /// 1: snoop IPv6 (MLD to the control plane, groups by GROUPS6 and
@@ -319,7 +437,18 @@ pub mod counter {
     /// the rate limit, also counted as `to_control` or its drop), which can
     /// walk the whole chain; it is not forwarded.
     pub const IPV6_LONG_CHAIN: u32 = 18;
-    pub const COUNT: u32 = 19;
+    /// A frame for a VLAN its port does not carry, or untagged on a port
+    /// with VLAN config and no PVID: dropped.
+    pub const DROP_VLAN: u32 = 19;
+    /// Frames of a set whose ports want its VLAN some tagged, some
+    /// untagged, handed to the TC program.
+    pub const TO_TC: u32 = 20;
+    /// Copies the TC program sent (bpf_clone_redirect), by ingress port.
+    pub const TC_COPIES: u32 = 21;
+    /// Copies the TC program could not send (the kernel refused the clone
+    /// or the tag).
+    pub const TC_DROP: u32 = 22;
+    pub const COUNT: u32 = 23;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -342,6 +471,10 @@ pub mod counter {
         "drop_no_member",
         "bad_ipv6",
         "ipv6_long_chain",
+        "drop_vlan",
+        "to_tc",
+        "tc_copies",
+        "tc_drop",
     ];
 }
 
@@ -353,11 +486,13 @@ mod pod {
     // fields, so every bit pattern is valid and there are no implicit holes.
     unsafe impl aya::Pod for super::GroupKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::GroupEntry {}
+    unsafe impl aya::Pod for super::SetRef {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SourceKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::SourceEntry {}
+    unsafe impl aya::Pod for super::PortVlanConf {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RouterKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Group6Key {}
     // SAFETY: as above.

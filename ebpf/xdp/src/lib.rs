@@ -12,10 +12,19 @@
 //!   of their own (GROUPS6, SOURCES6, STREAMS6) and the same port sets.
 //! - Everything else is switched: source MACs are learned into an LRU table,
 //!   known unicast goes to its one port, the rest is flooded.
+//! - VLANs (802.1Q), when some port has VLAN config (`SwitchConf::vlans`):
+//!   a frame's VLAN is checked against its port at ingress, every set is
+//!   the VLAN's, and the program gives the frame the format its set wants
+//!   (pushing or popping the tag on its private copy) before the one
+//!   redirect. A set whose ports want the VLAN some tagged, some untagged
+//!   goes to the TC program (tc.rs), which sends each copy in its format.
 //!
 //! Every packet access is bounds-checked against `data_end` so the verifier can
 //! prove it safe.
 #![no_std]
+
+mod tag;
+mod tc;
 
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
@@ -27,11 +36,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    ALL_PIM_ROUTERS, ALL_PIM_ROUTERS6, COUNTERS_SIZE, Group6Key, GroupEntry, GroupKey,
-    IPPROTO_ICMPV6, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS, MAX_IPV6_EXT_HEADERS, MAX_MACS,
-    MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES, MAX_STREAMS, MLD_TYPES, MacEntry,
-    MacKey, PortConf, RateState, Source6Key, SourceEntry, SourceKey, StreamCount, SwitchConf,
-    XSKMAP_SIZE, counter, group_flags,
+    ALL_PIM_ROUTERS, ALL_PIM_ROUTERS6, ANY_VLAN, COUNTERS_SIZE, FAMILY_IPV4, FAMILY_IPV6,
+    Group6Key, GroupKey, IPPROTO_ICMPV6, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
+    MAX_IPV6_EXT_HEADERS, MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES,
+    MAX_STREAMS, MLD_TYPES, MacEntry, MacKey, PortConf, PortVlanConf, RateState, RouterKey, SetRef,
+    Source6Key, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE, counter, port_flags, set_flags,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -40,20 +49,16 @@ use igmpsnoop_common::{
 /// microseconds. Not preallocated: entries are freed after a grace period,
 /// so a lookup racing an update never reads a recycled element.
 #[btf_map]
-static GROUPS: HashMap<
-    GroupKey,
-    GroupEntry,
-    { MAX_GROUPS as usize },
-    { BPF_F_NO_PREALLOC as usize },
-> = HashMap::new();
+static GROUPS: HashMap<GroupKey, SetRef, { MAX_GROUPS as usize }, { BPF_F_NO_PREALLOC as usize }> =
+    HashMap::new();
 /// (VLAN, group, source) -> the port set of that source's traffic (IGMPv3
 /// source filtering), looked up only for groups whose entry carries
-/// `group_flags::SOURCES`; a source without an entry follows its group.
+/// `set_flags::SOURCES`; a source without an entry follows its group.
 /// Not preallocated, like GROUPS.
 #[btf_map]
 static SOURCES: HashMap<
     SourceKey,
-    SourceEntry,
+    SetRef,
     { MAX_SOURCE_ENTRIES as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
@@ -69,16 +74,16 @@ static STREAMS: LruPerCpuHashMap<SourceKey, StreamCount, { MAX_STREAMS as usize 
 #[btf_map]
 static GROUPS6: HashMap<
     Group6Key,
-    GroupEntry,
+    SetRef,
     { MAX_GROUPS as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
 /// IPv6 (VLAN, group, source) -> port set (MLDv2 source filters): SOURCES
-/// for IPv6, read under the same `group_flags::SOURCES` rule.
+/// for IPv6, read under the same `set_flags::SOURCES` rule.
 #[btf_map]
 static SOURCES6: HashMap<
     Source6Key,
-    SourceEntry,
+    SetRef,
     { MAX_SOURCE_ENTRIES as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
@@ -95,15 +100,29 @@ static STREAMS6: LruPerCpuHashMap<Source6Key, StreamCount, { MAX_STREAMS as usiz
 #[btf_map]
 static PORT_SETS: ArrayOfMaps<DevMapHash<{ MAX_PORTS as usize }>, { MAX_PORT_SETS as usize }> =
     ArrayOfMaps::new();
-/// Every port: the flood set.
+/// The ports of each published port-set slot, by index (bit i = port i):
+/// what the TC program walks, as the devmaps cannot be walked from BPF.
+/// Written before any entry points at the slot, like the slot's devmap.
+#[btf_map]
+static MASKS: Array<u64, { MAX_PORT_SETS as usize }> = Array::new();
+/// The flood set of VLAN 0 and of every VLAN that no port has VLAN config
+/// for: every VLAN-unaware port (every port, without VLAN config).
 #[btf_map]
 static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
-/// Router ports: where unregistered multicast goes when flooding is off.
+/// VLAN -> the ports that carry it: the flood set of each VLAN some port
+/// has VLAN config for.
 #[btf_map]
-static ROUTERS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
+static FLOOD_SETS: HashMap<u16, SetRef, 4096> = HashMap::new();
+/// (VLAN, family) -> router ports: where unregistered multicast goes when
+/// flooding is off; (ANY_VLAN, family) serves VLANs without an entry.
+#[btf_map]
+static ROUTER_SETS: HashMap<RouterKey, SetRef, 8192> = HashMap::new();
 /// ifindex -> port.
 #[btf_map]
 static PORTS: HashMap<u32, PortConf, { MAX_PORTS as usize }> = HashMap::new();
+/// Port index -> the VLANs it carries (and its ifindex, for the TC program).
+#[btf_map]
+static PORT_VLANS: Array<PortVlanConf, { MAX_PORTS as usize }> = Array::new();
 /// One AF_XDP socket per (port, queue).
 #[btf_map]
 static XSKS: XskMap<{ XSKMAP_SIZE as usize }> = XskMap::new();
@@ -118,11 +137,11 @@ static COUNTERS: PerCpuArray<u64, { COUNTERS_SIZE as usize }> = PerCpuArray::new
 #[btf_map]
 static RATE: PerCpuArray<RateState, { MAX_PORTS as usize }> = PerCpuArray::new();
 
-const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
+pub(crate) const ETH_HLEN: usize = 14;
+pub(crate) const VLAN_HLEN: usize = 4;
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
+pub(crate) const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPV4_MIN_HLEN: usize = 20;
 const IPV6_HLEN: usize = 40;
@@ -131,26 +150,131 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 /// would bounce the cache line between CPUs).
 const MAC_REFRESH_NS: u64 = NS_PER_SEC;
 
+/// The frame being switched: where it came from, its VLAN, and its tag.
+/// Plain fields, every one always set: LLVM passes a half-defined enum or
+/// Option in registers whose undefined bits the verifier refuses.
+#[derive(Clone, Copy)]
+struct Frame {
+    ifindex: u32,
+    port: u32,
+    /// The VLAN it belongs to (resolved at ingress: a port's PVID for an
+    /// untagged frame).
+    vlan: u16,
+    /// It came with an 802.1Q tag, of VID `tag_vid`.
+    tagged: bool,
+    tag_vid: u16,
+    /// Some port has VLAN config (`SwitchConf::vlans`): formats apply.
+    vlans: bool,
+}
+
+/// Where a frame goes, decided by the parsers; `execute` does it. A struct
+/// with every field set rather than an enum, for the verifier (see Frame).
+#[derive(Clone, Copy)]
+struct Out {
+    /// `out::*`.
+    kind: u32,
+    /// With `out::SET`.
+    set: SetRef,
+    /// With `out::DONE`: the action; with `out::PORT`: the ifindex.
+    arg: u32,
+}
+
+mod out {
+    /// Not decided by the IP layer: switched by the L2 header.
+    pub const L2: u32 = 0;
+    /// Done already (a drop, counted).
+    pub const DONE: u32 = 1;
+    /// To the control plane's AF_XDP socket.
+    pub const CONTROL: u32 = 2;
+    /// The VLAN's flood set.
+    pub const FLOOD: u32 = 3;
+    /// A port set.
+    pub const SET: u32 = 4;
+    /// One port, by ifindex (known unicast).
+    pub const PORT: u32 = 5;
+}
+
+const NO_REF: SetRef = SetRef {
+    set: 0,
+    copies: 0,
+    flags: 0,
+    solo_untagged: 0,
+    solo_tagged: 0,
+};
+
+impl Out {
+    const L2: Out = Out::kind(out::L2);
+    const CONTROL: Out = Out::kind(out::CONTROL);
+    const FLOOD: Out = Out::kind(out::FLOOD);
+
+    const fn kind(kind: u32) -> Out {
+        Out {
+            kind,
+            set: NO_REF,
+            arg: 0,
+        }
+    }
+
+    const fn done(action: u32) -> Out {
+        Out {
+            kind: out::DONE,
+            set: NO_REF,
+            arg: action,
+        }
+    }
+
+    const fn drop() -> Out {
+        Out::done(xdp_action::XDP_DROP)
+    }
+
+    const fn set(set: SetRef) -> Out {
+        Out {
+            kind: out::SET,
+            set,
+            arg: 0,
+        }
+    }
+
+    const fn port(ifindex: u32) -> Out {
+        Out {
+            kind: out::PORT,
+            set: NO_REF,
+            arg: ifindex,
+        }
+    }
+}
+
 #[xdp]
 pub fn igmpsnoop(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: the value is copied out at once; the control plane only replaces
-    // whole entries, so a torn read is impossible for this 8-byte value.
+    // SAFETY: the value is copied out at once; the control plane writes an
+    // entry only at start and when the port's VLAN config changes.
     let Some(port) = (unsafe { PORTS.get(ifindex) }).copied() else {
         // Not one of ours (the program was attached but the port not registered yet).
         return xdp_action::XDP_PASS;
     };
     count(port.index, counter::RX);
-    switch(&ctx, ifindex, port.index)
+    let mut frame = Frame {
+        ifindex,
+        port: port.index,
+        vlan: 0,
+        tagged: false,
+        tag_vid: 0,
+        vlans: false,
+    };
+    let out = switch(&ctx, &port, &mut frame);
+    execute(&ctx, out, &frame)
 }
 
+/// Parses the frame and decides where it goes (filling in `f`).
 #[inline(always)]
-fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
+fn switch(ctx: &XdpContext, conf: &PortConf, f: &mut Frame) -> Out {
+    let port = conf.index;
     let data = ctx.data();
     let end = ctx.data_end();
     if data + ETH_HLEN > end {
         count(port, counter::DROP_SHORT_ETH);
-        return xdp_action::XDP_DROP;
+        return Out::drop();
     }
     // SAFETY (all reads below): each is preceded by a check that the bytes lie
     // in [data, data_end).
@@ -158,89 +282,215 @@ fn switch(ctx: &XdpContext, ifindex: u32, port: u32) -> u32 {
     let src: [u8; 6] = unsafe { *((data + 6) as *const [u8; 6]) };
     let mut ethertype = u16::from_be(unsafe { *((data + 12) as *const u16) });
     let mut l3 = data + ETH_HLEN;
-    let mut vlan: u16 = 0;
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
         if l3 + VLAN_HLEN > end {
             count(port, counter::DROP_SHORT_VLAN);
-            return xdp_action::XDP_DROP;
+            return Out::drop();
         }
         // SAFETY: checked just above.
         let tci = u16::from_be(unsafe { *(l3 as *const u16) });
         ethertype = u16::from_be(unsafe { *((l3 + 2) as *const u16) });
-        vlan = tci & 0x0fff;
+        f.tagged = true;
+        f.tag_vid = tci & 0x0fff;
         l3 += VLAN_HLEN;
     }
+    f.vlan = f.tag_vid;
+    f.vlans = CONFIG.get(0).is_some_and(|c| c.vlans != 0);
+    if f.vlans && conf.flags & port_flags::VLANS != 0 {
+        f.vlan = admit(conf, f);
+        if f.vlan == 0 {
+            count(port, counter::DROP_VLAN);
+            return Out::drop();
+        }
+    }
+    let vlan = f.vlan;
 
     // Multicast and all-zero sources are never learned (a bridge refuses them too).
     if src[0] & 1 == 0 && src != [0u8; 6] {
-        learn(src, vlan, ifindex);
+        learn(src, vlan, f.ifindex);
     }
 
     let multicast = dst[0] & 1 == 1;
-    if multicast && ethertype == ETH_P_IPV4 {
-        if let Some(action) = ipv4_multicast(ctx, l3, end, vlan, port) {
-            return action;
-        }
+    let out = if multicast && ethertype == ETH_P_IPV4 {
+        ipv4_multicast(ctx, l3, end, f)
     } else if multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
-        if let Some(action) = ipv6_multicast(ctx, l3, end, vlan, port) {
-            return action;
-        }
+        ipv6_multicast(ctx, l3, end, f)
     } else if !multicast && ethertype == ETH_P_IPV4 {
         // IGMP sent to a unicast MAC (RFC 3376 §4.2.14 allows unicast queries) is
         // still control traffic.
-        if let Some(action) = ipv4_control(ctx, l3, end, port) {
-            return action;
-        }
+        ipv4_control(l3, end)
     } else if !multicast && ethertype == ETH_P_IPV6 && snoop_ipv6() {
         // So is MLD to a unicast address (RFC 3810 §5.1.15: unicast queries).
-        if let Some(action) = ipv6_control(ctx, l3, end, port) {
-            return action;
-        }
+        ipv6_control(l3, end)
+    } else {
+        Out::L2
+    };
+    if out.kind != out::L2 {
+        return out;
     }
-
     if multicast {
         // Broadcast, other multicast, and IP multicast whose header did not
         // parse: flood.
         return flood(port);
     }
-    unicast(dst, vlan, ifindex, port)
+    unicast(dst, f)
+}
+
+/// The VLAN a frame from a port with VLAN config belongs to, or 0 when the
+/// port does not take it (no VLAN with config is 0): untagged and
+/// priority-tagged (VID 0) frames belong to the PVID (none: refused); a
+/// tagged frame's VLAN must be one the port carries.
+#[inline(always)]
+fn admit(conf: &PortConf, f: &Frame) -> u16 {
+    if !f.tagged || f.tag_vid == 0 {
+        return conf.pvid;
+    }
+    match PORT_VLANS.get(conf.index) {
+        Some(p) if p.carries(f.tag_vid) => f.tag_vid,
+        _ => 0,
+    }
+}
+
+/// Does what `switch` decided: gives the frame the format its destination
+/// wants (one place, so the verifier sees the rewrite once), then the one
+/// redirect.
+#[inline(always)]
+fn execute(ctx: &XdpContext, out: Out, f: &Frame) -> u32 {
+    let port = f.port;
+    if out.kind == out::DONE {
+        return out.arg;
+    }
+    let out = if out.kind == out::FLOOD {
+        flood_set(f)
+    } else {
+        out
+    };
+    if f.vlans {
+        let format = match out.kind {
+            out::SET => out.set.format_from(port),
+            out::PORT => port_format(out.arg, f),
+            out::CONTROL => control_format(f),
+            _ => set_flags::AS_IS,
+        };
+        // A MIXED set leaves untagged for the TC program to tag per copy.
+        let want = match format {
+            set_flags::UNTAGGED | set_flags::MIXED => 1,
+            set_flags::TAGGED => 2,
+            _ => 0,
+        };
+        if want != 0 && tag::fit(ctx, f.tagged, f.tag_vid, want == 2, f.vlan).is_err() {
+            count(port, counter::DROP_REDIRECT);
+            return xdp_action::XDP_DROP;
+        }
+        if format == set_flags::MIXED {
+            return to_tc(ctx, out.set.set, f);
+        }
+    }
+    match out.kind {
+        out::SET => send_set(out.set, port),
+        out::FLOOD => redirected(FLOOD.redirect(0, BROADCAST), port, counter::DROP_REDIRECT),
+        out::PORT => {
+            // SAFETY: a helper; any ifindex is accepted and checked by the kernel.
+            let action = unsafe { bpf_redirect(out.arg, 0) } as u32;
+            if action != xdp_action::XDP_REDIRECT {
+                count(port, counter::DROP_REDIRECT);
+                return xdp_action::XDP_DROP;
+            }
+            action
+        }
+        _ => to_control(ctx, port),
+    }
+}
+
+/// Control frames from a port with VLAN config reach the control plane
+/// tagged with their VLAN, so it always reads the VLAN from the tag;
+/// VLAN-unaware ports' frames go up as they came (VLAN 0 is never a
+/// configured VLAN).
+#[inline(always)]
+fn control_format(f: &Frame) -> u8 {
+    if f.vlan == 0 || (f.tagged && f.tag_vid == f.vlan) {
+        set_flags::AS_IS
+    } else {
+        set_flags::TAGGED
+    }
+}
+
+/// The format known unicast leaves port `ifindex` in.
+#[inline(always)]
+fn port_format(ifindex: u32, f: &Frame) -> u8 {
+    // SAFETY: copied out at once.
+    match unsafe { PORTS.get(ifindex) }.copied() {
+        Some(c) if c.flags & port_flags::VLANS != 0 && c.pvid == f.vlan => set_flags::UNTAGGED,
+        Some(c) if c.flags & port_flags::VLANS != 0 => set_flags::TAGGED,
+        _ if f.vlan == 0 => set_flags::UNTAGGED,
+        _ => set_flags::TAGGED,
+    }
+}
+
+/// The flood set of the frame's VLAN when some port has VLAN config for it;
+/// otherwise the FLOOD devmap (VLAN-unaware ports), the frame as it came.
+#[inline(always)]
+fn flood_set(f: &Frame) -> Out {
+    if !f.vlans {
+        return Out::FLOOD;
+    }
+    // SAFETY: copied out at once (the control plane replaces whole entries).
+    match unsafe { FLOOD_SETS.get(f.vlan) } {
+        Some(set) => Out::set(*set),
+        None => Out::FLOOD,
+    }
+}
+
+/// Hands a frame of a MIXED set (untagged by now) to the TC program on
+/// this port: its set and VLAN in the metadata, then XDP_PASS. The kernel
+/// carries the metadata into the skb in generic and native mode alike.
+#[inline(always)]
+fn to_tc(ctx: &XdpContext, set: u32, f: &Frame) -> u32 {
+    if tag::write_meta(ctx, set, f.vlan).is_err() {
+        count(f.port, counter::DROP_REDIRECT);
+        return xdp_action::XDP_DROP;
+    }
+    count(f.port, counter::TO_TC);
+    xdp_action::XDP_PASS
 }
 
 /// IPv4 multicast: control frames up, link-local flooded, groups replicated.
 #[inline(always)]
-fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32) -> Option<u32> {
+fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
+    let port = f.port;
+    let vlan = f.vlan;
     if l3 + IPV4_MIN_HLEN > end {
         count(port, counter::BAD_IPV4);
-        return None;
+        return Out::L2;
     }
     // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
     let ver_ihl = unsafe { *(l3 as *const u8) };
     if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
         count(port, counter::BAD_IPV4);
-        return None;
+        return Out::L2;
     }
     let proto = unsafe { *((l3 + 9) as *const u8) };
     let daddr: [u8; 4] = unsafe { *((l3 + 16) as *const [u8; 4]) };
     if is_control(proto, daddr) {
-        return Some(to_control(ctx, port));
+        return Out::CONTROL;
     }
     if daddr[0] & 0xf0 != 0xe0 {
         // Multicast MAC, non-multicast IP: switch by L2.
-        return None;
+        return Out::L2;
     }
     if daddr[0] == 224 && daddr[1] == 0 && daddr[2] == 0 {
         // 224.0.0.0/24 is never snooped (RFC 4541 §2.1.2): flood.
-        return Some(flood(port));
+        return flood(port);
     }
     let key = GroupKey::new(vlan, daddr);
     // SAFETY: the entry is copied out at once (no-prealloc: never recycled
     // under us).
     let Some(entry) = unsafe { GROUPS.get(key) }.copied() else {
-        return unregistered(port);
+        return unregistered(f, FAMILY_IPV4);
     };
     // SAFETY: the source address lies in the 20 bytes checked above.
     let saddr = || unsafe { *((l3 + 12) as *const [u8; 4]) };
-    Some(registered(
+    registered(
         entry,
         port,
         // SAFETY: copied out at once (no-prealloc: never recycled under us).
@@ -249,11 +499,11 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
             let source = if matched { saddr() } else { [0; 4] };
             count_stream(&STREAMS, SourceKey::new(vlan, daddr, source), ctx);
         },
-    ))
+    )
 }
 
 /// A frame to a registered group, either family: replicated to the set of
-/// its source's own entry when the group carries `group_flags::SOURCES` and
+/// its source's own entry when the group carries `set_flags::SOURCES` and
 /// `source_entry` finds one, to the group's set otherwise; counted in its
 /// stream (`stream` is told whether the source's entry was used: the stream
 /// of frames that took their group's own set has source 0).
@@ -266,24 +516,27 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
 /// a change.
 #[inline(always)]
 fn registered(
-    entry: GroupEntry,
+    entry: SetRef,
     port: u32,
-    source_entry: impl FnOnce() -> Option<SourceEntry>,
+    source_entry: impl FnOnce() -> Option<SetRef>,
     stream: impl FnOnce(bool),
-) -> u32 {
-    let mut set = entry.set;
-    let mut copies = u32::from(entry.copies);
+) -> Out {
+    let mut set = entry;
     let mut matched = false;
-    if entry.flags & group_flags::SOURCES != 0
+    if entry.flags & set_flags::SOURCES != 0
         && let Some(source) = source_entry()
     {
         count(port, counter::SOURCE_MATCHED);
-        (set, copies, matched) = (source.set, source.copies, true);
+        (set, matched) = (source, true);
     }
-    if copies != 0 {
-        stream(matched);
+    if set.copies == 0 {
+        count(port, counter::DROP_NO_MEMBER);
+        return Out::drop();
     }
-    replicate(set, copies, port)
+    stream(matched);
+    count(port, counter::REPLICATED);
+    add(port, counter::REPLICATED_COPIES, u64::from(set.copies));
+    Out::set(set)
 }
 
 /// Adds a frame to its stream's count in `streams` (when counting is on).
@@ -318,33 +571,34 @@ fn snoop_ipv6() -> bool {
 /// IPv6 multicast: MLD and PIMv6 hellos up, link-local flooded, groups
 /// replicated.
 #[inline(always)]
-fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32) -> Option<u32> {
+fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
+    let (port, vlan) = (f.port, f.vlan);
     let (proto, l4) = match ipv6_upper(l3, end) {
         Ok(upper) => upper,
         Err(Chain::Bad) => {
             count(port, counter::BAD_IPV6);
-            return None;
+            return Out::L2;
         }
         Err(Chain::Long) => {
             // It might be MLD, which must never reach hosts as data: the
             // control plane walks the rest (see counter::IPV6_LONG_CHAIN).
             count(port, counter::IPV6_LONG_CHAIN);
-            return Some(to_control(ctx, port));
+            return Out::CONTROL;
         }
     };
     // SAFETY: ipv6_upper checked the 40-byte fixed header.
     let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
     match ipv6_control_kind(proto, l4, end, &daddr) {
-        Ok(true) => return Some(to_control(ctx, port)),
+        Ok(true) => return Out::CONTROL,
         Ok(false) => {}
         Err(()) => {
             count(port, counter::BAD_IPV6);
-            return None;
+            return Out::L2;
         }
     }
     if daddr[0] != 0xff {
         // Multicast MAC, non-multicast IP: switch by L2.
-        return None;
+        return Out::L2;
     }
     if daddr[1] == 0x02 {
         // ff02::/16, link-local scope, is never snooped: all-nodes ff02::1
@@ -354,17 +608,17 @@ fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
         // report solicited-node groups late or not at all, and a lost
         // report must not cut a host off its neighbours). The control plane
         // does not snoop them either.
-        return Some(flood(port));
+        return flood(port);
     }
     let key = Group6Key::new(vlan, daddr);
     // SAFETY: the entry is copied out at once (no-prealloc: never recycled
     // under us).
     let Some(entry) = unsafe { GROUPS6.get(key) }.copied() else {
-        return unregistered(port);
+        return unregistered(f, FAMILY_IPV6);
     };
     // SAFETY: the source address lies in the fixed header checked above.
     let saddr = || unsafe { *((l3 + 8) as *const [u8; 16]) };
-    Some(registered(
+    registered(
         entry,
         port,
         // SAFETY: copied out at once (no-prealloc: never recycled under us).
@@ -373,22 +627,26 @@ fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
             let source = if matched { saddr() } else { [0; 16] };
             count_stream(&STREAMS6, Source6Key::new(vlan, daddr, source), ctx);
         },
-    ))
+    )
 }
 
 /// IPv6 to a unicast MAC: only MLD is of interest here (a chain too long to
 /// walk is switched by L2: unicast is never snooped as data).
 #[inline(always)]
-fn ipv6_control(ctx: &XdpContext, l3: usize, end: usize, port: u32) -> Option<u32> {
+fn ipv6_control(l3: usize, end: usize) -> Out {
     let Ok((proto, l4)) = ipv6_upper(l3, end) else {
-        return None;
+        return Out::L2;
     };
     if proto != IPPROTO_ICMPV6 || l4 + 1 > end {
-        return None;
+        return Out::L2;
     }
     // SAFETY: checked just above.
     let kind = unsafe { *(l4 as *const u8) };
-    MLD_TYPES.contains(&kind).then(|| to_control(ctx, port))
+    if MLD_TYPES.contains(&kind) {
+        Out::CONTROL
+    } else {
+        Out::L2
+    }
 }
 
 /// Whether the upper-layer header at `l4` is control traffic: MLD (ICMPv6
@@ -482,63 +740,74 @@ fn ipv6_upper(l3: usize, end: usize) -> Result<(u8, usize), Chain> {
     }
 }
 
-/// Broadcasts into port set `set` (`copies` ports). An empty set is a drop,
-/// counted: a broadcast into an empty devmap would "succeed" silently.
+/// Broadcasts into the devmap of port set `set`.
 #[inline(always)]
-fn replicate(set: u32, copies: u32, port: u32) -> u32 {
-    if copies == 0 {
-        count(port, counter::DROP_NO_MEMBER);
+fn send_set(set: SetRef, port: u32) -> u32 {
+    if set.copies == 0 {
+        // An empty flood or router set (no other port carries the VLAN).
         return xdp_action::XDP_DROP;
     }
-    let Some(ports) = PORT_SETS.get(set) else {
+    let Some(ports) = PORT_SETS.get(set.set) else {
         // An entry with copies always points at a published set; never seen.
         count(port, counter::DROP_REDIRECT);
         return xdp_action::XDP_DROP;
     };
-    count(port, counter::REPLICATED);
-    add(port, counter::REPLICATED_COPIES, u64::from(copies));
     redirected(ports.redirect(0, BROADCAST), port, counter::DROP_REDIRECT)
 }
 
-/// A group with no entry: flooded, or to router ports only, by policy.
+/// A group with no entry: flooded, or to the VLAN's router ports of the
+/// family only, by policy.
 #[inline(always)]
-fn unregistered(port: u32) -> Option<u32> {
-    let (flood_unregistered, router_ports) = CONFIG
-        .get(0)
-        .map(|c| (c.flood_unregistered != 0, c.router_ports))
-        .unwrap_or((true, 0));
+fn unregistered(f: &Frame, family: u16) -> Out {
+    let flood_unregistered = CONFIG.get(0).is_none_or(|c| c.flood_unregistered != 0);
     if flood_unregistered {
-        return Some(flood(port));
+        return flood(f.port);
     }
+    // SAFETY: copied out at once (the control plane replaces whole entries).
+    let routers = unsafe {
+        ROUTER_SETS
+            .get(RouterKey {
+                vlan: f.vlan,
+                family,
+            })
+            .or_else(|| {
+                ROUTER_SETS.get(RouterKey {
+                    vlan: ANY_VLAN,
+                    family,
+                })
+            })
+    }
+    .copied();
     // A broadcast redirect into an empty devmap "succeeds" and drops silently.
-    if router_ports == 0 {
-        count(port, counter::DROP_NO_ROUTER);
-        return Some(xdp_action::XDP_DROP);
+    match routers {
+        Some(set) if set.copies != 0 => {
+            count(f.port, counter::TO_ROUTERS);
+            Out::set(set)
+        }
+        _ => {
+            count(f.port, counter::DROP_NO_ROUTER);
+            Out::drop()
+        }
     }
-    count(port, counter::TO_ROUTERS);
-    Some(redirected(
-        ROUTERS.redirect(0, BROADCAST),
-        port,
-        counter::DROP_NO_ROUTER,
-    ))
 }
 
 /// IPv4 to a unicast MAC: only IGMP is of interest here.
 #[inline(always)]
-fn ipv4_control(ctx: &XdpContext, l3: usize, end: usize, port: u32) -> Option<u32> {
+fn ipv4_control(l3: usize, end: usize) -> Out {
     if l3 + IPV4_MIN_HLEN > end {
-        return None;
+        return Out::L2;
     }
     // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
     let ver_ihl = unsafe { *(l3 as *const u8) };
     if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
-        return None;
+        return Out::L2;
     }
     let proto = unsafe { *((l3 + 9) as *const u8) };
     if proto == IPPROTO_IGMP {
-        return Some(to_control(ctx, port));
+        Out::CONTROL
+    } else {
+        Out::L2
     }
-    None
 }
 
 #[inline(always)]
@@ -617,32 +886,31 @@ fn learn(src: [u8; 6], vlan: u16, ifindex: u32) {
     );
 }
 
+/// Unicast: to the port its (MAC, VLAN) was learned on, flooded in the
+/// VLAN when unknown.
 #[inline(always)]
-fn unicast(dst: [u8; 6], vlan: u16, ifindex: u32, port: u32) -> u32 {
-    let key = MacKey { mac: dst, vlan };
+fn unicast(dst: [u8; 6], f: &Frame) -> Out {
+    let key = MacKey {
+        mac: dst,
+        vlan: f.vlan,
+    };
     let Some(entry) = MACS.get_ptr(key) else {
-        return flood(port);
+        return flood(f.port);
     };
     // SAFETY: the pointer came from a successful lookup; the field is copied out.
     let out = unsafe { (*entry).ifindex };
-    if out == ifindex {
-        count(port, counter::DROP_SAME_PORT);
-        return xdp_action::XDP_DROP;
+    if out == f.ifindex {
+        count(f.port, counter::DROP_SAME_PORT);
+        return Out::drop();
     }
-    count(port, counter::FORWARDED);
-    // SAFETY: a helper; any ifindex is accepted and checked by the kernel.
-    let action = unsafe { bpf_redirect(out, 0) } as u32;
-    if action != xdp_action::XDP_REDIRECT {
-        count(port, counter::DROP_REDIRECT);
-        return xdp_action::XDP_DROP;
-    }
-    action
+    count(f.port, counter::FORWARDED);
+    Out::port(out)
 }
 
 #[inline(always)]
-fn flood(port: u32) -> u32 {
+fn flood(port: u32) -> Out {
     count(port, counter::FLOODED);
-    redirected(FLOOD.redirect(0, BROADCAST), port, counter::DROP_REDIRECT)
+    Out::FLOOD
 }
 
 /// Every copy but the ingress port's.
@@ -668,7 +936,8 @@ fn count(port: u32, which: u32) {
 #[inline(always)]
 fn add(port: u32, which: u32, n: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(port * counter::COUNT + which) {
-        // SAFETY: this CPU's slot of a per-CPU array; XDP is not preempted.
+        // SAFETY: this CPU's slot of a per-CPU array; XDP and TC run with
+        // preemption disabled.
         unsafe { *slot += n };
     }
 }

@@ -19,6 +19,17 @@
 //! - `plain-uncounted`: `plain` with stream counting off (`--count-streams
 //!   false`): what counting each stream's frames and bytes costs.
 //!
+//! VLAN states (`scripts/bench.sh --only vlan`), the same traffic from h1
+//! (untagged) to 239.1.1.1:
+//!
+//! - `vlan-untagged`: no VLAN config, the group on port 2 (as `plain`);
+//! - `vlan-push`: p1 an access port of VLAN 10, p2 and p4 trunks of VLAN
+//!   10, p3 an access port of VLAN 10; the group (VLAN 10) on port 2: the
+//!   program pushes the tag;
+//! - `vlan-untagged2`: no VLAN config, the group on ports 2 and 3;
+//! - `vlan-mixed2`: the VLAN config of `vlan-push`, the group on ports 2
+//!   (tagged) and 3 (untagged): a MIXED set, through the TC program.
+//!
 //! After each state is written it prints `ready STATE` on stdout. EOF on
 //! stdin ends it (the program is detached).
 //!
@@ -41,7 +52,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use igmpsnoop_dataplane::{Dataplane, Options, XdpMode};
+use igmpsnoop_dataplane::{Dataplane, Options, PortVlans, XdpMode};
 
 const GROUP: [u8; 4] = [239, 1, 1, 1];
 const GROUP6: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
@@ -83,8 +94,37 @@ fn entries(state: &str) -> Result<Vec<(Entry, u64)>> {
     Ok(out)
 }
 
+/// Writes a `vlan-*` state.
+fn apply_vlan(dp: &mut Dataplane, state: &str) -> Result<()> {
+    let (configured, members) = match state {
+        "vlan-untagged" => (false, MEMBER),
+        "vlan-push" => (true, MEMBER),
+        "vlan-untagged2" => (false, MEMBER | 1 << 2),
+        "vlan-mixed2" => (true, MEMBER | 1 << 2),
+        other => bail!("unknown state {other:?}"),
+    };
+    for port in 0..dp.ports().len() {
+        let config = configured.then(|| match port {
+            1 | 3 => PortVlans::trunk(None, [10]),
+            _ => PortVlans::access(10),
+        });
+        dp.set_port_vlans(port, config)?;
+    }
+    let vlan = if configured { 10 } else { 0 };
+    let f = &mut dp.forwarding;
+    f.stage_group(0, GROUP, 0);
+    f.stage_group(10, GROUP, 0);
+    f.stage_group(vlan, GROUP, members);
+    f.flush().context("writing the state")?;
+    f.maintain().context("port sets")?;
+    Ok(())
+}
+
 /// Writes `state`, removing the previous state's entries it does not have.
 fn apply(dp: &mut Dataplane, installed: &mut HashSet<Entry>, state: &str) -> Result<()> {
+    if state.starts_with("vlan-") {
+        return apply_vlan(dp, state);
+    }
     let want = entries(state)?;
     let keep: HashSet<Entry> = want.iter().map(|(e, _)| *e).collect();
     let f = &mut dp.forwarding;

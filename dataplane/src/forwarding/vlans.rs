@@ -1,0 +1,229 @@
+//! Which ports carry which VLAN, and in what format: what turns a set of
+//! ports wanted for a VLAN into the kernel entry (`Want`) the fast path
+//! replicates with.
+//!
+//! A set for VLAN v is `wanted ∩ carriers(v)`, and its format says how its
+//! ports want v: all untagged, all tagged, or MIXED (see
+//! `igmpsnoop_common::set_flags`). Without any VLAN config every set is
+//! AS_IS: frames leave exactly as they came, as before VLAN support.
+use std::collections::{BTreeSet, HashMap};
+
+use igmpsnoop_common::{PortVlanConf, VLAN_WORDS, set_flags};
+
+use super::PortMask;
+use super::desired::Want;
+use crate::vlan::{PortVlans, carries, untagged};
+
+#[derive(Default)]
+pub(crate) struct VlanTable {
+    /// Per port index.
+    ports: Vec<Option<PortVlans>>,
+    /// Ports without VLAN config.
+    unaware: PortMask,
+    /// Per VLAN some port has config for: the ports that carry it (the
+    /// VLAN-unaware ones included) and those of them that want it untagged.
+    configured: HashMap<u16, (PortMask, PortMask)>,
+}
+
+impl VlanTable {
+    pub fn new(ports: Vec<Option<PortVlans>>) -> Self {
+        let mut this = VlanTable {
+            ports,
+            ..Default::default()
+        };
+        this.index();
+        this
+    }
+
+    /// Sets one port's config (None: VLAN-unaware).
+    pub fn set(&mut self, port: usize, config: Option<PortVlans>) {
+        self.ports[port] = config;
+        self.index();
+    }
+
+    pub fn get(&self, port: usize) -> Option<&PortVlans> {
+        self.ports.get(port).and_then(Option::as_ref)
+    }
+
+    fn index(&mut self) {
+        self.unaware = 0;
+        self.configured.clear();
+        let vlans: BTreeSet<u16> = self
+            .ports
+            .iter()
+            .flatten()
+            .flat_map(|c| c.vlans.iter().copied())
+            .collect();
+        for (i, config) in self.ports.iter().enumerate() {
+            if config.is_none() {
+                self.unaware |= 1 << i;
+            }
+        }
+        for vlan in vlans {
+            let mut carry = 0;
+            let mut plain = 0;
+            for (i, config) in self.ports.iter().enumerate() {
+                if carries(config.as_ref(), vlan) {
+                    carry |= 1 << i;
+                    if untagged(config.as_ref(), vlan) {
+                        plain |= 1 << i;
+                    }
+                }
+            }
+            self.configured.insert(vlan, (carry, plain));
+        }
+    }
+
+    /// Whether any port has VLAN config.
+    pub fn any(&self) -> bool {
+        !self.configured.is_empty()
+    }
+
+    /// Ports without VLAN config: the flood set of VLAN 0 and of every VLAN
+    /// no port has config for.
+    pub fn unaware(&self) -> PortMask {
+        self.unaware
+    }
+
+    /// Every VLAN some port has config for.
+    pub fn configured(&self) -> impl Iterator<Item = u16> + '_ {
+        self.configured.keys().copied()
+    }
+
+    /// The ports that carry `vlan`.
+    pub fn carriers(&self, vlan: u16) -> PortMask {
+        match self.configured.get(&vlan) {
+            Some(&(carry, _)) => carry,
+            None => self.unaware,
+        }
+    }
+
+    /// `want` (ports wanted for `vlan`) restricted to the ports carrying
+    /// `vlan`, with its format.
+    pub fn shape(&self, vlan: u16, want: Want) -> Want {
+        if !self.any() {
+            return want;
+        }
+        let (carry, plain) = match self.configured.get(&vlan) {
+            Some(&masks) => masks,
+            None if vlan == 0 => (self.unaware, self.unaware),
+            None => (self.unaware, 0),
+        };
+        let mask = want.mask & carry;
+        let (plain, tagged) = (mask & plain, mask & !plain);
+        let format = match (plain != 0, tagged != 0) {
+            (true, true) => set_flags::MIXED,
+            (true, false) => set_flags::UNTAGGED,
+            (false, true) => set_flags::TAGGED,
+            (false, false) => set_flags::AS_IS,
+        };
+        Want {
+            mask,
+            flags: (want.flags & !set_flags::FORMAT) | format,
+            solo: [solo(plain), solo(tagged)],
+        }
+    }
+
+    /// `want` for a set that serves VLANs no port has config for (the
+    /// ANY_VLAN router set): the VLAN-unaware ports, frames as they came.
+    pub fn shape_unconfigured(&self, want: Want) -> Want {
+        if !self.any() {
+            return want;
+        }
+        Want {
+            mask: want.mask & self.unaware,
+            flags: want.flags & !set_flags::FORMAT,
+            solo: [0; 2],
+        }
+    }
+}
+
+/// 1 + the index of the only port of `mask`, 0 when none or several.
+fn solo(mask: PortMask) -> u8 {
+    if mask.count_ones() == 1 {
+        mask.trailing_zeros() as u8 + 1
+    } else {
+        0
+    }
+}
+
+/// The PORT_VLANS entry of a port.
+pub(crate) fn port_vlan_conf(ifindex: u32, config: Option<&PortVlans>) -> PortVlanConf {
+    let mut conf = PortVlanConf {
+        ifindex,
+        ..Default::default()
+    };
+    if let Some(c) = config {
+        conf.configured = 1;
+        conf.pvid = c.pvid.unwrap_or(0);
+        for &v in &c.vlans {
+            conf.carried[usize::from(v >> 6) % VLAN_WORDS] |= 1 << (v & 63);
+        }
+    }
+    conf
+}
+
+/// The config a PORT_VLANS entry holds (adoption).
+pub(crate) fn from_port_vlan_conf(conf: &PortVlanConf) -> Option<PortVlans> {
+    (conf.configured != 0).then(|| PortVlans {
+        pvid: (conf.pvid != 0).then_some(conf.pvid),
+        vlans: (0..=crate::vlan::MAX_VID)
+            .filter(|&v| conf.carries(v))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> VlanTable {
+        // p0 access 10, p1 trunk 10+20 tagged, p2 access 20, p3 unaware.
+        VlanTable::new(vec![
+            Some(PortVlans::access(10)),
+            Some(PortVlans::trunk(None, [10, 20])),
+            Some(PortVlans::access(20)),
+            None,
+        ])
+    }
+
+    #[test]
+    fn without_vlan_config_every_set_is_as_is() {
+        let t = VlanTable::new(vec![None, None]);
+        let w = t.shape(10, Want::new(0b11, set_flags::SOURCES));
+        assert_eq!(w, Want::new(0b11, set_flags::SOURCES));
+        assert_eq!(t.carriers(7), 0b11);
+    }
+
+    #[test]
+    fn sets_keep_the_carriers_of_their_vlan_and_say_their_format() {
+        let t = table();
+        assert_eq!(t.carriers(10), 0b1011);
+        assert_eq!(t.carriers(20), 0b1110);
+        assert_eq!(t.carriers(0), 0b1000, "VLAN 0: unaware ports only");
+        let w = t.shape(10, Want::new(0b1111, 0));
+        assert_eq!(w.mask, 0b1011);
+        assert_eq!(w.flags, set_flags::MIXED);
+        assert_eq!(w.solo, [1, 0], "p0 the only untagged one; p1 and p3 tagged");
+        let w = t.shape(20, Want::new(0b0100, 0));
+        assert_eq!((w.mask, w.flags), (0b0100, set_flags::UNTAGGED));
+        let w = t.shape(10, Want::new(0b1010, 0));
+        assert_eq!(
+            (w.mask, w.flags, w.solo),
+            (0b1010, set_flags::TAGGED, [0, 0])
+        );
+        let w = t.shape(0, Want::new(0b1111, 0));
+        assert_eq!((w.mask, w.flags), (0b1000, set_flags::UNTAGGED));
+        let w = t.shape(30, Want::new(0b1111, 0));
+        assert_eq!((w.mask, w.flags), (0b1000, set_flags::TAGGED));
+    }
+
+    #[test]
+    fn port_vlan_conf_round_trips() {
+        let c = PortVlans::trunk(Some(5), [5, 64, 4094]);
+        let conf = port_vlan_conf(7, Some(&c));
+        assert!(conf.carries(64) && conf.carries(4094) && !conf.carries(63));
+        assert_eq!(from_port_vlan_conf(&conf), Some(c));
+        assert_eq!(from_port_vlan_conf(&port_vlan_conf(7, None)), None);
+    }
+}
