@@ -10,6 +10,7 @@
 mod batch;
 mod egress;
 pub mod error;
+mod fast_join;
 pub mod forwarding;
 pub mod iface;
 mod mountns;
@@ -49,6 +50,7 @@ pub use crate::{
     xsk::{XskSocket, XskStats},
 };
 use crate::{
+    fast_join::FastJoins,
     pin::PinDir,
     xdp_mode::{Plan, PortFacts},
 };
@@ -81,6 +83,8 @@ pub struct Dataplane {
     /// Each port's XDP link (pinned too, when pinning).
     _links: Vec<FdLink>,
     pub forwarding: Forwarding,
+    /// The program's reports of the entries it wrote (fast join).
+    fast_joins: FastJoins,
     pub stats: Stats,
     ports: Vec<PortInfo>,
     egress: EgressWatch,
@@ -344,7 +348,10 @@ impl Dataplane {
             flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
             routers: take::<DevMapHash<MapData>>(&mut ebpf, "ROUTERS")?,
             config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+            masks: take::<Array<MapData, _>>(&mut ebpf, "MASKS")?,
+            slots: take::<HashMap<MapData, _, _>>(&mut ebpf, "SLOTS")?,
         };
+        let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
         let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
@@ -380,6 +387,7 @@ impl Dataplane {
             _ebpf: ebpf,
             _links: links,
             forwarding,
+            fast_joins,
             stats,
             egress: EgressWatch::new(&ports),
             ports,
@@ -443,6 +451,20 @@ impl Dataplane {
     /// Descriptors to poll for readable control frames.
     pub fn poll_fds(&self) -> Vec<RawFd> {
         self.sockets.iter().flatten().map(|s| s.fd()).collect()
+    }
+
+    /// Readable when the program applied a join itself (fast join) and the
+    /// daemon has not drained the report yet.
+    pub fn fast_join_fd(&self) -> RawFd {
+        self.fast_joins.fd()
+    }
+
+    /// Takes the program's reports of the group entries it wrote (fast
+    /// join) and marks each for rewriting by the next flush, with what the
+    /// control plane wants ([`Forwarding::touch`]); returns how many.
+    /// Never blocks. Call it before handling frames and flushing.
+    pub fn drain_fast_joins(&mut self) -> usize {
+        self.fast_joins.drain(&mut self.forwarding)
     }
 
     /// Hands every waiting control frame to `f`; never blocks.

@@ -33,7 +33,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Bumped whenever a map's type, key or value changes: pinned state of
 /// another layout cannot be adopted.
 /// 5: GROUPS6, SOURCES6 and STREAMS6 (IPv6), and two more counters.
-pub const STATE_LAYOUT: u32 = 5;
+/// 6: fast join: MASKS, SLOTS, FAST_JOINS, three CONFIG fields, a counter.
+pub const STATE_LAYOUT: u32 = 6;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

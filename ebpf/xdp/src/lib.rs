@@ -17,6 +17,8 @@
 //! prove it safe.
 #![no_std]
 
+mod fast_join;
+
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
     btf_maps::{
@@ -222,7 +224,12 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
     let proto = unsafe { *((l3 + 9) as *const u8) };
     let daddr: [u8; 4] = unsafe { *((l3 + 16) as *const [u8; 4]) };
     if is_control(proto, daddr) {
-        return Some(to_control(ctx, port));
+        let l4 = l3 + usize::from(ver_ihl & 0x0f) * 4;
+        return Some(to_control_then(ctx, port, || {
+            if proto == IPPROTO_IGMP {
+                fast_join::igmp(l4, end, daddr, vlan, port);
+            }
+        }));
     }
     if daddr[0] & 0xf0 != 0xe0 {
         // Multicast MAC, non-multicast IP: switch by L2.
@@ -335,7 +342,13 @@ fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, vlan: u16, port: u32)
     // SAFETY: ipv6_upper checked the 40-byte fixed header.
     let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
     match ipv6_control_kind(proto, l4, end, &daddr) {
-        Ok(true) => return Some(to_control(ctx, port)),
+        Ok(true) => {
+            return Some(to_control_then(ctx, port, || {
+                if proto == IPPROTO_ICMPV6 {
+                    fast_join::mld(l4, end, vlan, port);
+                }
+            }));
+        }
         Ok(false) => {}
         Err(()) => {
             count(port, counter::BAD_IPV6);
@@ -549,6 +562,14 @@ fn is_control(proto: u8, daddr: [u8; 4]) -> bool {
 /// Hands a control frame to the port's AF_XDP socket, within the rate limit.
 #[inline(always)]
 fn to_control(ctx: &XdpContext, port: u32) -> u32 {
+    to_control_then(ctx, port, || {})
+}
+
+/// [`to_control`], running `report` (fast join: `fast_join::igmp`,
+/// `fast_join::mld`) on a frame that passed the rate limit, right before
+/// it goes to the socket: the daemon sees every report as before.
+#[inline(always)]
+fn to_control_then(ctx: &XdpContext, port: u32, report: impl FnOnce()) -> u32 {
     if !within_rate(port) {
         count(port, counter::DROP_RATE_LIMIT);
         return xdp_action::XDP_DROP;
@@ -558,6 +579,7 @@ fn to_control(ctx: &XdpContext, port: u32) -> u32 {
         count(port, counter::DROP_NO_SOCKET);
         return xdp_action::XDP_DROP;
     }
+    report();
     match XSKS.redirect(port * MAX_QUEUES + queue, 0) {
         Ok(action) => {
             count(port, counter::TO_CONTROL);
