@@ -15,7 +15,7 @@
 //! make another group G0 use that set, as any busy switch would.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use igmpsnoop_tests::{
@@ -28,6 +28,9 @@ const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const G0: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 100);
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 101);
 const G2: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
+const G6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 1);
+const G6_0: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 0x100);
+const G6_2: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 2);
 const UDP: u16 = 5000;
 /// Datagrams per burst.
 const N: u64 = 100;
@@ -62,10 +65,11 @@ fn rx(lab: &Lab, host: usize) -> u64 {
 /// once every host of `expect_full` has N, or after WAIT.
 fn burst(
     lab: &Lab,
-    group: Ipv4Addr,
+    group: impl Into<IpAddr>,
     hosts: &[usize],
     expect_full: &[usize],
 ) -> BTreeMap<usize, u64> {
+    let group = group.into();
     let base: BTreeMap<usize, u64> = hosts.iter().map(|&h| (h, rx(lab, h))).collect();
     let mut o = SendOpts::new(group, UDP, N);
     o.interval_ms = 1;
@@ -185,12 +189,21 @@ fn assert_engine_and_fast_path_agree(lab: &Lab, sw: &Switch) {
 
 /// G0 on {p2, p3}, so that the set {p2, p3} is published; G on {p2}.
 fn g0_and_g_on_p2(lab: &Lab, sw: &Switch) -> Vec<Receiver> {
+    g0_and_g_on_p2_of(lab, sw, G0, G)
+}
+
+fn g0_and_g_on_p2_of<A: Into<IpAddr> + Copy + std::fmt::Display>(
+    lab: &Lab,
+    sw: &Switch,
+    g0: A,
+    g: A,
+) -> Vec<Receiver> {
     let r = vec![
-        Receiver::start(lab, 2, &[G0, G], UDP).unwrap(),
-        Receiver::start(lab, 3, &[G0], UDP).unwrap(),
+        Receiver::start(lab, 2, &[g0, g], UDP).unwrap(),
+        Receiver::start(lab, 3, &[g0], UDP).unwrap(),
     ];
-    sw.wait_ports(G0, &["p2", "p3"], WAIT);
-    sw.wait_ports(G, &["p2"], WAIT);
+    sw.wait_ports(g0, &["p2", "p3"], WAIT);
+    sw.wait_ports(g, &["p2"], WAIT);
     r
 }
 
@@ -205,35 +218,44 @@ fn joins_are_applied_in_xdp_while_the_daemon_is_stopped(version: u8) {
     for h in 1..=4 {
         lab.set_igmp_version(h, version).unwrap();
     }
-    let sw = start(&lab, &[]);
-    let _members = g0_and_g_on_p2(&lab, &sw);
+    joins_applied_while_stopped(&lab, [G0, G, G2]);
+}
+
+/// (a) for groups [G0, G, G2] of either family.
+fn joins_applied_while_stopped<A: Into<IpAddr> + Copy + std::fmt::Display>(
+    lab: &Lab,
+    groups: [A; 3],
+) {
+    let [g0, g, g2] = groups;
+    let sw = start(lab, &[]);
+    let _members = g0_and_g_on_p2_of(lab, &sw, g0, g);
     let fast_before = port_counter(&sw, "p3", "fast_join");
 
     let stopped = Stopped::new(&sw);
-    let _r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    let _r3 = Receiver::start(lab, 3, &[g], UDP).unwrap();
     // G2 is unregistered (flooded) until h4, its first member, joins.
-    let _r4 = Receiver::start(&lab, 4, &[G2], UDP).unwrap();
-    let got = burst(&lab, G, &[2, 3, 4], &[2, 3]);
+    let _r4 = Receiver::start(lab, 4, &[g2], UDP).unwrap();
+    let got = burst(lab, g, &[2, 3, 4], &[2, 3]);
     assert!(
         got[&2] >= N && got[&3] >= N,
-        "{G} with the daemon stopped: {got:?}"
+        "{g} with the daemon stopped: {got:?}"
     );
-    assert!(got[&4] < NOISE, "{G} reached a non-member: {got:?}");
-    let got = burst(&lab, G2, &[2, 3, 4], &[4]);
-    assert!(got[&4] >= N, "{G2} with the daemon stopped: {got:?}");
+    assert!(got[&4] < NOISE, "{g} reached a non-member: {got:?}");
+    let got = burst(lab, g2, &[2, 3, 4], &[4]);
+    assert!(got[&4] >= N, "{g2} with the daemon stopped: {got:?}");
     assert!(
         got[&2] < NOISE && got[&3] < NOISE,
-        "{G2} still flooded: the first member's join was not applied: {got:?}"
+        "{g2} still flooded: the first member's join was not applied: {got:?}"
     );
     drop(stopped);
 
-    sw.wait_ports(G, &["p2", "p3"], WAIT);
-    sw.wait_ports(G2, &["p4"], WAIT);
+    sw.wait_ports(g, &["p2", "p3"], WAIT);
+    sw.wait_ports(g2, &["p4"], WAIT);
     assert!(port_counter(&sw, "p3", "fast_join") > fast_before);
     assert!(port_counter(&sw, "p4", "fast_join") >= 1);
     let daemon = sw.json(&["stats"]).unwrap()["daemon"].clone();
     assert!(daemon["fast_joins"].as_u64().unwrap() >= 2, "{daemon}");
-    assert_engine_and_fast_path_agree(&lab, &sw);
+    assert_engine_and_fast_path_agree(lab, &sw);
 }
 
 #[test]
@@ -244,6 +266,14 @@ fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_igmpv3() {
 #[test]
 fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_igmpv2() {
     joins_are_applied_in_xdp_while_the_daemon_is_stopped(2);
+}
+
+/// The same with kernel hosts at MLDv2 (IPv6): one code path in XDP.
+#[test]
+fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_mldv2() {
+    require();
+    let lab = Lab::ipv6(4).unwrap();
+    joins_applied_while_stopped(&lab, [G6_0, G6, G6_2]);
 }
 
 // ---------------------------------------------------------------------------
