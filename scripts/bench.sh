@@ -43,6 +43,8 @@
 #  and the engine's cargo bench.
 # Lab hosts run threaded NAPI (their receive work is not charged to the switching core).
 # Everything is torn down on exit. IGMPSNOOP_SETUP_DONE=1 skips scripts/setup.sh.
+# IGMPSNOOP_BENCH_DAEMON_ARGS adds flags to every `igmpsnoop run` (e.g. "--fast-join false",
+# to compare with and without fast join on the same machine).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLER_PWD="$PWD"
@@ -172,7 +174,8 @@ daemon_up() { # extra args...
     # nsenter, not ip netns exec: the daemon's bpffs (pinned state) lives in our
     # mount namespace, where lab_down can unmount it.
     nsenter --net="/run/netns/$SW" "$BIN" run --port p1 --port p2 --port p3 --port p4 --querier \
-        --querier-address 10.77.0.254 --socket "$SOCK" --pin-dir "$PIN" "$@" 2>>"$TMP/daemon.log" &
+        --querier-address 10.77.0.254 --socket "$SOCK" --pin-dir "$PIN" ${IGMPSNOOP_BENCH_DAEMON_ARGS:-} "$@" \
+        2>>"$TMP/daemon.log" &
     DAEMON_PID=$!
     for _ in $(seq 100); do [[ -S "$SOCK" ]] && return 0; sleep 0.1; done
     tail -n 20 "$TMP/daemon.log" >&2

@@ -10,6 +10,7 @@
 mod batch;
 mod egress;
 pub mod error;
+mod fast_join;
 pub mod forwarding;
 pub mod iface;
 mod mountns;
@@ -50,6 +51,7 @@ pub use crate::{
     xsk::{XskSocket, XskStats},
 };
 use crate::{
+    fast_join::FastJoins,
     pin::PinDir,
     xdp_mode::{Plan, PortFacts},
 };
@@ -84,6 +86,8 @@ pub struct Dataplane {
     /// Each port's TC ingress link (pinned too), or why there is none.
     _tc_links: std::result::Result<Vec<FdLink>, String>,
     pub forwarding: Forwarding,
+    /// The program's reports of the entries it wrote (fast join).
+    fast_joins: FastJoins,
     pub stats: Stats,
     ports: Vec<PortInfo>,
     egress: EgressWatch,
@@ -331,7 +335,9 @@ impl Dataplane {
             router_sets: take(&mut ebpf, "ROUTER_SETS")?,
             port_vlans: take(&mut ebpf, "PORT_VLANS")?,
             config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
+            slots: take::<HashMap<MapData, _, _>>(&mut ebpf, "SLOTS")?,
         };
+        let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
         // Adopts the VLAN config of the ports that kept their index.
         let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         for (index, port) in ports.iter().enumerate() {
@@ -373,6 +379,7 @@ impl Dataplane {
             _links: links,
             _tc_links: tc_links,
             forwarding,
+            fast_joins,
             stats,
             egress: EgressWatch::new(&ports),
             ports,
@@ -436,6 +443,20 @@ impl Dataplane {
     /// Descriptors to poll for readable control frames.
     pub fn poll_fds(&self) -> Vec<RawFd> {
         self.sockets.iter().flatten().map(|s| s.fd()).collect()
+    }
+
+    /// Readable when the program applied a join itself (fast join) and the
+    /// daemon has not drained the report yet.
+    pub fn fast_join_fd(&self) -> RawFd {
+        self.fast_joins.fd()
+    }
+
+    /// Takes the program's reports of the group entries it wrote (fast
+    /// join) and marks each for rewriting by the next flush, with what the
+    /// control plane wants ([`Forwarding::touch`]); returns how many.
+    /// Never blocks. Call it before handling frames and flushing.
+    pub fn drain_fast_joins(&mut self) -> usize {
+        self.fast_joins.drain(&mut self.forwarding)
     }
 
     /// Hands every waiting control frame to `f`; never blocks.

@@ -21,16 +21,30 @@
 //! The pool keeps each slot's kernel map id, not an fd: the array holds the
 //! maps alive, and an fd is opened only to write a slot (rare), so 65536
 //! slots cost no file descriptors.
+//!
+//! For the program's fast join (ebpf/xdp/src/fast_join.rs) the pool also
+//! publishes what each slot holds: MASKS (slot -> port mask, written once
+//! the slot's devmap holds it) and SLOTS (port mask -> a slot holding
+//! exactly it: the shareable slots, `by_mask`, mirrored). A retired slot
+//! keeps its SLOTS entry while it keeps its content; the entry is deleted
+//! before the slot is rewritten for another set. What is left: the program
+//! may have read a SLOTS entry just before that deletion and write a group
+//! entry naming the slot just after the rewrite (nanoseconds apart, and only
+//! for a slot unreferenced for the whole quarantine). That entry is reported
+//! on the ring like every fast join, and the daemon rewrites it on its next
+//! round (the ring wakes it), so the wrong set lasts at most that long.
+//! Closing it would take an RCU grace period between the deletion and the
+//! rewrite (~15 ms a reclaimed slot).
 use std::{
     collections::{HashMap as StdHashMap, VecDeque},
     os::fd::{AsFd as _, AsRawFd as _, RawFd},
     time::{Duration, Instant},
 };
 
-use aya::maps::{Array, DevMapHash, Map, MapData, MapError};
+use aya::maps::{Array, DevMapHash, HashMap as AyaHashMap, Map, MapData, MapError};
 use aya_obj::generated::bpf_map_type;
 use igmpsnoop_common::{MAX_PORT_SETS, MAX_PORTS};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::{
     batch,
@@ -58,18 +72,53 @@ struct Slot {
     refs: usize,
     /// When the last reference went, while unreferenced.
     retired_at: Option<Instant>,
+    /// The pool itself holds one reference (a single-port set kept
+    /// published for fast join); not counted by `in_use`.
+    kept: bool,
+}
+
+/// MASKS and SLOTS: what the program's fast join reads of the pool.
+pub(crate) struct Published {
+    pub masks: Array<MapData, u64>,
+    pub slots: AyaHashMap<MapData, u64, u32>,
+}
+
+impl Published {
+    fn set_mask(&mut self, id: u32, mask: PortMask) {
+        if let Err(error) = self.masks.set(id, mask, 0) {
+            warn!(slot = id, %error, "cannot publish a port set's mask (MASKS)");
+        }
+    }
+
+    fn index(&mut self, mask: PortMask, id: u32) {
+        if let Err(error) = self.slots.insert(mask, id, 0) {
+            warn!(slot = id, %error, "cannot publish a port set (SLOTS)");
+        }
+    }
+
+    fn unindex(&mut self, mask: PortMask) {
+        let _ = self.slots.remove(&mask);
+    }
+
+    /// Removes every SLOTS entry (an earlier run's, whose port numbers
+    /// may differ).
+    fn clear(&mut self) {
+        let keys: Vec<u64> = self.slots.keys().filter_map(|k| k.ok()).collect();
+        for k in keys {
+            self.unindex(k);
+        }
+    }
 }
 
 pub(crate) struct PortSets {
     /// The PORT_SETS array (owned by the Forwarding that owns us).
     array_fd: RawFd,
-    /// MASKS: each slot's ports, by index.
-    masks: Array<MapData, u64>,
     ifindexes: Vec<u32>,
     /// Index = slot id; published slots are always a prefix of the array.
     slots: Vec<Slot>,
-    /// Shareable slots by content.
+    /// Shareable slots by content (mirrored in SLOTS).
     by_mask: StdHashMap<PortMask, u32>,
+    published: Published,
     /// Published, empty, unreferenced.
     free: Vec<u32>,
     /// Unreferenced slots in the order they were retired; an entry is stale
@@ -102,14 +151,15 @@ impl PortSets {
     /// an earlier run; a new one holds none). Every slot starts unreferenced:
     /// the caller counts the groups that point at each with `adopt_ref` and
     /// then calls `finish_adoption`.
-    pub fn open(array: &MapData, masks: Array<MapData, u64>, ifindexes: Vec<u32>) -> Result<Self> {
+    pub fn open(array: &MapData, ifindexes: Vec<u32>, mut published: Published) -> Result<Self> {
         let array_fd = array.fd().as_fd().as_raw_fd();
+        published.clear();
         let mut this = Self {
             array_fd,
-            masks,
             ifindexes,
             slots: Vec::new(),
             by_mask: StdHashMap::new(),
+            published,
             free: Vec::new(),
             retired: VecDeque::new(),
         };
@@ -132,7 +182,9 @@ impl PortSets {
                 foreign,
                 refs: 0,
                 retired_at: None,
+                kept: false,
             });
+            this.published.set_mask(slot, content);
         }
         Ok(this)
     }
@@ -155,8 +207,9 @@ impl PortSets {
         let now = Instant::now();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let id = id as u32;
-            if !slot.foreign && slot.content != 0 {
-                self.by_mask.entry(slot.content).or_insert(id);
+            if !slot.foreign && slot.content != 0 && !self.by_mask.contains_key(&slot.content) {
+                self.by_mask.insert(slot.content, id);
+                self.published.index(slot.content, id);
             }
             if slot.refs > 0 {
                 continue;
@@ -176,12 +229,7 @@ impl PortSets {
     /// indexes may have moved since the slots were written).
     pub fn write_all_masks(&mut self) -> Result<()> {
         for (id, slot) in self.slots.iter().enumerate() {
-            self.masks
-                .set(id as u32, slot.content, 0)
-                .map_err(|source| Error::Map {
-                    name: "MASKS",
-                    source,
-                })?;
+            self.published.set_mask(id as u32, slot.content);
         }
         Ok(())
     }
@@ -215,7 +263,26 @@ impl PortSets {
         slot.refs = 1;
         slot.retired_at = None;
         self.by_mask.insert(mask, id);
+        self.published.index(mask, id);
         Ok(id)
+    }
+
+    /// Keeps a slot holding each single port published for good, so that
+    /// a group's first member can join in the fast path (fast join).
+    pub fn keep_single_port_sets(&mut self) -> Result<()> {
+        for index in 0..self.ifindexes.len() {
+            let mask = 1u64 << index;
+            if self
+                .by_mask
+                .get(&mask)
+                .is_some_and(|&id| self.slots[id as usize].kept)
+            {
+                continue;
+            }
+            let id = self.acquire(mask)?;
+            self.slots[id as usize].kept = true;
+        }
+        Ok(())
     }
 
     /// One reference fewer.
@@ -257,7 +324,11 @@ impl PortSets {
             }
             self.retired.pop_front();
             if self.by_mask.get(&slot.content) == Some(&id) {
-                self.by_mask.remove(&slot.content);
+                // Before the slot is rewritten: fast join must not find it
+                // under its old content any more (see the module docs).
+                let content = slot.content;
+                self.by_mask.remove(&content);
+                self.published.unindex(content);
             }
             return Some(id);
         }
@@ -291,10 +362,8 @@ impl PortSets {
                 slot.content &= !bit;
             }
         }
-        self.masks.set(id, mask, 0).map_err(|source| Error::Map {
-            name: "MASKS",
-            source,
-        })
+        self.published.set_mask(id, mask);
+        Ok(())
     }
 
     /// Publishes the next chunk of empty slots in one batch (one RCU wait).
@@ -328,13 +397,17 @@ impl PortSets {
             Err(p) => p.done,
         };
         for &map_id in map_ids.iter().take(done) {
+            let id = self.slots.len() as u32;
             self.slots.push(Slot {
                 map_id,
                 content: 0,
                 foreign: false,
                 refs: 0,
                 retired_at: None,
+                kept: false,
             });
+            // An earlier run's MASKS may hold something here.
+            self.published.set_mask(id, 0);
         }
         // `free` pops the lowest id first: the new (higher) ones go under.
         let new: Vec<u32> = (first..first + done as u32).rev().collect();
@@ -364,7 +437,10 @@ impl PortSets {
 
     /// Distinct port sets some group points at.
     pub fn in_use(&self) -> usize {
-        self.slots.iter().filter(|s| s.refs > 0).count()
+        self.slots
+            .iter()
+            .filter(|s| s.refs > usize::from(s.kept))
+            .count()
     }
 
     /// Slots published in the kernel (in use, cached or free).

@@ -325,6 +325,12 @@ pub struct RunArgs {
     /// (`groups --rates`, metrics) [default: true]
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
     pub count_streams: Option<bool>,
+    /// Fast join: the XDP program applies a (*,G) join itself, in the
+    /// softirq that received the report, when a published port set fits;
+    /// the daemon still handles every report and rewrites each such entry
+    /// with what its engine wants [default: true]
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub fast_join: Option<bool>,
     /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,

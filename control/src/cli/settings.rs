@@ -52,6 +52,7 @@ struct FileConfig {
     mac_age: Option<String>,
     metrics_listen: Option<std::net::SocketAddr>,
     count_streams: Option<bool>,
+    fast_join: Option<bool>,
     socket: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     no_pin: Option<bool>,
@@ -92,6 +93,8 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Count replicated streams in the fast path.
     pub count_streams: bool,
+    /// Joins applied by the XDP program itself (fast join).
+    pub fast_join: bool,
     pub socket: PathBuf,
     /// None: pin nothing.
     pub pin_dir: Option<PathBuf>,
@@ -292,6 +295,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
         metrics_listen: pick(args.metrics_listen, file.metrics_listen),
         count_streams: pick(args.count_streams, file.count_streams).unwrap_or(true),
+        fast_join: pick(args.fast_join, file.fast_join).unwrap_or(true),
         socket: args
             .socket
             .socket
@@ -523,6 +527,7 @@ mod tests {
         assert_eq!(file.mac_age, flags.mac_age);
         assert_eq!(file.metrics_listen, flags.metrics_listen);
         assert_eq!(file.count_streams, flags.count_streams);
+        assert_eq!(file.fast_join, flags.fast_join);
         assert_eq!(file.socket, flags.socket);
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);

@@ -35,6 +35,9 @@ pub struct DaemonCounters {
     pub tx_errors: u64,
     pub map_errors: u64,
     pub ipc_requests: u64,
+    /// Group entries the XDP program wrote itself (fast join) and reported,
+    /// each then rewritten with what the engine wants.
+    pub fast_joins: u64,
 }
 
 pub struct Core {
@@ -139,12 +142,30 @@ impl Core {
         }
     }
 
+    /// Takes the fast path's reports of the joins it applied itself and
+    /// marks each group for rewriting by the next flush: whatever the
+    /// program wrote, the kernel ends up with what the engine wants.
+    pub fn drain_fast_joins(&mut self) {
+        self.counters.fast_joins += self.dp.drain_fast_joins() as u64;
+    }
+
+    /// Tells the fast path which ports' joins it may apply itself: those
+    /// the engine would accept now (not at a limit); written on change.
+    pub fn update_fast_join_ports(&mut self) {
+        let ports = self.engine.join_ports().0;
+        if let Err(e) = self.dp.forwarding.set_fast_join_ports(ports) {
+            self.counters.map_errors += 1;
+            error!(error = %e, "cannot set the fast-join ports");
+        }
+    }
+
     /// Writes the staged group changes to the kernel.
     pub fn flush(&mut self) {
         if let Err(e) = self.dp.forwarding.flush() {
             self.counters.map_errors += 1;
             error!(error = %e, "cannot update the group map");
         }
+        self.update_fast_join_ports();
     }
 
     /// The router ports of `family` on `vlan` (ANY_VLAN: of every VLAN

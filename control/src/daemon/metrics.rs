@@ -287,6 +287,7 @@ fn register_protocol(reg: &mut Registry, core: &Core) {
             ("tx_errors", c.tx_errors),
             ("map_errors", c.map_errors),
             ("ipc_requests", c.ipc_requests),
+            ("fast_joins", c.fast_joins),
         ]
         .map(|(n, v)| (CounterName { counter: n.into() }, v)),
     );

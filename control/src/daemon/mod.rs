@@ -61,8 +61,9 @@ struct Daemon {
     last_port_check: Instant,
     last_mac_age: Instant,
     frames: Vec<(usize, Vec<u8>)>,
-    /// What the loop waits on: every AF_XDP socket, then the wake socket
-    /// (the same descriptors for the daemon's life).
+    /// What the loop waits on: every AF_XDP socket, the fast-join ring
+    /// buffer, then the wake socket (the same descriptors for the daemon's
+    /// life).
     fds: Vec<libc::pollfd>,
 }
 
@@ -118,7 +119,7 @@ impl Daemon {
             .dp
             .poll_fds()
             .into_iter()
-            .chain([wake.fd()])
+            .chain([core.dp.fast_join_fd(), wake.fd()])
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -150,6 +151,9 @@ impl Daemon {
         if self.signals.take_reload() {
             self.reload();
         }
+        // Entries the program wrote since the last round are rewritten by
+        // the flushes below, with what the engine wants.
+        self.core.drain_fast_joins();
         let now = self.core.clock.now();
         self.core.engine.handle_timeout(now, &mut self.core.actions);
         self.core.apply_timers();
@@ -216,6 +220,10 @@ impl Daemon {
     }
 
     fn receive(&mut self) {
+        // Before the frames and the flush: every entry the program wrote
+        // for a report received so far is rewritten by this round's flush
+        // (it reported the write before handing the frame over).
+        self.core.drain_fast_joins();
         let frames = &mut self.frames;
         frames.clear();
         self.core
@@ -335,6 +343,7 @@ fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
     dp.forwarding
         .set_control_rate(settings.control_rate_limit)?;
     dp.forwarding.set_count_streams(settings.count_streams)?;
+    dp.forwarding.set_fast_join(settings.fast_join)?;
     // With MLD off, every IPv6 multicast frame is flooded, MLD included.
     dp.forwarding.set_snoop_ipv6(settings.engine.mld)?;
     // Before any frame is snooped: the fast path hands control frames of

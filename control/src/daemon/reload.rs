@@ -77,6 +77,15 @@ fn apply(
             Err(e) => error!(error = %e, "cannot set the control rate limit in the fast path"),
         }
     }
+    if new.fast_join != running.fast_join {
+        match dp.forwarding.set_fast_join(new.fast_join) {
+            Ok(()) => {
+                running.fast_join = new.fast_join;
+                done.applied.push("fast-join");
+            }
+            Err(e) => error!(error = %e, "cannot set fast join in the fast path"),
+        }
+    }
     if new.mac_age != running.mac_age {
         running.mac_age = new.mac_age;
         done.applied.push("mac-age");

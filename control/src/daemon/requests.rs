@@ -36,6 +36,7 @@ impl Core {
                     "tx_errors": c.tx_errors,
                     "map_errors": c.map_errors,
                     "ipc_requests": c.ipc_requests,
+                    "fast_joins": c.fast_joins,
                 });
                 views::stats(engine, dp, daemon.as_object().expect("an object"))
             }

@@ -405,6 +405,15 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// The ports whose (*,G) join of any group, of either family, this
+    /// engine would accept now: up, and not refused by a limit (a port's
+    /// own, the table's). The fast path may apply joins from these itself
+    /// (fast join) before the engine sees them.
+    pub fn join_ports(&self) -> PortMask {
+        let room = self.fam.igmp.table.ports_with_room().0 & self.fam.mld.table.ports_with_room().0;
+        PortMask(room & self.up.0)
+    }
+
     /// Ports that are up (frames go out of these only).
     pub fn ports_up(&self) -> PortMask {
         self.up

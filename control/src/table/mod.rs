@@ -444,6 +444,22 @@ impl<A: Family> MembershipTable<A> {
         self.groups.is_empty()
     }
 
+    /// The ports a new (*,G) membership would not be refused for by a
+    /// limit (the table's `max_groups`, a port's own limit); none when the
+    /// table is full.
+    pub fn ports_with_room(&self) -> PortMask {
+        if self.groups.len() >= self.max_groups {
+            return PortMask::EMPTY;
+        }
+        let mut mask = PortMask::EMPTY;
+        for (p, (&n, &limit)) in self.port_groups.iter().zip(&self.port_limits).enumerate() {
+            if n < limit {
+                mask.insert(p as u8);
+            }
+        }
+        mask
+    }
+
     /// Number of groups `port` is a member of.
     pub fn port_group_count(&self, port: PortId) -> u32 {
         self.port_groups

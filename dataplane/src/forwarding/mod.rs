@@ -58,6 +58,16 @@
 //! VLAN-unaware ports. Without VLAN config all of it is as before: one
 //! flood set of every port, every set AS_IS.
 //!
+//! # Entries the program wrote (fast join)
+//!
+//! With fast join on, the XDP program may itself point a group entry at a
+//! published port set holding one more port (ebpf/xdp/src/fast_join.rs),
+//! and reports each such write on a ring buffer. The daemon drains it and
+//! calls [`Forwarding::touch`] for every group reported: the entry is then
+//! taken as unknown, and the next flush writes what the control plane wants
+//! (or deletes the entry), whatever the program wrote. So the control plane
+//! stays the one authority; the program only gets a join in first.
+//!
 //! State adopted from an earlier run (pinned maps) is *held*: each adopted
 //! group and source entry keeps at least the ports it had, on top of what
 //! the control plane sets, until [`Forwarding::release_held`], so that hosts
@@ -79,7 +89,7 @@ use igmpsnoop_common::{
 
 use crate::{
     error::{Error, Result},
-    port_sets::PortSets,
+    port_sets::{PortSets, Published},
     vlan::PortVlans,
 };
 use desired::Want;
@@ -185,6 +195,7 @@ pub(crate) struct Maps {
     pub router_sets: AyaHashMap<MapData, RouterKey, SetRef>,
     pub port_vlans: Array<MapData, PortVlanConf>,
     pub config: Array<MapData, SwitchConf>,
+    pub slots: AyaHashMap<MapData, u64, u32>,
 }
 
 impl Forwarding {
@@ -199,7 +210,11 @@ impl Forwarding {
                 name: "PORT_SETS (as an array of maps)",
             });
         };
-        let sets = PortSets::open(sets_data, maps.masks, ifindexes.clone())?;
+        let published = Published {
+            masks: maps.masks,
+            slots: maps.slots,
+        };
+        let sets = PortSets::open(sets_data, ifindexes.clone(), published)?;
         let adopted_vlans = ifindexes
             .iter()
             .enumerate()
@@ -233,6 +248,10 @@ impl Forwarding {
                 count_streams: 1,
                 // Until the control plane says it speaks MLD.
                 snoop_ipv6: 0,
+                // Until the control plane turns it on (it must drain the
+                // ring buffer of the program's writes).
+                fast_join: 0,
+                fast_join_ports: 0,
             },
             adopted: Adopted::default(),
         };
@@ -541,6 +560,51 @@ impl Forwarding {
     pub fn set_control_rate(&mut self, pps: u32) -> Result<()> {
         self.conf.control_rate_pps = pps;
         self.write_conf()
+    }
+
+    /// Fast join on or off: whether the program applies (*,G) joins from
+    /// the ports of [`Forwarding::set_fast_join_ports`] itself. Whoever
+    /// turns it on must drain the program's ring buffer of writes and
+    /// [`Forwarding::touch`] each group (the daemon does, through
+    /// `Dataplane::drain_fast_joins`). On, every single-port set is kept
+    /// published, so that a group's first member's join can go fast.
+    pub fn set_fast_join(&mut self, on: bool) -> Result<()> {
+        if on {
+            self.sets.keep_single_port_sets()?;
+        }
+        self.conf.fast_join = u32::from(on);
+        self.write_conf()
+    }
+
+    /// The ports whose joins the program may apply (the control plane
+    /// leaves out a port whose join it would refuse: at a group limit,
+    /// or all of them when the table is full). Written only on change.
+    pub fn set_fast_join_ports(&mut self, ports: PortMask) -> Result<()> {
+        let ports = ports & self.all_ports();
+        if ports == self.conf.fast_join_ports {
+            return Ok(());
+        }
+        self.conf.fast_join_ports = ports;
+        self.write_conf()
+    }
+
+    /// The ports whose joins the program may apply now (0 with fast join off).
+    pub fn fast_join_ports(&self) -> PortMask {
+        if self.conf.fast_join == 0 {
+            0
+        } else {
+            self.conf.fast_join_ports
+        }
+    }
+
+    /// The program wrote (vlan, group)'s entry (fast join): the next flush
+    /// writes what the control plane wants there, or deletes the entry,
+    /// whatever the kernel holds now.
+    pub fn touch<A: Addr>(&mut self, vlan: u16, group: A) {
+        let key = A::group_key(vlan, group);
+        let family = A::state_mut(self);
+        family.groups.forget(key);
+        family.pending.insert(key);
     }
 
     /// Whether the fast path counts each replicated stream (STREAMS).

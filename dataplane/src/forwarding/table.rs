@@ -127,6 +127,23 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
         self.installed.insert(key, installed);
     }
 
+    /// What the kernel holds for `key` is not known (the program wrote it):
+    /// the next plan for it writes the wanted entry, or deletes it, either
+    /// way. The slot recorded stays referenced until then: the write
+    /// releases it as for any change.
+    pub fn forget(&mut self, key: K) {
+        self.installed
+            .entry(key)
+            .and_modify(|i| i.exact = false)
+            .or_insert(Installed {
+                mask: 0,
+                slot: NO_SET,
+                flags: 0,
+                solo: [0; 2],
+                exact: false,
+            });
+    }
+
     pub fn get(&self, key: &K) -> Option<&Installed> {
         self.installed.get(key)
     }

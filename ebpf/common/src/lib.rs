@@ -31,7 +31,7 @@ pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the eBPF programs, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 18] = [
+pub const MAP_NAMES: [&str; 20] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
@@ -50,6 +50,8 @@ pub const MAP_NAMES: [&str; 18] = [
     "CONFIG",
     "COUNTERS",
     "RATE",
+    "SLOTS",
+    "FAST_JOINS",
 ];
 
 /// `ROUTER_SETS` key's VLAN meaning "every VLAN without a router set of its
@@ -63,6 +65,13 @@ pub const VLAN_WORDS: usize = 64;
 /// First word of the XDP metadata of a frame handed to the TC program
 /// (`TcMeta`): frames without it are not ours to replicate.
 pub const TC_MAGIC: u32 = 0x6973_7663; // "isvc"
+/// Bytes of the FAST_JOINS ring buffer (a power of two, a multiple of the
+/// page size): 2048 events of 32 bytes (header included). A full ring
+/// makes the program leave joins to the daemon.
+pub const FAST_JOIN_RING_BYTES: u32 = 64 * 1024;
+/// Group records of one IGMPv3 / MLDv2 report the program looks at for
+/// (*,G) joins; the daemon handles the rest (it sees every report anyway).
+pub const FAST_JOIN_MAX_RECORDS: u32 = 4;
 
 /// IPv4 protocol numbers the XDP program hands to the control plane.
 pub const IPPROTO_IGMP: u8 = 2;
@@ -380,6 +389,26 @@ pub struct SwitchConf {
     /// as before IPv6 snooping (for a control plane that does not speak
     /// MLD: swallowing MLD would cut hosts off their multicast routers).
     pub snoop_ipv6: u32,
+    /// 1: the program applies (*,G) joins itself ("fast join", see
+    /// ebpf/xdp/src/fast_join.rs) from ports in `fast_join_ports`, and
+    /// tells the daemon of each write through FAST_JOINS.
+    pub fast_join: u32,
+    /// Ports whose joins the program may apply (the daemon keeps it:
+    /// not at a group limit, table not full).
+    pub fast_join_ports: u64,
+}
+
+/// What the program tells the daemon for every group entry it wrote
+/// (FAST_JOINS ring buffer): the daemon then rewrites that entry with
+/// what its engine wants, whatever the program wrote.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FastJoinEvent {
+    /// `FAMILY_IPV4` or `FAMILY_IPV6`.
+    pub family: u16,
+    pub vlan: u16,
+    /// The group, network byte order; an IPv4 group in the first 4 bytes.
+    pub group: [u8; 16],
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.
@@ -448,7 +477,10 @@ pub mod counter {
     /// Copies the TC program could not send (the kernel refused the clone
     /// or the tag).
     pub const TC_DROP: u32 = 22;
-    pub const COUNT: u32 = 23;
+    /// Joins the program applied itself (fast join): a group entry written
+    /// from a report, before the daemon saw it.
+    pub const FAST_JOIN: u32 = 23;
+    pub const COUNT: u32 = 24;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -475,6 +507,7 @@ pub mod counter {
         "to_tc",
         "tc_copies",
         "tc_drop",
+        "fast_join",
     ];
 }
 
@@ -507,6 +540,8 @@ mod pod {
     unsafe impl aya::Pod for super::SwitchConf {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RateState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FastJoinEvent {}
     // SAFETY: #[repr(C)], two u64: no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::StreamCount {}
 }

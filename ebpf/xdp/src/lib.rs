@@ -23,6 +23,7 @@
 //! prove it safe.
 #![no_std]
 
+mod fast_join;
 mod tag;
 mod tc;
 
@@ -104,7 +105,7 @@ static PORT_SETS: ArrayOfMaps<DevMapHash<{ MAX_PORTS as usize }>, { MAX_PORT_SET
 /// what the TC program walks, as the devmaps cannot be walked from BPF.
 /// Written before any entry points at the slot, like the slot's devmap.
 #[btf_map]
-static MASKS: Array<u64, { MAX_PORT_SETS as usize }> = Array::new();
+pub(crate) static MASKS: Array<u64, { MAX_PORT_SETS as usize }> = Array::new();
 /// The flood set of VLAN 0 and of every VLAN that no port has VLAN config
 /// for: every VLAN-unaware port (every port, without VLAN config).
 #[btf_map]
@@ -154,29 +155,36 @@ const MAC_REFRESH_NS: u64 = NS_PER_SEC;
 /// Plain fields, every one always set: LLVM passes a half-defined enum or
 /// Option in registers whose undefined bits the verifier refuses.
 #[derive(Clone, Copy)]
-struct Frame {
+pub(crate) struct Frame {
     ifindex: u32,
-    port: u32,
+    pub(crate) port: u32,
     /// The VLAN it belongs to (resolved at ingress: a port's PVID for an
     /// untagged frame).
-    vlan: u16,
+    pub(crate) vlan: u16,
     /// It came with an 802.1Q tag, of VID `tag_vid`.
     tagged: bool,
     tag_vid: u16,
     /// Some port has VLAN config (`SwitchConf::vlans`): formats apply.
-    vlans: bool,
+    pub(crate) vlans: bool,
 }
 
 /// Where a frame goes, decided by the parsers; `execute` does it. A struct
 /// with every field set rather than an enum, for the verifier (see Frame).
 #[derive(Clone, Copy)]
-struct Out {
+pub(crate) struct Out {
     /// `out::*`.
     kind: u32,
     /// With `out::SET`.
     set: SetRef,
-    /// With `out::DONE`: the action; with `out::PORT`: the ifindex.
-    arg: u32,
+    /// With `out::DONE`: the action; with `out::PORT`: the ifindex; with
+    /// `out::CONTROL` for an IGMP report: its IPv4 destination.
+    pub(crate) arg: u32,
+    /// With `out::CONTROL`: the family of a report fast join may apply
+    /// (`FAMILY_IPV4`, `FAMILY_IPV6`), 0 for other control frames.
+    pub(crate) report: u16,
+    /// With `report`: where its IGMP or ICMPv6 header starts, from the
+    /// frame's first byte.
+    pub(crate) l4: u16,
 }
 
 mod out {
@@ -212,6 +220,19 @@ impl Out {
             kind,
             set: NO_REF,
             arg: 0,
+            report: 0,
+            l4: 0,
+        }
+    }
+
+    /// A report for the control plane that fast join may apply first.
+    fn report(family: u16, l4: usize, daddr: [u8; 4]) -> Out {
+        Out {
+            kind: out::CONTROL,
+            set: NO_REF,
+            arg: u32::from_ne_bytes(daddr),
+            report: family,
+            l4: l4 as u16,
         }
     }
 
@@ -220,6 +241,8 @@ impl Out {
             kind: out::DONE,
             set: NO_REF,
             arg: action,
+            report: 0,
+            l4: 0,
         }
     }
 
@@ -232,6 +255,8 @@ impl Out {
             kind: out::SET,
             set,
             arg: 0,
+            report: 0,
+            l4: 0,
         }
     }
 
@@ -240,6 +265,8 @@ impl Out {
             kind: out::PORT,
             set: NO_REF,
             arg: ifindex,
+            report: 0,
+            l4: 0,
         }
     }
 }
@@ -398,7 +425,7 @@ fn execute(ctx: &XdpContext, out: Out, f: &Frame) -> u32 {
             }
             action
         }
-        _ => to_control(ctx, port),
+        _ => to_control_then(ctx, port, || fast_join::report(ctx, &out, f)),
     }
 }
 
@@ -472,6 +499,10 @@ fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
     let proto = unsafe { *((l3 + 9) as *const u8) };
     let daddr: [u8; 4] = unsafe { *((l3 + 16) as *const [u8; 4]) };
     if is_control(proto, daddr) {
+        if proto == IPPROTO_IGMP {
+            let l4 = l3 + usize::from(ver_ihl & 0x0f) * 4;
+            return Out::report(FAMILY_IPV4, l4 - ctx.data(), daddr);
+        }
         return Out::CONTROL;
     }
     if daddr[0] & 0xf0 != 0xe0 {
@@ -589,6 +620,9 @@ fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
     // SAFETY: ipv6_upper checked the 40-byte fixed header.
     let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
     match ipv6_control_kind(proto, l4, end, &daddr) {
+        Ok(true) if proto == IPPROTO_ICMPV6 => {
+            return Out::report(FAMILY_IPV6, l4 - ctx.data(), [0; 4]);
+        }
         Ok(true) => return Out::CONTROL,
         Ok(false) => {}
         Err(()) => {
@@ -763,21 +797,7 @@ fn unregistered(f: &Frame, family: u16) -> Out {
     if flood_unregistered {
         return flood(f.port);
     }
-    // SAFETY: copied out at once (the control plane replaces whole entries).
-    let routers = unsafe {
-        ROUTER_SETS
-            .get(RouterKey {
-                vlan: f.vlan,
-                family,
-            })
-            .or_else(|| {
-                ROUTER_SETS.get(RouterKey {
-                    vlan: ANY_VLAN,
-                    family,
-                })
-            })
-    }
-    .copied();
+    let routers = router_set(f.vlan, family);
     // A broadcast redirect into an empty devmap "succeeds" and drops silently.
     match routers {
         Some(set) if set.copies != 0 => {
@@ -789,6 +809,21 @@ fn unregistered(f: &Frame, family: u16) -> Out {
             Out::drop()
         }
     }
+}
+
+/// The router set of `family` on `vlan`: its own, else `ANY_VLAN`'s.
+#[inline(always)]
+pub(crate) fn router_set(vlan: u16, family: u16) -> Option<SetRef> {
+    // SAFETY: copied out at once (the control plane replaces whole entries).
+    unsafe {
+        ROUTER_SETS.get(RouterKey { vlan, family }).or_else(|| {
+            ROUTER_SETS.get(RouterKey {
+                vlan: ANY_VLAN,
+                family,
+            })
+        })
+    }
+    .copied()
 }
 
 /// IPv4 to a unicast MAC: only IGMP is of interest here.
@@ -815,9 +850,12 @@ fn is_control(proto: u8, daddr: [u8; 4]) -> bool {
     proto == IPPROTO_IGMP || (proto == IPPROTO_PIM && daddr == ALL_PIM_ROUTERS)
 }
 
-/// Hands a control frame to the port's AF_XDP socket, within the rate limit.
+/// Hands a control frame to the port's AF_XDP socket, within the rate
+/// limit, running `report` (fast join: `fast_join::igmp`,
+/// `fast_join::mld`) on a frame that passed the rate limit, right before
+/// it goes to the socket: the daemon sees every report as before.
 #[inline(always)]
-fn to_control(ctx: &XdpContext, port: u32) -> u32 {
+fn to_control_then(ctx: &XdpContext, port: u32, report: impl FnOnce()) -> u32 {
     if !within_rate(port) {
         count(port, counter::DROP_RATE_LIMIT);
         return xdp_action::XDP_DROP;
@@ -827,6 +865,7 @@ fn to_control(ctx: &XdpContext, port: u32) -> u32 {
         count(port, counter::DROP_NO_SOCKET);
         return xdp_action::XDP_DROP;
     }
+    report();
     match XSKS.redirect(port * MAX_QUEUES + queue, 0) {
         Ok(action) => {
             count(port, counter::TO_CONTROL);

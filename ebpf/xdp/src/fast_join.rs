@@ -1,0 +1,273 @@
+//! Fast join: the program applies a host's (*,G) join itself, in the
+//! softirq that received the report, instead of waiting for the daemon to
+//! wake up, and tells the daemon of every group entry it wrote.
+//!
+//! The daemon stays the one authority: the report still goes to it (the
+//! caller redirects it to the AF_XDP socket right after), and every entry
+//! written here is reported through the FAST_JOINS ring buffer, so the
+//! daemon rewrites that entry with what its engine wants, whatever was
+//! written here (dataplane/src/forwarding, `touch`). A join is applied only
+//! when all of these hold, otherwise nothing is done and the daemon handles
+//! the join as it always did:
+//!
+//! - fast join is on and the port is in `SwitchConf::fast_join_ports`
+//!   (the daemon leaves out ports at a group limit, and every port when
+//!   the table is full);
+//! - the group is snooped (not 224.0.0.0/24, not an IPv6 scope 0-2 group:
+//!   RFC 4541 §2.1.2, as the engine) and has no source entries (its entry
+//!   has no `set_flags::SOURCES`: source filters are the engine's work);
+//! - a published port set holds exactly the new set (SLOTS: the program
+//!   never writes a port set, it only points an entry at one);
+//! - a ring buffer event can be reserved: no write the daemon would not
+//!   learn of.
+//!
+//! Joins are IGMPv1/v2 reports, IGMPv3 records MODE_IS_EXCLUDE and
+//! CHANGE_TO_EXCLUDE_MODE with no source (RFC 3376 §4.2.12: a (*,G) join),
+//! MLDv1 reports and the same MLDv2 records (RFC 3810 §5.2.12), one code
+//! path for both families. At most `FAST_JOIN_MAX_RECORDS` records of a
+//! report are looked at, and none past a record that carries sources or
+//! auxiliary data (its length varies; the daemon handles those).
+use aya_ebpf::{
+    btf_maps::{HashMap, RingBuf},
+    macros::btf_map,
+    programs::XdpContext,
+};
+use igmpsnoop_common::{
+    FAMILY_IPV4, FAMILY_IPV6, FAST_JOIN_MAX_RECORDS, FAST_JOIN_RING_BYTES, FastJoinEvent,
+    Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, counter, set_flags,
+};
+
+use crate::{CONFIG, Frame, GROUPS, GROUPS6, MASKS, Out, count, router_set};
+/// Port mask -> a published slot that holds exactly it; the daemon deletes
+/// an entry before it rewrites the slot for another set.
+#[btf_map]
+static SLOTS: HashMap<u64, u32, { MAX_PORT_SETS as usize }> = HashMap::new();
+/// One event per group entry written here, for the daemon.
+#[btf_map]
+static FAST_JOINS: RingBuf<FastJoinEvent, { FAST_JOIN_RING_BYTES as usize }> = RingBuf::new();
+
+const IGMP_V1_REPORT: u8 = 0x12;
+const IGMP_V2_REPORT: u8 = 0x16;
+const IGMP_V3_REPORT: u8 = 0x22;
+const MLD_V1_REPORT: u8 = 131;
+const MLD_V2_REPORT: u8 = 143;
+/// RFC 3376 §4.2.12 / RFC 3810 §5.2.12 record types that, with no source,
+/// are a (*,G) join.
+const MODE_IS_EXCLUDE: u8 = 2;
+const CHANGE_TO_EXCLUDE_MODE: u8 = 4;
+
+/// An address family's group map.
+trait Family: Copy {
+    const FAMILY: u16;
+    fn entry(vlan: u16, group: Self) -> Option<SetRef>;
+    fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32>;
+    fn snooped(&self) -> bool;
+    fn event_group(&self) -> [u8; 16];
+}
+
+impl Family for [u8; 4] {
+    const FAMILY: u16 = FAMILY_IPV4;
+    fn entry(vlan: u16, group: Self) -> Option<SetRef> {
+        // SAFETY: copied out at once (no-prealloc: never recycled under us).
+        unsafe { GROUPS.get(GroupKey::new(vlan, group)) }.copied()
+    }
+    fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32> {
+        GROUPS.insert(GroupKey::new(vlan, group), entry, 0)
+    }
+    fn snooped(&self) -> bool {
+        self[0] & 0xf0 == 0xe0 && !(self[0] == 224 && self[1] == 0 && self[2] == 0)
+    }
+    fn event_group(&self) -> [u8; 16] {
+        let mut g = [0; 16];
+        g[..4].copy_from_slice(self);
+        g
+    }
+}
+
+impl Family for [u8; 16] {
+    const FAMILY: u16 = FAMILY_IPV6;
+    fn entry(vlan: u16, group: Self) -> Option<SetRef> {
+        // SAFETY: copied out at once (no-prealloc: never recycled under us).
+        unsafe { GROUPS6.get(Group6Key::new(vlan, group)) }.copied()
+    }
+    fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32> {
+        GROUPS6.insert(Group6Key::new(vlan, group), entry, 0)
+    }
+    fn snooped(&self) -> bool {
+        self[0] == 0xff && self[1] & 0x0f > 2
+    }
+    fn event_group(&self) -> [u8; 16] {
+        *self
+    }
+}
+
+/// A control frame about to go to the daemon: if `out` says it is an IGMP
+/// or MLD report (`Out::report`), its joins. Not on a switch with VLAN
+/// config: a set there carries its ports' formats, which the daemon
+/// computes.
+#[inline(always)]
+pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
+    if f.vlans || out.report == 0 {
+        return;
+    }
+    // Bounded for the verifier; a header this far in is not a report.
+    let off = usize::from(out.l4);
+    if off > 512 {
+        return;
+    }
+    let (l4, end) = (ctx.data() + off, ctx.data_end());
+    if out.report == FAMILY_IPV4 {
+        igmp(l4, end, out.arg.to_ne_bytes(), f.vlan, f.port);
+    } else {
+        mld(l4, end, f.vlan, f.port);
+    }
+}
+
+/// An IGMP message at `l4` (IPv4 destination `daddr`), received on `port`
+/// in `vlan`, about to go to the daemon.
+#[inline(always)]
+fn igmp(l4: usize, end: usize, daddr: [u8; 4], vlan: u16, port: u32) {
+    if l4 + 8 > end {
+        return;
+    }
+    // SAFETY: the 8 bytes at l4 are in bounds (checked above).
+    let kind = unsafe { *(l4 as *const u8) };
+    match kind {
+        IGMP_V1_REPORT | IGMP_V2_REPORT => {
+            // SAFETY: as above.
+            let group: [u8; 4] = unsafe { *((l4 + 4) as *const [u8; 4]) };
+            // RFC 2236 §2.1: a report is sent to the group it reports.
+            if group == daddr {
+                join(vlan, group, port);
+            }
+        }
+        IGMP_V3_REPORT => records::<4>(l4, end, vlan, port),
+        _ => {}
+    }
+}
+
+/// An MLD message (ICMPv6) at `l4`, received on `port` in `vlan`.
+#[inline(always)]
+fn mld(l4: usize, end: usize, vlan: u16, port: u32) {
+    if l4 + 8 > end {
+        return;
+    }
+    // SAFETY: the 8 bytes at l4 are in bounds (checked above).
+    let kind = unsafe { *(l4 as *const u8) };
+    match kind {
+        MLD_V1_REPORT => {
+            if l4 + 24 > end {
+                return;
+            }
+            // SAFETY: checked just above (RFC 2710 §3: the address at 8).
+            let group: [u8; 16] = unsafe { *((l4 + 8) as *const [u8; 16]) };
+            join(vlan, group, port);
+        }
+        MLD_V2_REPORT => records::<16>(l4, end, vlan, port),
+        _ => {}
+    }
+}
+
+/// The group records of an IGMPv3 (N = 4) or MLDv2 (N = 16) report: the
+/// two share the header (type, reserved, checksum, reserved, number of
+/// records at 6) and the record layout (type, aux length, number of
+/// sources, group at 4).
+#[inline(always)]
+fn records<const N: usize>(l4: usize, end: usize, vlan: u16, port: u32)
+where
+    [u8; N]: Family,
+{
+    // SAFETY: the caller checked 8 bytes at l4.
+    let n = u32::from(u16::from_be(unsafe { *((l4 + 6) as *const u16) }));
+    let mut at = l4 + 8;
+    for i in 0..FAST_JOIN_MAX_RECORDS {
+        if i >= n || at + 4 + N > end {
+            return;
+        }
+        // SAFETY: the 4 + N bytes at `at` are in bounds (checked above).
+        let (kind, aux, sources) = unsafe {
+            (
+                *(at as *const u8),
+                *((at + 1) as *const u8),
+                *((at + 2) as *const u16),
+            )
+        };
+        if aux != 0 || sources != 0 {
+            // Sources: not a (*,G) join, and the next record's place
+            // varies: the daemon handles this one and the rest.
+            return;
+        }
+        if kind == MODE_IS_EXCLUDE || kind == CHANGE_TO_EXCLUDE_MODE {
+            // SAFETY: as above.
+            let group: [u8; N] = unsafe { *((at + 4) as *const [u8; N]) };
+            join(vlan, group, port);
+        }
+        at += 4 + N;
+    }
+}
+
+/// Adds `port` to (vlan, group) when everything the module documentation
+/// lists allows it.
+#[inline(always)]
+fn join<A: Family>(vlan: u16, group: A, port: u32) {
+    let Some(conf) = CONFIG.get(0) else {
+        return;
+    };
+    let Some(bit) = 1u64.checked_shl(port) else {
+        return;
+    };
+    if conf.fast_join == 0 || conf.fast_join_ports & bit == 0 || !group.snooped() {
+        return;
+    }
+    let ports = match A::entry(vlan, group) {
+        Some(e) if e.flags & set_flags::SOURCES != 0 => return,
+        Some(e) if e.copies == 0 || e.set == NO_SET => 0,
+        Some(e) => match MASKS.get(e.set) {
+            Some(mask) => *mask,
+            None => return,
+        },
+        None => router_ports(vlan, A::FAMILY),
+    };
+    if ports & bit != 0 {
+        return;
+    }
+    let want = ports | bit;
+    // SAFETY: copied out at once (the daemon only replaces whole entries).
+    let Some(slot) = (unsafe { SLOTS.get(want) }).copied() else {
+        return;
+    };
+    let Some(mut event) = FAST_JOINS.reserve(0) else {
+        return;
+    };
+    let entry = SetRef {
+        set: slot,
+        // At most 64.
+        copies: want.count_ones() as u8,
+        // AS_IS: no VLAN config (see `report`), no source entries.
+        flags: 0,
+        solo_untagged: 0,
+        solo_tagged: 0,
+    };
+    if A::write(vlan, group, entry).is_err() {
+        // The map is full: the daemon handles the join (and the limit).
+        event.discard(0);
+        return;
+    }
+    event.write(FastJoinEvent {
+        family: A::FAMILY,
+        vlan,
+        group: group.event_group(),
+    });
+    event.submit(0);
+    count(port, counter::FAST_JOIN);
+}
+
+/// The router ports a new group of `family` in `vlan` gets (every set has
+/// them, RFC 4541 §2.1.2): its router set's ports, none without one.
+#[inline(always)]
+fn router_ports(vlan: u16, family: u16) -> u64 {
+    match router_set(vlan, family) {
+        Some(r) if r.copies != 0 && r.set != NO_SET => MASKS.get(r.set).copied().unwrap_or(0),
+        _ => 0,
+    }
+}
