@@ -37,7 +37,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// 6: VLANs: SetRef for every set reference, MASKS, FLOOD_SETS,
 /// ROUTER_SETS (ROUTERS gone), PORT_VLANS, PortConf's PVID, SwitchConf's
 /// `vlans` (its `router_ports` gone), four more counters, the TC links.
-pub const STATE_LAYOUT: u32 = 6;
+/// 7: two more counters (`tc_rx`, `drop_tc_control`: TC switching what XDP
+/// never saw).
+pub const STATE_LAYOUT: u32 = 7;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

@@ -448,7 +448,16 @@ pub mod counter {
     /// Copies the TC program could not send (the kernel refused the clone
     /// or the tag).
     pub const TC_DROP: u32 = 22;
-    pub const COUNT: u32 = 23;
+    /// Frames the TC program switched itself because the XDP program never
+    /// saw them: generic-mode XDP skips an skb another device redirected
+    /// here (a neighbour igmpsnoop's TC copies over a veth, `tc mirred`),
+    /// so TC makes the same decision for it (also counted in `rx` and
+    /// the decision's counters; its copies in `tc_copies`).
+    pub const TC_RX: u32 = 23;
+    /// Control frames (IGMP, MLD, PIM hellos) among those: the AF_XDP
+    /// socket cannot be reached from TC, so they are dropped.
+    pub const DROP_TC_CONTROL: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -475,6 +484,8 @@ pub mod counter {
         "to_tc",
         "tc_copies",
         "tc_drop",
+        "tc_rx",
+        "drop_tc_control",
     ];
 }
 
