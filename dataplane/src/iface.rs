@@ -124,6 +124,45 @@ pub fn driver(name: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
+/// struct ethtool_value (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_SFLAGS: u32 = 0x26;
+/// ETH_FLAG_TXVLAN: NETIF_F_HW_VLAN_CTAG_TX, "tx-vlan-hw-insert" (what
+/// `ethtool -K IFACE txvlan off` clears).
+const ETH_FLAG_TXVLAN: u32 = 1 << 7;
+
+/// Runs one ETHTOOL_GFLAGS or ETHTOOL_SFLAGS request.
+fn ethtool_flags(name: &str, cmd: u32, data: u32) -> Option<u32> {
+    let mut req = ifreq(name)?;
+    let mut value = EthtoolValue { cmd, data };
+    req.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+    ioctl(libc::SIOCETHTOOL, &mut req).then_some(value.data)
+}
+
+/// Turns the interface's TX VLAN offload ("tx-vlan-hw-insert") off, so
+/// that an skb whose 802.1Q tag is in its metadata leaves with the tag in
+/// its bytes (the kernel inserts it, validate_xmit_vlan) instead of
+/// handing it on as metadata: across a veth a tag in metadata is invisible
+/// to the XDP program on the other end. Ok(true): it was on and is off
+/// now; Ok(false): it was off already; Err: the device would not say or
+/// refused (the legacy flags ioctl: the few lines the `ethtool -K`
+/// fallback uses, without a netlink dependency).
+pub fn tx_vlan_offload_off(name: &str) -> std::result::Result<bool, String> {
+    let flags = ethtool_flags(name, ETHTOOL_GFLAGS, 0)
+        .ok_or_else(|| format!("ETHTOOL_GFLAGS: {}", std::io::Error::last_os_error()))?;
+    if flags & ETH_FLAG_TXVLAN == 0 {
+        return Ok(false);
+    }
+    ethtool_flags(name, ETHTOOL_SFLAGS, flags & !ETH_FLAG_TXVLAN)
+        .map(|_| true)
+        .ok_or_else(|| format!("ETHTOOL_SFLAGS: {}", std::io::Error::last_os_error()))
+}
+
 /// Frames the kernel dropped on their way out of the interface
 /// (tx_dropped: a generic-mode XDP redirect or a transmit the device
 /// refused), or None when the interface is unknown.
@@ -215,6 +254,7 @@ mod tests {
         assert_eq!(rx_queues("no-such-if0"), 1);
         assert_eq!(driver("no-such-if0"), None);
         assert_eq!(tx_dropped("no-such-if0"), None);
+        assert!(tx_vlan_offload_off("no-such-if0").is_err());
         assert!(!is_up("a-name-far-too-long-for-ifnamsiz"));
         assert!(!is_up(""));
     }

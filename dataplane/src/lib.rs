@@ -344,6 +344,9 @@ impl Dataplane {
             write_port_conf(&mut port_map, port, index, forwarding.port_vlans(index))?;
         }
         let tc_links = attach_tc(&mut ebpf, &ports, pins, created_links);
+        if tc_links.is_ok() {
+            tags_in_bytes(&ports);
+        }
         let mut stats = Stats::new(
             take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
             take(&mut ebpf, "MACS")?,
@@ -591,6 +594,28 @@ fn attach_tc(
         warn!(error = %e, "no TC ingress program: VLAN config cannot be applied");
         e.to_string()
     })
+}
+
+/// Turns TX VLAN offload off on every port: the TC program tags its copies
+/// in skb metadata, and the tag must leave in the frame's bytes for an XDP
+/// program on the other end of a link (a neighbour igmpsnoop on a VLAN
+/// trunk) to see it. Left off on exit: it costs nothing to frames XDP
+/// redirects (they carry their tags in their bytes already), only a
+/// software insert per tagged TC copy.
+fn tags_in_bytes(ports: &[PortInfo]) {
+    for port in ports {
+        match iface::tx_vlan_offload_off(&port.name) {
+            Ok(true) => debug!(port = %port.name, "TX VLAN offload turned off"),
+            Ok(false) => {}
+            Err(e) => warn!(
+                port = %port.name,
+                error = %e,
+                "cannot turn TX VLAN offload off: tagged copies the TC program sends from it \
+                 may carry their tag in skb metadata, which an XDP program on the other end of \
+                 a veth does not see"
+            ),
+        }
+    }
 }
 
 fn attach_tc_port(

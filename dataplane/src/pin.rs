@@ -39,7 +39,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// `vlans` (its `router_ports` gone), four more counters, the TC links.
 /// 7: fast join: MASKS (shared with VLANs), SLOTS, FAST_JOINS, three CONFIG
 /// fields, a counter.
-pub const STATE_LAYOUT: u32 = 7;
+/// 8: two more counters (`tc_rx`, `drop_tc_control`: TC switching what XDP
+/// never saw).
+pub const STATE_LAYOUT: u32 = 8;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

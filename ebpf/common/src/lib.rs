@@ -480,7 +480,16 @@ pub mod counter {
     /// Joins the program applied itself (fast join): a group entry written
     /// from a report, before the daemon saw it.
     pub const FAST_JOIN: u32 = 23;
-    pub const COUNT: u32 = 24;
+    /// Frames the TC program switched itself because the XDP program never
+    /// saw them: generic-mode XDP skips an skb another device redirected
+    /// here (a neighbour igmpsnoop's TC copies over a veth, `tc mirred`),
+    /// so TC makes the same decision for it (also counted in `rx` and
+    /// the decision's counters; its copies in `tc_copies`).
+    pub const TC_RX: u32 = 24;
+    /// Control frames (IGMP, MLD, PIM hellos) among those: the AF_XDP
+    /// socket cannot be reached from TC, so they are dropped.
+    pub const DROP_TC_CONTROL: u32 = 25;
+    pub const COUNT: u32 = 26;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -508,6 +517,8 @@ pub mod counter {
         "tc_copies",
         "tc_drop",
         "fast_join",
+        "tc_rx",
+        "drop_tc_control",
     ];
 }
 

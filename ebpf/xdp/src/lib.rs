@@ -24,8 +24,11 @@
 #![no_std]
 
 mod fast_join;
+mod pkt;
 mod tag;
 mod tc;
+
+use pkt::Packet;
 
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
@@ -187,7 +190,7 @@ pub(crate) struct Out {
     pub(crate) l4: u16,
 }
 
-mod out {
+pub(crate) mod out {
     /// Not decided by the IP layer: switched by the L2 header.
     pub const L2: u32 = 0;
     /// Done already (a drop, counted).
@@ -293,9 +296,12 @@ pub fn igmpsnoop(ctx: XdpContext) -> u32 {
     execute(&ctx, out, &frame)
 }
 
-/// Parses the frame and decides where it goes (filling in `f`).
+/// Parses the frame and decides where it goes (filling in `f`). A tag the
+/// caller found outside the bytes (the TC program: the kernel keeps it in
+/// the skb) comes in `f.tagged`, `f.tag_vid`; otherwise the outer tag is
+/// read from the bytes.
 #[inline(always)]
-fn switch(ctx: &XdpContext, conf: &PortConf, f: &mut Frame) -> Out {
+pub(crate) fn switch<P: Packet>(ctx: &P, conf: &PortConf, f: &mut Frame) -> Out {
     let port = conf.index;
     let data = ctx.data();
     let end = ctx.data_end();
@@ -309,7 +315,7 @@ fn switch(ctx: &XdpContext, conf: &PortConf, f: &mut Frame) -> Out {
     let src: [u8; 6] = unsafe { *((data + 6) as *const [u8; 6]) };
     let mut ethertype = u16::from_be(unsafe { *((data + 12) as *const u16) });
     let mut l3 = data + ETH_HLEN;
-    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+    if !f.tagged && (ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD) {
         if l3 + VLAN_HLEN > end {
             count(port, counter::DROP_SHORT_VLAN);
             return Out::drop();
@@ -444,7 +450,7 @@ fn control_format(f: &Frame) -> u8 {
 
 /// The format known unicast leaves port `ifindex` in.
 #[inline(always)]
-fn port_format(ifindex: u32, f: &Frame) -> u8 {
+pub(crate) fn port_format(ifindex: u32, f: &Frame) -> u8 {
     // SAFETY: copied out at once.
     match unsafe { PORTS.get(ifindex) }.copied() {
         Some(c) if c.flags & port_flags::VLANS != 0 && c.pvid == f.vlan => set_flags::UNTAGGED,
@@ -457,7 +463,7 @@ fn port_format(ifindex: u32, f: &Frame) -> u8 {
 /// The flood set of the frame's VLAN when some port has VLAN config for it;
 /// otherwise the FLOOD devmap (VLAN-unaware ports), the frame as it came.
 #[inline(always)]
-fn flood_set(f: &Frame) -> Out {
+pub(crate) fn flood_set(f: &Frame) -> Out {
     if !f.vlans {
         return Out::FLOOD;
     }
@@ -483,7 +489,7 @@ fn to_tc(ctx: &XdpContext, set: u32, f: &Frame) -> u32 {
 
 /// IPv4 multicast: control frames up, link-local flooded, groups replicated.
 #[inline(always)]
-fn ipv4_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
+fn ipv4_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Frame) -> Out {
     let port = f.port;
     let vlan = f.vlan;
     if l3 + IPV4_MIN_HLEN > end {
@@ -572,10 +578,10 @@ fn registered(
 
 /// Adds a frame to its stream's count in `streams` (when counting is on).
 #[inline(always)]
-fn count_stream<K>(
+fn count_stream<K, P: Packet>(
     streams: &LruPerCpuHashMap<K, StreamCount, { MAX_STREAMS as usize }>,
     key: K,
-    ctx: &XdpContext,
+    ctx: &P,
 ) {
     if CONFIG.get(0).is_none_or(|c| c.count_streams == 0) {
         return;
@@ -602,7 +608,7 @@ fn snoop_ipv6() -> bool {
 /// IPv6 multicast: MLD and PIMv6 hellos up, link-local flooded, groups
 /// replicated.
 #[inline(always)]
-fn ipv6_multicast(ctx: &XdpContext, l3: usize, end: usize, f: &Frame) -> Out {
+fn ipv6_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Frame) -> Out {
     let (port, vlan) = (f.port, f.vlan);
     let (proto, l4) = match ipv6_upper(l3, end) {
         Ok(upper) => upper,
@@ -968,12 +974,12 @@ fn redirected(result: Result<u32, u32>, port: u32, reason: u32) -> u32 {
 }
 
 #[inline(always)]
-fn count(port: u32, which: u32) {
+pub(crate) fn count(port: u32, which: u32) {
     add(port, which, 1);
 }
 
 #[inline(always)]
-fn add(port: u32, which: u32, n: u64) {
+pub(crate) fn add(port: u32, which: u32, n: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(port * counter::COUNT + which) {
         // SAFETY: this CPU's slot of a per-CPU array; XDP and TC run with
         // preemption disabled.
