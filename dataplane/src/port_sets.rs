@@ -49,7 +49,7 @@ use tracing::{debug, warn};
 use crate::{
     batch,
     error::{Error, Result},
-    forwarding::{PortMask, port_mask},
+    forwarding::{PortMask, port_mask, ports},
 };
 
 /// Slots published at a time (one RCU wait per chunk).
@@ -79,8 +79,8 @@ struct Slot {
 
 /// MASKS and SLOTS: what the program's fast join reads of the pool.
 pub(crate) struct Published {
-    pub masks: Array<MapData, u64>,
-    pub slots: AyaHashMap<MapData, u64, u32>,
+    pub masks: Array<MapData, PortMask>,
+    pub slots: AyaHashMap<MapData, PortMask, u32>,
 }
 
 impl Published {
@@ -103,7 +103,7 @@ impl Published {
     /// Removes every SLOTS entry (an earlier run's, whose port numbers
     /// may differ).
     fn clear(&mut self) {
-        let keys: Vec<u64> = self.slots.keys().filter_map(|k| k.ok()).collect();
+        let keys: Vec<PortMask> = self.slots.keys().filter_map(|k| k.ok()).collect();
         for k in keys {
             self.unindex(k);
         }
@@ -207,14 +207,17 @@ impl PortSets {
         let now = Instant::now();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let id = id as u32;
-            if !slot.foreign && slot.content != 0 && !self.by_mask.contains_key(&slot.content) {
+            if !slot.foreign
+                && !slot.content.is_empty()
+                && !self.by_mask.contains_key(&slot.content)
+            {
                 self.by_mask.insert(slot.content, id);
                 self.published.index(slot.content, id);
             }
             if slot.refs > 0 {
                 continue;
             }
-            if slot.content == 0 && !slot.foreign {
+            if slot.content.is_empty() && !slot.foreign {
                 self.free.push(id);
             } else {
                 slot.retired_at = Some(now);
@@ -270,8 +273,8 @@ impl PortSets {
     /// Keeps a slot holding each single port published for good, so that
     /// a group's first member can join in the fast path (fast join).
     pub fn keep_single_port_sets(&mut self) -> Result<()> {
-        for index in 0..self.ifindexes.len() {
-            let mask = 1u64 << index;
+        for port in PortMask::first(self.ifindexes.len()).iter() {
+            let mask = PortMask::single(port);
             if self
                 .by_mask
                 .get(&mask)
@@ -345,21 +348,20 @@ impl PortSets {
                 map.remove(ifindex).map_err(map_err)?;
             }
             slot.foreign = false;
-            slot.content = 0;
+            slot.content = PortMask::EMPTY;
         }
-        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-            let bit = 1u64 << index;
-            let (want, have) = (mask & bit != 0, slot.content & bit != 0);
+        for (port, ifindex) in ports(&self.ifindexes) {
+            let (want, have) = (mask.contains(port), slot.content.contains(port));
             if want && !have {
                 map.insert(ifindex, ifindex, None, 0)
                     .map_err(|source| Error::XdpMap {
                         name: "port set",
                         source,
                     })?;
-                slot.content |= bit;
+                slot.content.insert(port);
             } else if have && !want {
                 map.remove(ifindex).map_err(map_err)?;
-                slot.content &= !bit;
+                slot.content.remove(port);
             }
         }
         self.published.set_mask(id, mask);
@@ -400,14 +402,14 @@ impl PortSets {
             let id = self.slots.len() as u32;
             self.slots.push(Slot {
                 map_id,
-                content: 0,
+                content: PortMask::EMPTY,
                 foreign: false,
                 refs: 0,
                 retired_at: None,
                 kept: false,
             });
             // An earlier run's MASKS may hold something here.
-            self.published.set_mask(id, 0);
+            self.published.set_mask(id, PortMask::EMPTY);
         }
         // `free` pops the lowest id first: the new (higher) ones go under.
         let new: Vec<u32> = (first..first + done as u32).rev().collect();

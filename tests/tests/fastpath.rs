@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{AttachedMode, PortCounters, PortInfo, XdpMode};
+use igmpsnoop_dataplane::{AttachedMode, PortCounters, PortInfo, PortMask, XdpMode};
 use igmpsnoop_tests::{
     Capture, DataplaneThread, IfaceStats, Lab, Receiver, mcast_tool_bin, require_root_and_tools,
     scapy, scapy_python, send,
@@ -43,9 +43,12 @@ fn require() {
     );
 }
 
-fn bits(ports: &[usize]) -> u64 {
+fn bits(ports: &[usize]) -> PortMask {
     // Host i is on port index i-1.
-    ports.iter().map(|h| 1u64 << (h - 1)).sum()
+    ports
+        .iter()
+        .map(|&h| u8::try_from(h - 1).expect("a port index"))
+        .collect()
 }
 
 /// Opens the data plane on every switch port and checks the attach mode.
@@ -293,7 +296,7 @@ fn unregistered_groups_follow_policy_and_router_ports(mode: XdpMode) {
     assert_eq!(delta(&c1, &c0, counter::FLOODED), 0);
 
     // Router port 4: only h4.
-    dp.with(|dp| dp.forwarding.set_router_ports(1 << 3))
+    dp.with(|dp| dp.forwarding.set_router_ports(bits(&[4])))
         .unwrap();
     let want = seen(&lab, &[4], N);
     assert_eq!(deliver(&lab, G_UNREG, 5004, &want), want, "router p4");
@@ -313,7 +316,8 @@ fn unregistered_groups_follow_policy_and_router_ports(mode: XdpMode) {
     assert_eq!(deliver(&lab, G_UNREG, 5006, &want), want, "flood + router");
 
     // No router port any more: the registered group is back to its member.
-    dp.with(|dp| dp.forwarding.set_router_ports(0)).unwrap();
+    dp.with(|dp| dp.forwarding.set_router_ports(PortMask::EMPTY))
+        .unwrap();
     let want = seen(&lab, &[2], N);
     assert_eq!(deliver(&lab, G1, 5007, &want), want, "router removed");
 }
@@ -611,8 +615,8 @@ fn open_fds() -> usize {
 }
 
 /// Sends N datagrams from h1 to `g` and checks the hosts' eth0 rx deltas:
-/// N at the ports of `mask` (bit i = host i+1), 0 elsewhere.
-fn delivers_to_mask(lab: &Lab, g: Ipv4Addr, mask: u64) {
+/// N at the ports of `mask` (port i = host i+1), 0 elsewhere.
+fn delivers_to_mask(lab: &Lab, g: Ipv4Addr, mask: PortMask) {
     let before = host_rx(lab);
     send(lab, 1, g, 5040, N).unwrap();
     std::thread::sleep(GRACE);
@@ -621,10 +625,11 @@ fn delivers_to_mask(lab: &Lab, g: Ipv4Addr, mask: u64) {
         .zip(host_rx(lab))
         .map(|(a, b)| b.rx_packets - a.rx_packets)
         .collect();
-    let want: Vec<u64> = (0..lab.n_hosts())
-        .map(|i| if mask & (1 << i) != 0 { N } else { 0 })
+    let want: Vec<u64> = (0u8..)
+        .take(lab.n_hosts())
+        .map(|port| if mask.contains(port) { N } else { 0 })
         .collect();
-    assert_eq!(got, want, "{g} with port set {mask:#x}");
+    assert_eq!(got, want, "{g} with port set {:#x}", mask.0);
 }
 
 // 9. Port sets are pooled: thousands of distinct sets publish slots in
@@ -640,7 +645,7 @@ fn thousands_of_distinct_port_sets_are_pooled_without_holding_fds() {
     let group = |i: u64| Ipv4Addr::from(0xef02_0000u32 + i as u32);
     // Group i goes to the ports of bit pattern (i+1) << 1: all distinct, and
     // never port 0 (h1, the sender).
-    let mask = |i: u64| (i + 1) << 1;
+    let mask = |i: u64| PortMask((i + 1) << 1);
     let fds_before = open_fds();
     dp.with(move |dp| {
         for i in 0..SETS {
@@ -666,14 +671,15 @@ fn thousands_of_distinct_port_sets_are_pooled_without_holding_fds() {
     // slots already published.
     dp.with(move |dp| {
         for i in 0..SETS {
-            dp.forwarding.stage_group(0, group(i).octets(), 0);
+            dp.forwarding
+                .stage_group(0, group(i).octets(), PortMask::EMPTY);
         }
         dp.forwarding.flush()
     })
     .expect("flush");
     assert_eq!(dp.with(|dp| dp.forwarding.inner_maps()), 0);
     std::thread::sleep(Duration::from_millis(2500));
-    let other = move |i: u64| mask(i) ^ 0xffe;
+    let other = move |i: u64| PortMask(mask(i).0 ^ 0xffe);
     dp.with(move |dp| {
         for i in 0..SETS {
             dp.forwarding
@@ -689,5 +695,5 @@ fn thousands_of_distinct_port_sets_are_pooled_without_holding_fds() {
         "freed slots were not reused"
     );
     delivers_to_mask(&lab, group(SETS + 7), other(7));
-    delivers_to_mask(&lab, group(0), 0);
+    delivers_to_mask(&lab, group(0), PortMask::EMPTY);
 }

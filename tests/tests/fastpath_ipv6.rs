@@ -19,7 +19,7 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{AttachedMode, Options, PortCounters, XdpMode};
+use igmpsnoop_dataplane::{AttachedMode, Options, PortCounters, PortMask, XdpMode};
 use igmpsnoop_tests::{
     ControlFrame, DataplaneThread, Lab, Sniffers, require_root_and_tools, scapy, scapy_python,
 };
@@ -48,9 +48,12 @@ fn require() {
     );
 }
 
-fn bits(hosts: &[usize]) -> u64 {
+fn bits(hosts: &[usize]) -> PortMask {
     // Host i is on port index i-1.
-    hosts.iter().map(|h| 1u64 << (h - 1)).sum()
+    hosts
+        .iter()
+        .map(|&h| u8::try_from(h - 1).expect("a port index"))
+        .collect()
 }
 
 fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
@@ -496,10 +499,10 @@ fn ipv6_entries_are_adopted_and_held(lab: &Lab, mode: XdpMode) {
     let dp = open_with(lab, mode, pins);
     let adopted = dp.with(|dp| dp.adopted()).expect("adopted");
     assert_eq!((adopted.groups, adopted.sources), (1, 1));
-    let held: BTreeMap<[u8; 16], u64> =
+    let held: BTreeMap<[u8; 16], PortMask> =
         dp.with(|dp| dp.forwarding.held6().map(|(k, m)| (k.group, m)).collect());
     assert_eq!(held, BTreeMap::from([(G1.octets(), bits(&[2]))]));
-    let held: BTreeMap<[u8; 16], u64> = dp.with(|dp| {
+    let held: BTreeMap<[u8; 16], PortMask> = dp.with(|dp| {
         dp.forwarding
             .held_sources6()
             .map(|(k, m)| (k.source, m))

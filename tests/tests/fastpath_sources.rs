@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::{MAX_SOURCE_ENTRIES, counter};
-use igmpsnoop_dataplane::{Adopted, Error, Options, PortCounters, XdpMode};
+use igmpsnoop_dataplane::{Adopted, Error, Options, PortCounters, PortMask, XdpMode};
 use igmpsnoop_tests::{
     Capture, DataplaneThread, Lab, mcast_tool_bin, require_root_and_tools, scapy, scapy_python,
 };
@@ -44,8 +44,12 @@ fn require() {
 }
 
 /// Port mask of hosts (host i is on port index i-1).
-fn bits(hosts: &[usize]) -> u64 {
-    hosts.iter().map(|h| 1u64 << (h - 1)).sum()
+fn bits(hosts: &[usize]) -> PortMask {
+    // Host i is on port index i-1.
+    hosts
+        .iter()
+        .map(|&h| u8::try_from(h - 1).expect("a port index"))
+        .collect()
 }
 
 fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
@@ -70,7 +74,7 @@ fn check_mode(dp: &DataplaneThread, mode: XdpMode) {
 /// Group ports and source entries, written in one flush.
 fn install(dp: &DataplaneThread, group: &[usize], sources: &[(Ipv4Addr, Option<&[usize]>)]) {
     let group = bits(group);
-    let sources: Vec<(Ipv4Addr, Option<u64>)> =
+    let sources: Vec<(Ipv4Addr, Option<PortMask>)> =
         sources.iter().map(|(s, h)| (*s, h.map(bits))).collect();
     dp.with(move |dp| {
         dp.forwarding.stage_group(0, G.octets(), group);
@@ -257,7 +261,7 @@ fn sources_reach_exactly_their_sets(lab: &Lab, mode: XdpMode) {
         &[2],
         &[(S1, Some(&[3])), (S2, Some(&[2, 4])), (S4, Some(&[]))],
     );
-    let listed: BTreeMap<Ipv4Addr, u64> = dp.with(|dp| {
+    let listed: BTreeMap<Ipv4Addr, PortMask> = dp.with(|dp| {
         dp.forwarding
             .sources()
             .map(|(k, m)| (Ipv4Addr::from(k.source), m))
@@ -265,7 +269,7 @@ fn sources_reach_exactly_their_sets(lab: &Lab, mode: XdpMode) {
     });
     assert_eq!(
         listed,
-        BTreeMap::from([(S1, bits(&[3])), (S2, bits(&[2, 4])), (S4, 0)])
+        BTreeMap::from([(S1, bits(&[3])), (S2, bits(&[2, 4])), (S4, bits(&[]))])
     );
     let installed = dp.with(|dp| {
         let f = &dp.forwarding;
@@ -273,7 +277,7 @@ fn sources_reach_exactly_their_sets(lab: &Lab, mode: XdpMode) {
     });
     assert_eq!(
         installed,
-        [Some(bits(&[3])), Some(bits(&[2, 4])), None, Some(0)]
+        [Some(bits(&[3])), Some(bits(&[2, 4])), None, Some(bits(&[]))]
     );
     assert_eq!(dp.with(|dp| dp.forwarding.source_entries()), 3);
 
@@ -320,7 +324,8 @@ fn empty_sets_reach_router_ports_only(lab: &Lab, mode: XdpMode) {
     assert_eq!(delta(&c1, &c0, counter::FLOODED), 0);
 
     // No router port: nobody at all, counted.
-    dp.with(|dp| dp.forwarding.set_router_ports(0)).unwrap();
+    dp.with(|dp| dp.forwarding.set_router_ports(PortMask::EMPTY))
+        .unwrap();
     deliver(lab, &[S1, S2], 5202, &expect(lab, &[]));
     let c2 = dp.counters(0);
     assert_eq!(delta(&c2, &c1, counter::DROP_NO_MEMBER), 2 * N);
@@ -595,17 +600,20 @@ fn source_entries_are_adopted_and_held(lab: &Lab, mode: XdpMode) {
         Some(Adopted {
             groups: 1,
             sources: 2,
-            router_ports: 0,
+            router_ports: PortMask::EMPTY,
             port_sets: adopted.map_or(0, |a| a.port_sets),
         })
     );
-    let held: BTreeMap<Ipv4Addr, u64> = dp.with(|dp| {
+    let held: BTreeMap<Ipv4Addr, PortMask> = dp.with(|dp| {
         dp.forwarding
             .held_sources()
             .map(|(k, m)| (Ipv4Addr::from(k.source), m))
             .collect()
     });
-    assert_eq!(held, BTreeMap::from([(S1, bits(&[3])), (S2, 0)]));
+    assert_eq!(
+        held,
+        BTreeMap::from([(S1, bits(&[3])), (S2, PortMask::EMPTY)])
+    );
     deliver(lab, &[S1, S2, S3], 5502, &was);
 
     // The control plane sets S1 again (to h4): held ports stay until the end

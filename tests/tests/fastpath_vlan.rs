@@ -28,7 +28,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{AttachedMode, PortCounters, PortVlans, XdpMode, vlan::ANY_VLAN};
+use igmpsnoop_dataplane::{
+    AttachedMode, PortCounters, PortMask, PortVlans, XdpMode, vlan::ANY_VLAN,
+};
 use igmpsnoop_tests::{
     Capture, DataplaneThread, GRACE, Lab, RawPort, require_root_and_tools, scapy_python,
 };
@@ -50,8 +52,12 @@ fn require() {
     );
 }
 
-fn bits(hosts: &[usize]) -> u64 {
-    hosts.iter().map(|h| 1u64 << (h - 1)).sum()
+fn bits(hosts: &[usize]) -> PortMask {
+    // Host i is on port index i-1.
+    hosts
+        .iter()
+        .map(|&h| u8::try_from(h - 1).expect("a port index"))
+        .collect()
 }
 
 fn port_vlans(port: usize) -> PortVlans {
@@ -586,8 +592,11 @@ fn router_sets_are_per_vlan(mode: XdpMode) {
 
     // VLAN 10 with an empty router set of its own: dropped, counted, even
     // though ANY_VLAN has router ports.
-    dp.with(|dp| dp.forwarding.set_vlan_router_ports::<[u8; 4]>(10, 0))
-        .unwrap();
+    dp.with(|dp| {
+        dp.forwarding
+            .set_vlan_router_ports::<[u8; 4]>(10, PortMask::EMPTY)
+    })
+    .unwrap();
     let c1 = counters(&dp);
     deliver(&lab, &[udp(54, 1, None, G_UNREG)]);
     let c2 = counters(&dp);

@@ -53,7 +53,7 @@ pub struct Core {
     pub timed: bool,
     /// The router ports last given to the fast path, per (family, VLAN);
     /// ANY_VLAN: the static ones, for VLANs without a set of their own.
-    pub router_sets: BTreeMap<(AddrFamily, u16), u64>,
+    pub router_sets: BTreeMap<(AddrFamily, u16), PortMask>,
 }
 
 impl Core {
@@ -80,7 +80,6 @@ impl Core {
                     ports,
                 } => {
                     debug!(%group, vlan, %source, ports = ?ports.map(|p| p.0), "source ports");
-                    let ports = ports.map(|p| p.0);
                     let f = &mut self.dp.forwarding;
                     match (group, source) {
                         (IpAddr::V4(g), IpAddr::V4(s)) => {
@@ -118,7 +117,7 @@ impl Core {
                 IpAddr::V4(g) => self.dp.forwarding.members(vlan, g.octets()),
                 IpAddr::V6(g) => self.dp.forwarding.members(vlan, g.octets()),
             };
-            let (names, added, removed) = self.changes(before, ports.0);
+            let (names, added, removed) = self.changes(before, ports);
             if self.timed {
                 for port in &removed {
                     self.publish(EventKind::Expired {
@@ -137,8 +136,8 @@ impl Core {
             });
         }
         match group {
-            IpAddr::V4(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports.0),
-            IpAddr::V6(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports.0),
+            IpAddr::V4(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports),
+            IpAddr::V6(g) => self.dp.forwarding.stage_group(vlan, g.octets(), ports),
         }
     }
 
@@ -152,7 +151,7 @@ impl Core {
     /// Tells the fast path which ports' joins it may apply itself: those
     /// the engine would accept now (not at a limit); written on change.
     pub fn update_fast_join_ports(&mut self) {
-        let ports = self.engine.join_ports().0;
+        let ports = self.engine.join_ports();
         if let Err(e) = self.dp.forwarding.set_fast_join_ports(ports) {
             self.counters.map_errors += 1;
             error!(error = %e, "cannot set the fast-join ports");
@@ -179,10 +178,10 @@ impl Core {
         );
         let before = self
             .router_sets
-            .insert((family, vlan), ports.0)
-            .unwrap_or(0);
+            .insert((family, vlan), ports)
+            .unwrap_or_default();
         if !self.monitors.is_empty() && vlan != ANY_VLAN {
-            let (names, added, removed) = self.changes(before, ports.0);
+            let (names, added, removed) = self.changes(before, ports);
             if !added.is_empty() || !removed.is_empty() {
                 self.publish(EventKind::RouterPorts {
                     family,
@@ -195,8 +194,8 @@ impl Core {
         }
         let f = &mut self.dp.forwarding;
         let done = match family {
-            AddrFamily::Ipv4 => f.set_vlan_router_ports::<[u8; 4]>(vlan, ports.0),
-            AddrFamily::Ipv6 => f.set_vlan_router_ports::<[u8; 16]>(vlan, ports.0),
+            AddrFamily::Ipv4 => f.set_vlan_router_ports::<[u8; 4]>(vlan, ports),
+            AddrFamily::Ipv6 => f.set_vlan_router_ports::<[u8; 16]>(vlan, ports),
         };
         if let Err(e) = done {
             self.counters.map_errors += 1;
@@ -211,7 +210,7 @@ impl Core {
     pub fn set_static_routers(&mut self) {
         let ports = self.engine.static_router_ports();
         for family in [AddrFamily::Ipv4, AddrFamily::Ipv6] {
-            if self.router_sets.get(&(family, ANY_VLAN)) != Some(&ports.0) {
+            if self.router_sets.get(&(family, ANY_VLAN)) != Some(&ports) {
                 self.set_router_ports(family, ANY_VLAN, ports);
             }
         }
@@ -242,15 +241,18 @@ impl Core {
     }
 
     /// The port names of a mask.
-    pub fn port_names(&self, mask: u64) -> Vec<String> {
-        (0..64)
-            .filter(|i| mask & (1u64 << i) != 0)
-            .map(|i| self.port_name(i))
+    pub fn port_names(&self, mask: PortMask) -> Vec<String> {
+        mask.iter()
+            .map(|p| self.port_name(usize::from(p)))
             .collect()
     }
 
     /// `after`'s ports, and those added and removed since `before`.
-    fn changes(&self, before: u64, after: u64) -> (Vec<String>, Vec<String>, Vec<String>) {
+    fn changes(
+        &self,
+        before: PortMask,
+        after: PortMask,
+    ) -> (Vec<String>, Vec<String>, Vec<String>) {
         (
             self.port_names(after),
             self.port_names(after & !before),

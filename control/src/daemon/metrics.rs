@@ -345,7 +345,7 @@ fn register_state(reg: &mut Registry, core: &Core) {
     );
     reg.register("vlan_groups", "Groups, by VLAN", per_vlan);
     let routers = Family::<PortLabel, Gauge>::default();
-    for name in core.port_names(core.engine.router_ports().0) {
+    for name in core.port_names(core.engine.router_ports()) {
         routers.get_or_create(&PortLabel { port: name }).set(1);
     }
     reg.register(

@@ -368,7 +368,7 @@ fn adopt(core: &mut Core) -> Option<Instant> {
     core.apply(None);
     info!(
         groups = adopted.groups,
-        router_ports = adopted.router_ports.count_ones(),
+        router_ports = adopted.router_ports.count(),
         port_sets = adopted.port_sets,
         hold_s = hold.as_secs_f64(),
         solicited,

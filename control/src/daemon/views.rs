@@ -91,7 +91,7 @@ pub fn groups(
 fn held_rows(
     engine: &Engine,
     dp: &Dataplane,
-    held: impl Iterator<Item = (u16, IpAddr, u64)>,
+    held: impl Iterator<Item = (u16, IpAddr, PortMask)>,
     hold_ms: Option<u64>,
     rows: &mut Vec<GroupRow>,
 ) {
@@ -100,7 +100,7 @@ fn held_rows(
             IpAddr::V4(g) => (AddrFamily::Ipv4, engine.lookup(vlan, g)),
             IpAddr::V6(g) => (AddrFamily::Ipv6, engine.lookup(vlan, g)),
         };
-        for port in (0..64u8).filter(|p| mask & (1u64 << p) != 0 && !learned.contains(*p)) {
+        for port in mask.iter().filter(|&p| !learned.contains(p)) {
             rows.push(GroupRow {
                 family,
                 group,
@@ -378,7 +378,7 @@ fn pinned(dp: &Dataplane) -> Value {
         "dir": dir.display().to_string(),
         "adopted": dp.adopted().map(|a| json!({
             "groups": a.groups,
-            "router_ports": a.router_ports.count_ones(),
+            "router_ports": a.router_ports.count(),
             "port_sets": a.port_sets,
         })),
         "held_groups": dp.forwarding.held_groups(),

@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::family::{Addr, FamilyState};
 use super::table::Installed;
-use super::{Adopted, Forwarding, map_err};
+use super::{Adopted, Forwarding, PortMask, map_err};
 use crate::{error::Result, port_sets::PortSets};
 
 /// What an adopted entry holds: its ports (ours), and whether it is exactly
@@ -15,7 +15,7 @@ fn adopted_entry(sets: &PortSets, entry: &SetRef) -> Option<Installed> {
     let solo = [entry.solo_untagged, entry.solo_tagged];
     if entry.copies == 0 && entry.set == NO_SET {
         return Some(Installed {
-            mask: 0,
+            mask: PortMask::EMPTY,
             slot: NO_SET,
             flags: entry.flags,
             solo,
@@ -28,7 +28,7 @@ fn adopted_entry(sets: &PortSets, entry: &SetRef) -> Option<Installed> {
         slot: entry.set,
         flags: entry.flags,
         solo,
-        exact: !foreign && mask.count_ones() == u32::from(entry.copies),
+        exact: !foreign && mask.count() == u32::from(entry.copies),
     })
 }
 
@@ -36,7 +36,7 @@ fn adopted_entry(sets: &PortSets, entry: &SetRef) -> Option<Installed> {
 /// inexact so that the first flush rewrites or removes it.
 fn broken_entry(flags: u8) -> Installed {
     Installed {
-        mask: 0,
+        mask: PortMask::EMPTY,
         slot: NO_SET,
         flags,
         solo: [0; 2],
@@ -58,7 +58,7 @@ impl Forwarding {
             .router_sets
             .adopt(&mut self.sets)
             .into_iter()
-            .fold(0, |all, (_, mask)| all | mask);
+            .fold(PortMask::EMPTY, |all, (_, mask)| all | mask);
         self.sets.finish_adoption();
         self.sets.write_all_masks()?;
         self.routers.held = held_routers;
@@ -118,13 +118,14 @@ impl<A: Addr> FamilyState<A> {
             };
             sets.adopt_ref(installed.slot);
             self.groups.adopt(key, installed);
-            if installed.mask != 0 {
+            if !installed.mask.is_empty() {
                 self.desired.hold_group(key, installed.mask);
             }
             // A set with ports that are not ours any more, no port at all (it
             // stays only while it has held sources), or a flag that does not
             // match the source entries found: rewritten, or removed, now.
-            if !installed.exact || installed.mask == 0 || self.flag_mismatch(&key, &installed) {
+            if !installed.exact || installed.mask.is_empty() || self.flag_mismatch(&key, &installed)
+            {
                 self.pending.insert(key);
             }
         }
@@ -141,7 +142,7 @@ impl<A: Addr> FamilyState<A> {
 
     fn flag_mismatch(&self, key: &A::GroupKey, installed: &Installed) -> bool {
         self.desired
-            .group(key, 0)
+            .group(key, PortMask::EMPTY)
             .is_none_or(|w| w.flags & set_flags::SOURCES != installed.flags & set_flags::SOURCES)
     }
 }

@@ -24,7 +24,7 @@ use super::family::Addr;
 /// The kernel entry one group or source must have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Want {
-    /// Its port set, router and held ports included (0: nobody).
+    /// Its port set, router and held ports included (empty: nobody).
     pub mask: PortMask,
     /// `set_flags::*`: SOURCES (never for a source) and the format.
     pub flags: u8,
@@ -43,13 +43,13 @@ impl Want {
 }
 
 pub(crate) struct Desired<A: Addr> {
-    /// Member ports per group, as the control plane set them (never 0).
+    /// Member ports per group, as the control plane set them (never empty).
     members: HashMap<A::GroupKey, PortMask>,
-    /// Member ports per source entry, as set (0 = nobody wants the source).
+    /// Member ports per source entry, as set (empty = nobody wants the source).
     sources: HashMap<A::SourceKey, PortMask>,
     /// Adopted groups and their ports, until released.
     held: HashMap<A::GroupKey, PortMask>,
-    /// Adopted source entries and their ports (0 included), until released.
+    /// Adopted source entries and their ports (empty included), until released.
     held_sources: HashMap<A::SourceKey, PortMask>,
     /// Per group, how many of its sources are in `sources` or `held_sources`:
     /// the group is flagged (and registered) while this is above 0.
@@ -73,16 +73,16 @@ impl<A: Addr> Desired<A> {
         }
     }
 
-    /// Sets a group's member ports; 0 removes them.
+    /// Sets a group's member ports; an empty set removes them.
     pub fn set_group(&mut self, key: A::GroupKey, members: PortMask) {
-        if members == 0 {
+        if members.is_empty() {
             self.members.remove(&key);
         } else {
             self.members.insert(key, members);
         }
     }
 
-    /// Sets a source entry (Some, possibly 0) or removes it (None).
+    /// Sets a source entry (Some, possibly empty) or removes it (None).
     pub fn set_source(&mut self, key: A::SourceKey, members: Option<PortMask>) {
         self.counting(key, |d| match members {
             Some(mask) => {
@@ -151,20 +151,19 @@ impl<A: Addr> Desired<A> {
     /// The member ports the control plane set for `key` (held ones not
     /// included, router ports neither).
     pub fn members_of(&self, key: &A::GroupKey) -> PortMask {
-        self.members.get(key).copied().unwrap_or(0)
+        self.members.get(key).copied().unwrap_or_default()
     }
 
     /// The entry `key` must have in the group map, `routers` (the effective
     /// router ports) included; None: unregistered.
     pub fn group(&self, key: &A::GroupKey, routers: PortMask) -> Option<Want> {
-        let own =
-            self.members.get(key).copied().unwrap_or(0) | self.held.get(key).copied().unwrap_or(0);
+        let own = self.members_of(key) | self.held.get(key).copied().unwrap_or_default();
         let flags = if self.has_sources(key) {
             set_flags::SOURCES
         } else {
             0
         };
-        if own == 0 && flags == 0 {
+        if own.is_empty() && flags == 0 {
             return None;
         }
         Some(Want::new(own | routers, flags))
@@ -178,7 +177,10 @@ impl<A: Addr> Desired<A> {
         if set.is_none() && held.is_none() {
             return None;
         }
-        Some(Want::new(set.unwrap_or(0) | held.unwrap_or(0) | routers, 0))
+        Some(Want::new(
+            set.unwrap_or_default() | held.unwrap_or_default() | routers,
+            0,
+        ))
     }
 
     pub fn members(&self) -> impl Iterator<Item = (A::GroupKey, PortMask)> + '_ {
@@ -228,6 +230,8 @@ mod tests {
 
     type D = Desired<[u8; 4]>;
 
+    const NONE: PortMask = PortMask::EMPTY;
+
     const G: GroupKey = GroupKey::new(0, [239, 1, 1, 1]);
     const S1: SourceKey = SourceKey::new(0, [239, 1, 1, 1], [10, 0, 0, 1]);
     const S2: SourceKey = SourceKey::new(0, [239, 1, 1, 1], [10, 0, 0, 2]);
@@ -239,32 +243,36 @@ mod tests {
     #[test]
     fn a_group_without_sources_is_registered_by_its_ports_only() {
         let mut d = D::default();
-        assert_eq!(d.group(&G, 0), None);
-        d.set_group(G, 0b10);
-        assert_eq!(d.group(&G, 0), want(0b10, 0));
-        d.set_group(G, 0);
-        assert_eq!(d.group(&G, 0), None);
+        assert_eq!(d.group(&G, NONE), None);
+        d.set_group(G, PortMask(0b10));
+        assert_eq!(d.group(&G, NONE), want(PortMask(0b10), 0));
+        d.set_group(G, NONE);
+        assert_eq!(d.group(&G, NONE), None);
     }
 
     #[test]
     fn a_source_entry_keeps_its_group_registered_and_flagged_even_empty() {
         let mut d = D::default();
-        d.set_source(S1, Some(0));
-        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
-        assert_eq!(d.source(&S1, 0), want(0, 0));
-        d.set_source(S2, Some(0b100));
+        d.set_source(S1, Some(NONE));
+        assert_eq!(d.group(&G, NONE), want(NONE, set_flags::SOURCES));
+        assert_eq!(d.source(&S1, NONE), want(NONE, 0));
+        d.set_source(S2, Some(PortMask(0b100)));
         d.set_source(S1, None);
-        assert_eq!(d.source(&S1, 0), None);
-        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
+        assert_eq!(d.source(&S1, NONE), None);
+        assert_eq!(d.group(&G, NONE), want(NONE, set_flags::SOURCES));
         d.set_source(S2, None);
-        assert_eq!(d.group(&G, 0), None, "no ports, no sources: unregistered");
+        assert_eq!(
+            d.group(&G, NONE),
+            None,
+            "no ports, no sources: unregistered"
+        );
     }
 
     #[test]
     fn setting_a_source_twice_counts_it_once() {
         let mut d = D::default();
-        d.set_source(S1, Some(1));
-        d.set_source(S1, Some(2));
+        d.set_source(S1, Some(PortMask(1)));
+        d.set_source(S1, Some(PortMask(2)));
         d.set_source(S1, None);
         assert!(!d.has_sources(&G));
         d.set_source(S1, None);
@@ -274,10 +282,13 @@ mod tests {
     #[test]
     fn router_ports_join_every_set_including_empty_ones() {
         let mut d = D::default();
-        d.set_group(G, 0b10);
-        d.set_source(S1, Some(0));
-        assert_eq!(d.group(&G, 0b1000), want(0b1010, set_flags::SOURCES));
-        assert_eq!(d.source(&S1, 0b1000), want(0b1000, 0));
+        d.set_group(G, PortMask(0b10));
+        d.set_source(S1, Some(NONE));
+        assert_eq!(
+            d.group(&G, PortMask(0b1000)),
+            want(PortMask(0b1010), set_flags::SOURCES)
+        );
+        assert_eq!(d.source(&S1, PortMask(0b1000)), want(PortMask(0b1000), 0));
         let (groups, sources) = d.all_keys();
         assert!(groups.contains(&G));
         assert_eq!(sources, vec![S1]);
@@ -286,18 +297,25 @@ mod tests {
     #[test]
     fn held_sources_keep_their_ports_until_released() {
         let mut d = D::default();
-        d.hold_source(S1, 0b100);
-        d.hold_source(S2, 0);
-        assert_eq!(d.group(&G, 0b1), want(0b1, set_flags::SOURCES));
-        assert_eq!(d.source(&S1, 0b1), want(0b101, 0));
-        d.set_source(S1, Some(0b10));
-        assert_eq!(d.source(&S1, 0b1), want(0b111, 0));
+        d.hold_source(S1, PortMask(0b100));
+        d.hold_source(S2, NONE);
+        assert_eq!(
+            d.group(&G, PortMask(0b1)),
+            want(PortMask(0b1), set_flags::SOURCES)
+        );
+        assert_eq!(d.source(&S1, PortMask(0b1)), want(PortMask(0b101), 0));
+        d.set_source(S1, Some(PortMask(0b10)));
+        assert_eq!(d.source(&S1, PortMask(0b1)), want(PortMask(0b111), 0));
         let (groups, sources) = d.release_held();
         assert!(groups.contains(&G));
         assert_eq!(sources.len(), 2);
-        assert_eq!(d.source(&S1, 0), want(0b10, 0), "set since: kept as set");
-        assert_eq!(d.source(&S2, 0), None, "not set since: gone");
-        assert_eq!(d.group(&G, 0), want(0, set_flags::SOURCES));
+        assert_eq!(
+            d.source(&S1, NONE),
+            want(PortMask(0b10), 0),
+            "set since: kept as set"
+        );
+        assert_eq!(d.source(&S2, NONE), None, "not set since: gone");
+        assert_eq!(d.group(&G, NONE), want(NONE, set_flags::SOURCES));
     }
 
     #[test]
@@ -305,13 +323,13 @@ mod tests {
         let g: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
         let s1 = Source6Key::new(3, g, [0xfd; 16]);
         let mut d = Desired::<[u8; 16]>::default();
-        d.set_source(s1, Some(0));
+        d.set_source(s1, Some(NONE));
         assert_eq!(
-            d.group(&s1.group_key(), 0b100),
-            want(0b100, set_flags::SOURCES)
+            d.group(&s1.group_key(), PortMask(0b100)),
+            want(PortMask(0b100), set_flags::SOURCES)
         );
-        d.set_group(s1.group_key(), 0b1);
+        d.set_group(s1.group_key(), PortMask(0b1));
         d.set_source(s1, None);
-        assert_eq!(d.group(&s1.group_key(), 0), want(0b1, 0));
+        assert_eq!(d.group(&s1.group_key(), NONE), want(PortMask(0b1), 0));
     }
 }

@@ -11,10 +11,10 @@ use igmpsnoop_common::{
     SourceKey,
 };
 
-use super::Routers;
 use super::desired::Desired;
 use super::table::Table;
 use super::vlans::VlanTable;
+use super::{PortMask, Routers};
 use crate::{error::Error, error::Result, port_sets::PortSets};
 
 /// A group or source address of one family, in network byte order:
@@ -163,7 +163,9 @@ impl<A: Addr> FamilyState<A> {
             .iter()
             .collect::<HashSet<_>>()
             .into_iter()
-            .filter(|k| self.desired.group(k, 0).is_none() && self.groups.get(k).is_some())
+            .filter(|k| {
+                self.desired.group(k, PortMask::EMPTY).is_none() && self.groups.get(k).is_some()
+            })
             .count();
         self.pending.extend(groups);
         self.pending_sources.extend(sources);

@@ -1,7 +1,7 @@
 //! The fast path's forwarding state: per-group and per-(group, source) port
 //! sets, router ports, flood set and policy.
 //!
-//! The control plane's record of a group is a u64 bitmap of port indexes. The
+//! The control plane's record of a group is a [`PortMask`] of port indexes. The
 //! kernel sees, per (VLAN, group), an entry of the GROUPS hash naming a slot
 //! of the port-set pool ([`crate::port_sets`]), and per (VLAN, group, source)
 //! with a filter of its own (IGMPv3), an entry of the SOURCES hash naming
@@ -98,7 +98,7 @@ use family::FamilyState;
 use ref_map::RefMap;
 use vlans::VlanTable;
 
-pub type PortMask = u64;
+pub use igmpsnoop_common::PortMask;
 
 /// What a restarted switch found in the pinned maps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -156,7 +156,7 @@ impl Routers {
                 family,
             })
         };
-        own.or_else(any).copied().unwrap_or(0) | self.held
+        own.or_else(any).copied().unwrap_or_default() | self.held
     }
 }
 
@@ -171,15 +171,25 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
 /// The mask of the ports (by index into `ifindexes`) among `of`, and whether
 /// `of` held any ifindex that is not a port.
 pub(crate) fn port_mask(ifindexes: &[u32], of: impl IntoIterator<Item = u32>) -> (PortMask, bool) {
-    let mut mask = 0;
+    let mut mask = PortMask::EMPTY;
     let mut foreign = false;
     for ifindex in of {
-        match ifindexes.iter().position(|i| *i == ifindex) {
-            Some(index) => mask |= 1u64 << index,
+        match ports(ifindexes).find(|&(_, i)| i == ifindex) {
+            Some((port, _)) => mask.insert(port),
             None => foreign = true,
         }
     }
     (mask, foreign)
+}
+
+/// Each port's index (its bit in a [`PortMask`]) with its ifindex, in
+/// order. There are at most `MAX_PORTS` (64) ports (`Dataplane::open`
+/// refuses more), so every index fits the mask's `u8` port numbers.
+pub(crate) fn ports(ifindexes: &[u32]) -> impl Iterator<Item = (u8, u32)> + '_ {
+    ifindexes
+        .iter()
+        .zip(0u8..)
+        .map(|(&ifindex, port)| (port, ifindex))
 }
 
 /// The maps `Forwarding` takes over.
@@ -189,13 +199,13 @@ pub(crate) struct Maps {
     pub groups6: Map,
     pub sources6: Map,
     pub port_sets: Map,
-    pub masks: Array<MapData, u64>,
+    pub masks: Array<MapData, PortMask>,
     pub flood: DevMapHash<MapData>,
     pub flood_sets: AyaHashMap<MapData, u16, SetRef>,
     pub router_sets: AyaHashMap<MapData, RouterKey, SetRef>,
     pub port_vlans: Array<MapData, PortVlanConf>,
     pub config: Array<MapData, SwitchConf>,
-    pub slots: AyaHashMap<MapData, u64, u32>,
+    pub slots: AyaHashMap<MapData, PortMask, u32>,
 }
 
 impl Forwarding {
@@ -233,7 +243,7 @@ impl Forwarding {
             _port_sets: maps.port_sets,
             sets,
             flood: maps.flood,
-            flood_installed: 0,
+            flood_installed: PortMask::EMPTY,
             flood_sets: RefMap::new("FLOOD_SETS", maps.flood_sets),
             router_sets: RefMap::new("ROUTER_SETS", maps.router_sets),
             port_vlans: maps.port_vlans,
@@ -283,7 +293,7 @@ impl Forwarding {
     }
 
     /// Adopted source entries of family `A` still held, with the ports they
-    /// had (0: the source was wanted by nobody), router ports of the earlier
+    /// had (empty: the source was wanted by nobody), router ports of the earlier
     /// run included.
     pub fn held_sources_of<A: Addr>(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
         A::state(self).desired.held_sources()
@@ -315,8 +325,8 @@ impl Forwarding {
     /// go. Returns how many adopted groups were removed.
     pub fn release_held(&mut self) -> Result<usize> {
         let removed = self.v4.release_held() + self.v6.release_held();
-        if self.routers.held != 0 {
-            self.routers.held = 0;
+        if !self.routers.held.is_empty() {
+            self.routers.held = PortMask::EMPTY;
             self.v4.touch_all();
             self.v6.touch_all();
         }
@@ -326,11 +336,7 @@ impl Forwarding {
     }
 
     fn all_ports(&self) -> PortMask {
-        if self.ifindexes.len() >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.ifindexes.len()) - 1
-        }
+        PortMask::first(self.ifindexes.len())
     }
 
     /// Sets the member ports of (vlan, group) now, an IPv4 (`[u8; 4]`) or
@@ -343,7 +349,7 @@ impl Forwarding {
     }
 
     pub fn delete_group<A: Addr>(&mut self, vlan: u16, group: A) -> Result<()> {
-        self.set_group(vlan, group, 0)
+        self.set_group(vlan, group, PortMask::EMPTY)
     }
 
     /// Like `set_group`, but written to the kernel by the next `flush`,
@@ -515,20 +521,18 @@ impl Forwarding {
 
     /// Makes the FLOOD devmap hold exactly `want`.
     fn write_flood(&mut self, want: PortMask) -> Result<()> {
-        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-            let bit = 1u64 << index;
-            if want & bit != 0 && self.flood_installed & bit == 0 {
+        for (port, ifindex) in ports(&self.ifindexes) {
+            if want.contains(port) && !self.flood_installed.contains(port) {
                 self.flood
                     .insert(ifindex, ifindex, None, 0)
                     .map_err(xdp_err("FLOOD"))?;
-                self.flood_installed |= bit;
+                self.flood_installed.insert(port);
             }
         }
-        for (index, &ifindex) in self.ifindexes.iter().enumerate() {
-            let bit = 1u64 << index;
-            if want & bit == 0 && self.flood_installed & bit != 0 {
+        for (port, ifindex) in ports(&self.ifindexes) {
+            if !want.contains(port) && self.flood_installed.contains(port) {
                 self.flood.remove(ifindex).map_err(map_err("FLOOD"))?;
-                self.flood_installed &= !bit;
+                self.flood_installed.remove(port);
             }
         }
         Ok(())
@@ -581,19 +585,21 @@ impl Forwarding {
     /// or all of them when the table is full). Written only on change.
     pub fn set_fast_join_ports(&mut self, ports: PortMask) -> Result<()> {
         let ports = ports & self.all_ports();
-        if ports == self.conf.fast_join_ports {
+        if ports == PortMask(self.conf.fast_join_ports) {
             return Ok(());
         }
-        self.conf.fast_join_ports = ports;
+        // SwitchConf keeps the raw bits: the XDP program reads it.
+        self.conf.fast_join_ports = ports.0;
         self.write_conf()
     }
 
-    /// The ports whose joins the program may apply now (0 with fast join off).
+    /// The ports whose joins the program may apply now (none with fast join
+    /// off).
     pub fn fast_join_ports(&self) -> PortMask {
         if self.conf.fast_join == 0 {
-            0
+            PortMask::EMPTY
         } else {
-            self.conf.fast_join_ports
+            PortMask(self.conf.fast_join_ports)
         }
     }
 
@@ -637,7 +643,7 @@ impl Forwarding {
                     family,
                 })
             })
-            .fold(0, |all, m| all | m)
+            .fold(PortMask::EMPTY, |all, &m| all | m)
     }
 
     /// The member ports of every group of family `A` the control plane
@@ -647,7 +653,7 @@ impl Forwarding {
     }
 
     /// Every source entry of family `A` the control plane has set, with its
-    /// member ports (0: nobody wants the source).
+    /// member ports (empty: nobody wants the source).
     pub fn sources_of<A: Addr>(&self) -> impl Iterator<Item = (A::SourceKey, PortMask)> + '_ {
         A::state(self).desired.sources()
     }
@@ -680,13 +686,13 @@ impl Forwarding {
     }
 
     /// The port set in the kernel for (vlan, group), router ports and held
-    /// ports included; 0 when the group is not registered or registered with
-    /// no port (see [`Forwarding::registered`]).
+    /// ports included; empty when the group is not registered or registered
+    /// with no port (see [`Forwarding::registered`]).
     pub fn installed<A: Addr>(&self, vlan: u16, group: A) -> PortMask {
         A::state(self)
             .groups
             .get(&A::group_key(vlan, group))
-            .map_or(0, |i| i.mask)
+            .map_or(PortMask::EMPTY, |i| i.mask)
     }
 
     /// Whether (vlan, group) has an entry in the kernel (registered: not
@@ -700,7 +706,7 @@ impl Forwarding {
 
     /// The port set in the kernel for traffic from `source` to (vlan, group),
     /// router and held ports included, when the source has an entry of its
-    /// own (Some(0): nobody receives it).
+    /// own (Some(empty): nobody receives it).
     pub fn installed_source<A: Addr>(&self, vlan: u16, group: A, source: A) -> Option<PortMask> {
         A::state(self)
             .sources

@@ -39,9 +39,9 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> RefMap<K> {
         let mut masks = Vec::new();
         for (key, r) in found {
             let mask = if r.set == NO_SET {
-                0
+                PortMask::EMPTY
             } else {
-                sets.content(r.set).map_or(0, |(m, _)| m)
+                sets.content(r.set).map_or(PortMask::EMPTY, |(m, _)| m)
             };
             if r.set != NO_SET {
                 sets.adopt_ref(r.set);
@@ -72,7 +72,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> RefMap<K> {
             {
                 continue;
             }
-            let slot = if w.mask == 0 {
+            let slot = if w.mask.is_empty() {
                 NO_SET
             } else {
                 sets.acquire(w.mask)?

@@ -28,7 +28,7 @@ pub(crate) fn set_ref(slot: u32, want: &Want) -> SetRef {
     SetRef {
         set: slot,
         // At most MAX_PORTS (64).
-        copies: want.mask.count_ones() as u8,
+        copies: want.mask.count() as u8,
         flags: want.flags,
         solo_untagged: want.solo[0],
         solo_tagged: want.solo[1],
@@ -38,7 +38,7 @@ pub(crate) fn set_ref(slot: u32, want: &Want) -> SetRef {
 /// An entry in the kernel.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Installed {
-    /// The ports (of ours) its set delivers to; 0 with `slot == NO_SET`.
+    /// The ports (of ours) its set delivers to; empty with `slot == NO_SET`.
     pub mask: PortMask,
     pub slot: u32,
     pub flags: u8,
@@ -136,7 +136,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
             .entry(key)
             .and_modify(|i| i.exact = false)
             .or_insert(Installed {
-                mask: 0,
+                mask: PortMask::EMPTY,
                 slot: NO_SET,
                 flags: 0,
                 solo: [0; 2],
@@ -197,7 +197,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
                 }
                 added += 1;
             }
-            let slot = if want.mask == 0 {
+            let slot = if want.mask.is_empty() {
                 NO_SET
             } else {
                 match sets.acquire(want.mask) {

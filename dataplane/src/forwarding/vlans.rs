@@ -46,7 +46,7 @@ impl VlanTable {
     }
 
     fn index(&mut self) {
-        self.unaware = 0;
+        self.unaware = PortMask::EMPTY;
         self.configured.clear();
         let vlans: BTreeSet<u16> = self
             .ports
@@ -54,19 +54,19 @@ impl VlanTable {
             .flatten()
             .flat_map(|c| c.vlans.iter().copied())
             .collect();
-        for (i, config) in self.ports.iter().enumerate() {
+        for (port, config) in indexed(&self.ports) {
             if config.is_none() {
-                self.unaware |= 1 << i;
+                self.unaware.insert(port);
             }
         }
         for vlan in vlans {
-            let mut carry = 0;
-            let mut plain = 0;
-            for (i, config) in self.ports.iter().enumerate() {
+            let mut carry = PortMask::EMPTY;
+            let mut plain = PortMask::EMPTY;
+            for (port, config) in indexed(&self.ports) {
                 if carries(config.as_ref(), vlan) {
-                    carry |= 1 << i;
+                    carry.insert(port);
                     if untagged(config.as_ref(), vlan) {
-                        plain |= 1 << i;
+                        plain.insert(port);
                     }
                 }
             }
@@ -107,11 +107,11 @@ impl VlanTable {
         let (carry, plain) = match self.configured.get(&vlan) {
             Some(&masks) => masks,
             None if vlan == 0 => (self.unaware, self.unaware),
-            None => (self.unaware, 0),
+            None => (self.unaware, PortMask::EMPTY),
         };
         let mask = want.mask & carry;
         let (plain, tagged) = (mask & plain, mask & !plain);
-        let format = match (plain != 0, tagged != 0) {
+        let format = match (!plain.is_empty(), !tagged.is_empty()) {
             (true, true) => set_flags::MIXED,
             (true, false) => set_flags::UNTAGGED,
             (false, true) => set_flags::TAGGED,
@@ -138,12 +138,17 @@ impl VlanTable {
     }
 }
 
+/// Each port's config with its index (its bit in a [`PortMask`]): one per
+/// port, at most `MAX_PORTS`, so the index fits a `u8`.
+fn indexed(ports: &[Option<PortVlans>]) -> impl Iterator<Item = (u8, &Option<PortVlans>)> {
+    ports.iter().zip(0u8..).map(|(config, port)| (port, config))
+}
+
 /// 1 + the index of the only port of `mask`, 0 when none or several.
 fn solo(mask: PortMask) -> u8 {
-    if mask.count_ones() == 1 {
-        mask.trailing_zeros() as u8 + 1
-    } else {
-        0
+    match (mask.count(), mask.iter().next()) {
+        (1, Some(port)) => port + 1,
+        _ => 0,
     }
 }
 
@@ -190,32 +195,36 @@ mod tests {
     #[test]
     fn without_vlan_config_every_set_is_as_is() {
         let t = VlanTable::new(vec![None, None]);
-        let w = t.shape(10, Want::new(0b11, set_flags::SOURCES));
-        assert_eq!(w, Want::new(0b11, set_flags::SOURCES));
-        assert_eq!(t.carriers(7), 0b11);
+        let w = t.shape(10, Want::new(PortMask(0b11), set_flags::SOURCES));
+        assert_eq!(w, Want::new(PortMask(0b11), set_flags::SOURCES));
+        assert_eq!(t.carriers(7), PortMask(0b11));
     }
 
     #[test]
     fn sets_keep_the_carriers_of_their_vlan_and_say_their_format() {
         let t = table();
-        assert_eq!(t.carriers(10), 0b1011);
-        assert_eq!(t.carriers(20), 0b1110);
-        assert_eq!(t.carriers(0), 0b1000, "VLAN 0: unaware ports only");
-        let w = t.shape(10, Want::new(0b1111, 0));
-        assert_eq!(w.mask, 0b1011);
+        assert_eq!(t.carriers(10), PortMask(0b1011));
+        assert_eq!(t.carriers(20), PortMask(0b1110));
+        assert_eq!(
+            t.carriers(0),
+            PortMask(0b1000),
+            "VLAN 0: unaware ports only"
+        );
+        let w = t.shape(10, Want::new(PortMask(0b1111), 0));
+        assert_eq!(w.mask, PortMask(0b1011));
         assert_eq!(w.flags, set_flags::MIXED);
         assert_eq!(w.solo, [1, 0], "p0 the only untagged one; p1 and p3 tagged");
-        let w = t.shape(20, Want::new(0b0100, 0));
-        assert_eq!((w.mask, w.flags), (0b0100, set_flags::UNTAGGED));
-        let w = t.shape(10, Want::new(0b1010, 0));
+        let w = t.shape(20, Want::new(PortMask(0b0100), 0));
+        assert_eq!((w.mask, w.flags), (PortMask(0b0100), set_flags::UNTAGGED));
+        let w = t.shape(10, Want::new(PortMask(0b1010), 0));
         assert_eq!(
             (w.mask, w.flags, w.solo),
-            (0b1010, set_flags::TAGGED, [0, 0])
+            (PortMask(0b1010), set_flags::TAGGED, [0, 0])
         );
-        let w = t.shape(0, Want::new(0b1111, 0));
-        assert_eq!((w.mask, w.flags), (0b1000, set_flags::UNTAGGED));
-        let w = t.shape(30, Want::new(0b1111, 0));
-        assert_eq!((w.mask, w.flags), (0b1000, set_flags::TAGGED));
+        let w = t.shape(0, Want::new(PortMask(0b1111), 0));
+        assert_eq!((w.mask, w.flags), (PortMask(0b1000), set_flags::UNTAGGED));
+        let w = t.shape(30, Want::new(PortMask(0b1111), 0));
+        assert_eq!((w.mask, w.flags), (PortMask(0b1000), set_flags::TAGGED));
     }
 
     #[test]

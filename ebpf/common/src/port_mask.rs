@@ -1,6 +1,10 @@
 //! Port sets: one type for the engine, the daemon and the data plane.
 
 /// A set of ports as a bitmap (bit `i` = port `i`).
+///
+/// `repr(transparent)`: the same bytes as the u64 the eBPF maps hold
+/// (SLOTS keys, MASKS values), so userspace can key and fill them with it.
+#[repr(transparent)]
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct PortMask(pub u64);
@@ -107,6 +111,22 @@ impl core::ops::Not for PortMask {
     }
 }
 
+/// The set of the ports given (those past 63 ignored, as `insert` does).
+impl FromIterator<u8> for PortMask {
+    fn from_iter<I: IntoIterator<Item = u8>>(ports: I) -> PortMask {
+        let mut mask = PortMask::EMPTY;
+        for port in ports {
+            mask.insert(port);
+        }
+        mask
+    }
+}
+
+// SAFETY: repr(transparent) over a u64: no padding, every bit pattern is a
+// valid set.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortMask {}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -128,5 +148,9 @@ mod tests {
         assert_eq!(PortMask::first(3), PortMask(0b111));
         assert_eq!(PortMask::first(64), PortMask(u64::MAX));
         assert_eq!(PortMask::first(3).without(1), PortMask(0b101));
+        assert_eq!(
+            [2u8, 0, 64].into_iter().collect::<PortMask>(),
+            PortMask(0b101)
+        );
     }
 }

@@ -52,21 +52,23 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use igmpsnoop_dataplane::{Dataplane, Options, PortVlans, XdpMode};
+use igmpsnoop_dataplane::{Dataplane, Options, PortMask, PortVlans, XdpMode};
 
 const GROUP: [u8; 4] = [239, 1, 1, 1];
 const GROUP6: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
 const TRAFFIC_SOURCE6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 1];
 const TRAFFIC_SOURCE: [u8; 4] = [10, 77, 0, 1];
 /// Port index 1: the lab's p2, towards h2.
-const MEMBER: u64 = 1 << 1;
+const MEMBER: PortMask = PortMask::single(1);
+/// Port index 2: the lab's p3, towards h3.
+const OTHER: PortMask = PortMask::single(2);
 const BULK_GROUPS: u32 = 1000;
 const BULK_PER_GROUP: u32 = 100;
 
 type Entry = ([u8; 4], [u8; 4]);
 
 /// The source entries of a state: (group, source) -> ports.
-fn entries(state: &str) -> Result<Vec<(Entry, u64)>> {
+fn entries(state: &str) -> Result<Vec<(Entry, PortMask)>> {
     let mut out = Vec::new();
     let (own, bulk) = match state {
         "plain" | "plain-uncounted" => ("plain", false),
@@ -78,7 +80,7 @@ fn entries(state: &str) -> Result<Vec<(Entry, u64)>> {
     };
     match own {
         "hit" => out.push(((GROUP, TRAFFIC_SOURCE), MEMBER)),
-        "miss" => out.extend((1..=16u8).map(|i| ((GROUP, [10, 99, 0, i]), 1 << 2))),
+        "miss" => out.extend((1..=16u8).map(|i| ((GROUP, [10, 99, 0, i]), OTHER))),
         _ => {}
     }
     if bulk {
@@ -87,7 +89,7 @@ fn entries(state: &str) -> Result<Vec<(Entry, u64)>> {
             for j in 0..BULK_PER_GROUP {
                 let source =
                     (Ipv4Addr::new(10, 100, 0, 0).to_bits() + k * BULK_PER_GROUP + j).to_be_bytes();
-                out.push(((group, source), 1 << 2));
+                out.push(((group, source), OTHER));
             }
         }
     }
@@ -99,8 +101,8 @@ fn apply_vlan(dp: &mut Dataplane, state: &str) -> Result<()> {
     let (configured, members) = match state {
         "vlan-untagged" => (false, MEMBER),
         "vlan-push" => (true, MEMBER),
-        "vlan-untagged2" => (false, MEMBER | 1 << 2),
-        "vlan-mixed2" => (true, MEMBER | 1 << 2),
+        "vlan-untagged2" => (false, MEMBER | OTHER),
+        "vlan-mixed2" => (true, MEMBER | OTHER),
         other => bail!("unknown state {other:?}"),
     };
     for port in 0..dp.ports().len() {
@@ -112,8 +114,8 @@ fn apply_vlan(dp: &mut Dataplane, state: &str) -> Result<()> {
     }
     let vlan = if configured { 10 } else { 0 };
     let f = &mut dp.forwarding;
-    f.stage_group(0, GROUP, 0);
-    f.stage_group(10, GROUP, 0);
+    f.stage_group(0, GROUP, PortMask::EMPTY);
+    f.stage_group(10, GROUP, PortMask::EMPTY);
     f.stage_group(vlan, GROUP, members);
     f.flush().context("writing the state")?;
     f.maintain().context("port sets")?;
@@ -131,7 +133,7 @@ fn apply(dp: &mut Dataplane, installed: &mut HashSet<Entry>, state: &str) -> Res
     for &(group, source) in installed.difference(&keep) {
         f.stage_source(0, group, source, None);
         if group != GROUP {
-            f.stage_group(0, group, 0);
+            f.stage_group(0, group, PortMask::EMPTY);
         }
     }
     for &((group, source), mask) in &want {
