@@ -187,7 +187,7 @@ cost = [r for r in R if r["fig"] == "cost"]
 if cost:
     stages = ("sender", "ingress", "program", "bridge", "redirect", "host-rx", "other")
     ceil = next((r for r in cost if r["label"] == "ceiling"), None)
-    print("\n### 7. Cost breakdown (busy CPU ns per frame sent, all cores; perf call chains)\n")
+    print("\n### 8. Cost breakdown (busy CPU ns per frame sent, all cores; perf call chains)\n")
     print("| switch | members | pps per member | " + " | ".join(stages) + " | total | program (bpf_stats) | lab limit | % of limit |")
     print("|---" * (len(stages) + 7) + "|")
     sender_ns = ceil["busy_ns_per_frame"] if ceil else None
