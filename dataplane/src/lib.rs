@@ -7,7 +7,9 @@
 //! every map and socket; with pinning ([`Options::pin_dir`]) and
 //! [`Dataplane::keep_pinned`], the ports keep forwarding instead, for the
 //! next daemon to adopt.
+mod attach;
 mod batch;
+mod build;
 mod egress;
 pub mod error;
 mod fast_join;
@@ -17,29 +19,25 @@ mod mountns;
 mod pin;
 mod port_sets;
 pub mod stats;
+mod tc;
 pub mod vlan;
 pub mod xdp_features;
 mod xdp_mode;
 pub mod xsk;
 
 use std::{
-    collections::{HashMap as StdHashMap, HashSet},
+    collections::HashSet,
     os::fd::RawFd,
     path::{Path, PathBuf},
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, XskMap},
-    programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode as AyaXdpMode,
-        links::{FdLink, LinkOrder, PinnedLink},
-        tc::{SchedClassifierLink, TcAttachOptions},
-        xdp::XdpLink,
-    },
+    Ebpf,
+    maps::{HashMap, MapData, XskMap},
+    programs::links::FdLink,
 };
-use igmpsnoop_common::{MAX_PORTS, MAX_QUEUES, PortConf, port_flags};
-use tracing::{debug, info, warn};
+use igmpsnoop_common::{MAX_PORTS, PortConf, port_flags};
+use tracing::debug;
 
 pub use crate::{
     egress::{EgressEvent, EgressState, EgressWatch},
@@ -50,14 +48,11 @@ pub use crate::{
     xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
 };
-use crate::{
-    fast_join::FastJoins,
-    pin::PinDir,
-    xdp_mode::{Plan, PortFacts},
-};
+use crate::{fast_join::FastJoins, pin::PinDir};
 
 /// The XDP object built by build.rs from ebpf/xdp.
-static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/igmpsnoop.bpf.o"));
+pub(crate) static PROGRAM: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/igmpsnoop.bpf.o"));
 
 /// One switch port.
 #[derive(Clone, Debug)]
@@ -110,18 +105,6 @@ pub struct Options {
     /// Groups the control plane may install: the group records are sized
     /// for them up front (growing a big table stalls the event loop).
     pub max_groups: usize,
-}
-
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-) -> Result<T> {
-    let map = ebpf.take_map(name).ok_or(Error::MissingMap { name })?;
-    T::try_from(map).map_err(|source| Error::Map { name, source })
-}
-
-fn take_raw(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map> {
-    ebpf.take_map(name).ok_or(Error::MissingMap { name })
 }
 
 /// What removing pinned state found (`igmpsnoop detach`).
@@ -191,207 +174,6 @@ impl Dataplane {
                 Err(e)
             }
         }
-    }
-
-    fn build(
-        resolved: &[(String, u32)],
-        capacity: usize,
-        mode: XdpMode,
-        pins: Option<&PinDir>,
-        created_links: &mut Vec<PathBuf>,
-    ) -> Result<Self> {
-        let mut loader = EbpfLoader::new();
-        if let Some(p) = pins {
-            for name in igmpsnoop_common::MAP_NAMES {
-                loader.map_pin_path(name, p.map_path(name));
-            }
-        }
-        let adopting = pins.is_some_and(PinDir::existed);
-        let mut ebpf = loader.load(PROGRAM)?;
-        let mut port_map: HashMap<MapData, u32, PortConf> = take(&mut ebpf, "PORTS")?;
-        let mut xsks: XskMap<MapData> = take(&mut ebpf, "XSKS")?;
-        let ifindexes: Vec<u32> = resolved.iter().map(|(_, i)| *i).collect();
-
-        // The previous run's ports: ifindex -> (index, flags).
-        let old_ports: StdHashMap<u32, PortConf> = port_map.iter().filter_map(|e| e.ok()).collect();
-
-        let program: &mut Xdp = ebpf
-            .program_mut("igmpsnoop")
-            .ok_or(Error::MissingMap {
-                name: "igmpsnoop program",
-            })?
-            .try_into()?;
-        program.load()?;
-        let facts: Vec<PortFacts> = resolved
-            .iter()
-            .map(|(name, ifindex)| PortFacts::of(name, *ifindex))
-            .collect();
-        let plan = xdp_mode::plan(mode, &facts)?;
-        let mut ports = Vec::new();
-        let mut links = Vec::new();
-        for (index, (name, ifindex)) in resolved.iter().enumerate() {
-            let link_pin = pins.map(|p| p.link_path(*ifindex));
-            let adopted_mode = old_ports.get(ifindex).map(|c| {
-                if c.flags & port_flags::GENERIC != 0 {
-                    AttachedMode::Generic
-                } else {
-                    AttachedMode::Native
-                }
-            });
-            let mut released = false;
-            let adopted_link = match (&link_pin, adopted_mode) {
-                (Some(path), Some(old_mode)) if path.exists() => {
-                    match replace_program(program, path) {
-                        Ok(link) => {
-                            if !mode.allows(old_mode) {
-                                warn!(port = %name, mode = %old_mode, "keeping the adopted XDP mode; a clean stop is needed to change it");
-                            }
-                            info!(port = %name, ifindex, index, mode = %old_mode, "adopted: program replaced in place");
-                            Some((old_mode, link))
-                        }
-                        Err(e) => {
-                            warn!(port = %name, error = %e, "cannot adopt the pinned link; attaching anew");
-                            let _ = std::fs::remove_file(path);
-                            released = true;
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let (attached, link) = match adopted_link {
-                Some(adopted) => adopted,
-                None => {
-                    let released = released || pins.is_some_and(|p| p.released(*ifindex));
-                    let (m, link) = attach_after(program, name, *ifindex, plan, released)?;
-                    info!(port = %name, ifindex, index, mode = %m, "attached");
-                    (m, link)
-                }
-            };
-            let link = match link_pin {
-                // Adopted: the pin is there already and now holds the new program.
-                Some(path) if path.exists() => link,
-                Some(path) => {
-                    let pinned = link
-                        .pin(&path)
-                        .map_err(|e| error::pin_error(&path, "pin XDP link", e))?;
-                    created_links.push(path);
-                    FdLink::from(pinned)
-                }
-                None => link,
-            };
-            links.push(link);
-            ports.push(PortInfo {
-                name: name.clone(),
-                ifindex: *ifindex,
-                index,
-                mode: attached,
-                queues: iface::rx_queues(name),
-                mac: iface::mac_address(name),
-            });
-        }
-        if mode == XdpMode::Auto
-            && let Some(reason) = xdp_mode::auto_reason(&facts)
-        {
-            info!("{reason}");
-        }
-        if let Some(p) = pins {
-            // Ports of the earlier run that are not ports now: detach.
-            for ifindex in p.pinned_links() {
-                if !ifindexes.contains(&ifindex) {
-                    info!(ifindex, "no longer a port: detaching");
-                    let _ = std::fs::remove_file(p.link_path(ifindex));
-                    let _ = std::fs::remove_file(p.tc_link_path(ifindex));
-                }
-            }
-            let path = p.prog_path();
-            let _ = std::fs::remove_file(&path);
-            program
-                .pin(&path)
-                .map_err(|e| error::pin_error(&path, "pin program", e))?;
-        }
-
-        // The port table: exactly our ports now. Counters are per port index,
-        // so they restart when indexes moved.
-        let renumbered = resolved.iter().enumerate().any(|(index, (_, ifindex))| {
-            old_ports
-                .get(ifindex)
-                .is_some_and(|c| c.index as usize != index)
-        }) || old_ports.keys().any(|i| !ifindexes.contains(i));
-        for ifindex in old_ports.keys() {
-            if !ifindexes.contains(ifindex) {
-                let _ = port_map.remove(ifindex);
-            }
-        }
-        let maps = forwarding::Maps {
-            groups: take_raw(&mut ebpf, "GROUPS")?,
-            sources: take_raw(&mut ebpf, "SOURCES")?,
-            groups6: take_raw(&mut ebpf, "GROUPS6")?,
-            sources6: take_raw(&mut ebpf, "SOURCES6")?,
-            port_sets: take_raw(&mut ebpf, "PORT_SETS")?,
-            masks: take(&mut ebpf, "MASKS")?,
-            flood: take::<DevMapHash<MapData>>(&mut ebpf, "FLOOD")?,
-            flood_sets: take(&mut ebpf, "FLOOD_SETS")?,
-            router_sets: take(&mut ebpf, "ROUTER_SETS")?,
-            port_vlans: take(&mut ebpf, "PORT_VLANS")?,
-            config: take::<Array<MapData, _>>(&mut ebpf, "CONFIG")?,
-            slots: take::<HashMap<MapData, _, _>>(&mut ebpf, "SLOTS")?,
-        };
-        let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
-        // Adopts the VLAN config of the ports that kept their index.
-        let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
-        for (index, port) in ports.iter().enumerate() {
-            write_port_conf(&mut port_map, port, index, forwarding.port_vlans(index))?;
-        }
-        let tc_links = attach_tc(&mut ebpf, &ports, pins, created_links);
-        if tc_links.is_ok() {
-            tags_in_bytes(&ports);
-        }
-        let mut stats = Stats::new(
-            take::<PerCpuArray<MapData, u64>>(&mut ebpf, "COUNTERS")?,
-            take(&mut ebpf, "MACS")?,
-            take(&mut ebpf, "STREAMS")?,
-            take(&mut ebpf, "STREAMS6")?,
-        );
-        if adopting {
-            if renumbered {
-                stats.clear_counters()?;
-            }
-            stats.retain_macs(|ifindex| ifindexes.contains(&ifindex));
-        }
-
-        // Sockets last: a control frame arriving before its socket is
-        // registered is counted (drop_no_socket).
-        let mut sockets = Vec::new();
-        for (index, port) in ports.iter().enumerate() {
-            let mut port_sockets = Vec::new();
-            for queue in 0..port.queues {
-                let socket = XskSocket::open(&port.name, port.ifindex, queue)?;
-                xsks.set(index as u32 * MAX_QUEUES + queue, socket.fd(), 0)
-                    .map_err(|source| Error::Map {
-                        name: "XSKS",
-                        source,
-                    })?;
-                port_sockets.push(socket);
-            }
-            sockets.push(port_sockets);
-        }
-
-        Ok(Self {
-            _ebpf: ebpf,
-            _links: links,
-            _tc_links: tc_links,
-            forwarding,
-            fast_joins,
-            stats,
-            egress: EgressWatch::new(&ports),
-            ports,
-            sockets,
-            _xsks: xsks,
-            _port_map: port_map,
-            pins: None,
-            keep_pinned: false,
-        })
     }
 
     /// Removes the state pinned at `dir` by a daemon that is gone (`kill -9`,
@@ -562,111 +344,6 @@ fn write_port_conf(
         })
 }
 
-/// Loads the TC ingress program and attaches it to every port as a TCX
-/// link, pinned next to the XDP link so that it outlives a crash and is
-/// replaced in place (bpf_link_update) by the next daemon, like the XDP
-/// program; removing the pin (a clean stop, `igmpsnoop detach`) detaches
-/// it. Without TCX (kernel before 6.6) the switch runs without it, and
-/// VLAN config is refused (`Error::NoTc`): nothing else needs it.
-fn attach_tc(
-    ebpf: &mut Ebpf,
-    ports: &[PortInfo],
-    pins: Option<&PinDir>,
-    created_links: &mut Vec<PathBuf>,
-) -> std::result::Result<Vec<FdLink>, String> {
-    let attached = (|| -> Result<Vec<FdLink>> {
-        let program: &mut SchedClassifier = ebpf
-            .program_mut("igmpsnoop_tc")
-            .ok_or(Error::MissingMap {
-                name: "igmpsnoop_tc program",
-            })?
-            .try_into()?;
-        program.load()?;
-        let mut links = Vec::new();
-        for port in ports {
-            let pin = pins.map(|p| p.tc_link_path(port.ifindex));
-            let link = attach_tc_port(program, port, pin.as_deref(), created_links)?;
-            links.push(link);
-        }
-        Ok(links)
-    })();
-    attached.map_err(|e| {
-        warn!(error = %e, "no TC ingress program: VLAN config cannot be applied");
-        e.to_string()
-    })
-}
-
-/// Turns TX VLAN offload off on every port: the TC program tags its copies
-/// in skb metadata, and the tag must leave in the frame's bytes for an XDP
-/// program on the other end of a link (a neighbour igmpsnoop on a VLAN
-/// trunk) to see it. Left off on exit: it costs nothing to frames XDP
-/// redirects (they carry their tags in their bytes already), only a
-/// software insert per tagged TC copy.
-fn tags_in_bytes(ports: &[PortInfo]) {
-    for port in ports {
-        match iface::tx_vlan_offload_off(&port.name) {
-            Ok(true) => debug!(port = %port.name, "TX VLAN offload turned off"),
-            Ok(false) => {}
-            Err(e) => warn!(
-                port = %port.name,
-                error = %e,
-                "cannot turn TX VLAN offload off: tagged copies the TC program sends from it \
-                 may carry their tag in skb metadata, which an XDP program on the other end of \
-                 a veth does not see"
-            ),
-        }
-    }
-}
-
-fn attach_tc_port(
-    program: &mut SchedClassifier,
-    port: &PortInfo,
-    pin: Option<&Path>,
-    created_links: &mut Vec<PathBuf>,
-) -> Result<FdLink> {
-    if let Some(path) = pin
-        && path.exists()
-    {
-        let replaced = PinnedLink::from_pin(path)
-            .map_err(|e| error::pin_error(path, "open pinned TC link", e))
-            .and_then(|pinned| {
-                let link = SchedClassifierLink::try_from(FdLink::from(pinned))
-                    .map_err(|e| error::pin_error(path, "not a TC link", e))?;
-                let id = program.attach_to_link(link)?;
-                let link = program.take_link(id)?;
-                FdLink::try_from(link).map_err(|e| error::pin_error(path, "TC link", e))
-            });
-        match replaced {
-            Ok(link) => return Ok(link),
-            Err(e) => {
-                warn!(port = %port.name, error = %e, "cannot adopt the pinned TC link; attaching anew");
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-    let id = program.attach_with_options(
-        &port.name,
-        TcAttachType::Ingress,
-        TcAttachOptions::TcxOrder(LinkOrder::default()),
-    )?;
-    let link = FdLink::try_from(program.take_link(id)?).map_err(|e| Error::Attach {
-        name: port.name.clone(),
-        mode: "tcx",
-        reason: e.to_string(),
-        errno: None,
-    })?;
-    match pin {
-        Some(path) => {
-            let pinned = link
-                .pin(path)
-                .map_err(|e| error::pin_error(path, "pin TC link", e))?;
-            created_links.push(path.to_path_buf());
-            Ok(FdLink::from(pinned))
-        }
-        None => Ok(link),
-    }
-}
-
 impl Drop for Dataplane {
     /// Unless told to keep it, removes the pinned state: once the fields
     /// drop right after, nothing of the switch is left in the kernel.
@@ -678,94 +355,4 @@ impl Drop for Dataplane {
             debug!(dir = %p.name().display(), removed, "pinned state removed");
         }
     }
-}
-
-/// Attaches the program to a port and takes its link out of the program's
-/// keeping (so that it can be pinned, or dropped to detach).
-fn attach(
-    program: &mut Xdp,
-    name: &str,
-    ifindex: u32,
-    plan: Plan,
-) -> Result<(AttachedMode, FdLink)> {
-    let try_mode = |program: &mut Xdp, m: AttachedMode| {
-        let (aya_mode, label) = match m {
-            AttachedMode::Native => (AyaXdpMode::Driver, "native"),
-            AttachedMode::Generic => (AyaXdpMode::Skb, "generic"),
-        };
-        program
-            .attach_to_if_index(ifindex, aya_mode)
-            .map(|id| (m, id))
-            .map_err(|source| error::attach_error(name, label, &source))
-    };
-    let (attached, id) = match plan {
-        Plan::Native => try_mode(program, AttachedMode::Native)?,
-        Plan::Generic => try_mode(program, AttachedMode::Generic)?,
-        Plan::NativeOrGeneric => match try_mode(program, AttachedMode::Native) {
-            Ok(m) => m,
-            // Busy means another program owns the port: falling back would not help.
-            Err(e) if is_busy(&e) => return Err(e),
-            Err(e) => {
-                debug!(port = %name, error = %e, "native XDP unavailable, using generic");
-                try_mode(program, AttachedMode::Generic)?
-            }
-        },
-    };
-    let link = program.take_link(id)?;
-    // A bpf_link (every kernel since 5.9); the netlink fallback has no fd.
-    let link = FdLink::try_from(link).map_err(|e| Error::Attach {
-        name: name.to_string(),
-        mode: "link",
-        reason: format!("the kernel attached XDP without a bpf_link ({e})"),
-        errno: None,
-    })?;
-    Ok((attached, link))
-}
-
-/// How long a port whose old link pin this start removed may stay busy:
-/// removing a link's last pin detaches its program from a kernel workqueue
-/// (bpf_link_put defers it), which a busy box runs late.
-const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// [`attach`]; when `released` (the port's old link was unpinned by this
-/// start), a port still busy is tried again until RELEASE_WAIT is over.
-fn attach_after(
-    program: &mut Xdp,
-    name: &str,
-    ifindex: u32,
-    plan: Plan,
-    released: bool,
-) -> Result<(AttachedMode, FdLink)> {
-    let deadline = std::time::Instant::now() + RELEASE_WAIT;
-    loop {
-        match attach(program, name, ifindex, plan) {
-            Err(e) if released && is_busy(&e) && std::time::Instant::now() < deadline => {
-                debug!(port = %name, "old program not detached yet; trying again");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Puts the new program into the pinned link of a port, atomically: the
-/// port never runs without one.
-fn replace_program(program: &mut Xdp, pin: &Path) -> Result<FdLink> {
-    let pinned =
-        PinnedLink::from_pin(pin).map_err(|e| error::pin_error(pin, "open pinned link", e))?;
-    let link = XdpLink::try_from(FdLink::from(pinned))
-        .map_err(|e| error::pin_error(pin, "not an XDP link", e))?;
-    let id = program.attach_to_link(link)?;
-    let link = program.take_link(id)?;
-    FdLink::try_from(link).map_err(|e| error::pin_error(pin, "link", e))
-}
-
-fn is_busy(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Attach {
-            errno: Some(libc::EBUSY | libc::EEXIST),
-            ..
-        }
-    )
 }

@@ -499,13 +499,6 @@ pub fn port_stats(p: &Value) -> String {
 
 /// One monitor event as a line of text.
 pub fn event_line(e: &Event) -> String {
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "-".to_string()
-        } else {
-            v.join(",")
-        }
-    };
     let what = match &e.kind {
         EventKind::Joined {
             vlan,
@@ -513,30 +506,13 @@ pub fn event_line(e: &Event) -> String {
             port,
             host,
             sources,
-        } if sources.is_empty() => {
-            format!("joined   {group} vlan {vlan} port {port} host {host}")
-        }
-        EventKind::Joined {
-            vlan,
-            group,
-            port,
-            host,
-            sources,
-        } => {
-            let srcs: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
-            format!(
-                "joined   {group} vlan {vlan} port {port} host {host} sources {}",
-                srcs.join(",")
-            )
-        }
+        } => joined_line(*vlan, group, port, host, sources),
         EventKind::Left {
             vlan,
             group,
             port,
             host,
-        } => {
-            format!("left     {group} vlan {vlan} port {port} host {host}")
-        }
+        } => format!("left     {group} vlan {vlan} port {port} host {host}"),
         EventKind::Expired { vlan, group, port } => {
             format!("expired  {group} vlan {vlan} port {port}")
         }
@@ -547,10 +523,8 @@ pub fn event_line(e: &Event) -> String {
             added,
             removed,
         } => format!(
-            "forward  {group} vlan {vlan} to {} (+{} -{})",
-            list(ports),
-            list(added),
-            list(removed)
+            "forward  {group} vlan {vlan} to {}",
+            ports_change(ports, added, removed)
         ),
         EventKind::RouterPorts {
             family,
@@ -558,26 +532,17 @@ pub fn event_line(e: &Event) -> String {
             ports,
             added,
             removed,
-        } => {
-            format!(
-                "routers  {} vlan {vlan}: {} (+{} -{})",
-                protocol(*family),
-                list(ports),
-                list(added),
-                list(removed)
-            )
-        }
+        } => format!(
+            "routers  {} vlan {vlan}: {}",
+            protocol(*family),
+            ports_change(ports, added, removed)
+        ),
         EventKind::Querier {
             family,
             vlan,
             querier,
             we_are_querier,
-        } => format!(
-            "querier  {} vlan {vlan}: {}{}",
-            protocol(*family),
-            querier.map_or("none".to_string(), |a| a.to_string()),
-            if *we_are_querier { " (us)" } else { "" }
-        ),
+        } => querier_line(*family, *vlan, *querier, *we_are_querier),
         EventKind::PortUp { port } => format!("port     {port} up"),
         EventKind::PortDown { port } => format!("port     {port} down"),
         EventKind::LimitRejected { what, total } => {
@@ -599,6 +564,34 @@ pub fn event_line(e: &Event) -> String {
         ),
     };
     format!("{} {what}", e.time)
+}
+
+fn joined_line(vlan: u16, group: &IpAddr, port: &str, host: &str, sources: &[IpAddr]) -> String {
+    let line = format!("joined   {group} vlan {vlan} port {port} host {host}");
+    if sources.is_empty() {
+        return line;
+    }
+    let srcs: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
+    format!("{line} sources {}", srcs.join(","))
+}
+
+/// A port set and how it changed: `a,b (+b -c)`.
+fn ports_change(ports: &[String], added: &[String], removed: &[String]) -> String {
+    format!("{} (+{} -{})", list(ports), list(added), list(removed))
+}
+
+fn querier_line(
+    family: AddrFamily,
+    vlan: u16,
+    querier: Option<IpAddr>,
+    we_are_querier: bool,
+) -> String {
+    format!(
+        "querier  {} vlan {vlan}: {}{}",
+        protocol(family),
+        querier.map_or("none".to_string(), |a| a.to_string()),
+        if we_are_querier { " (us)" } else { "" }
+    )
 }
 
 /// "igmp" or "mld".

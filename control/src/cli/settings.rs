@@ -3,7 +3,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -106,9 +106,9 @@ pub struct Settings {
 const DEFAULT_CONTROL_RATE: u32 = 2000;
 const DEFAULT_MAC_AGE: Duration = Duration::from_secs(300);
 
-fn dur(key: &str, value: Option<String>) -> anyhow::Result<Option<Duration>> {
+fn dur(key: &str, value: Option<&str>) -> anyhow::Result<Option<Duration>> {
     value
-        .map(|v| parse_duration(&v).map_err(|e| anyhow::anyhow!("{key}: {e}")))
+        .map(|v| parse_duration(v).map_err(|e| anyhow::anyhow!("{key}: {e}")))
         .transpose()
 }
 
@@ -116,131 +116,266 @@ fn pick<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
     flag.or(file)
 }
 
-fn pick_list(flag: Vec<String>, file: Vec<String>) -> Vec<String> {
-    if flag.is_empty() { file } else { flag }
+fn pick_list(flag: &[String], file: &[String]) -> Vec<String> {
+    if flag.is_empty() { file } else { flag }.to_vec()
+}
+
+/// The flags and the config file they override; each `resolve_*` step
+/// below reads its own keys from both.
+struct Given<'a> {
+    args: &'a RunArgs,
+    file: &'a FileConfig,
+}
+
+/// The ports given a role by name (`--fast-leave IFACE`, ..).
+struct Roles {
+    fast_leave: Vec<String>,
+    router_port: Vec<String>,
+    guard_port: Vec<String>,
 }
 
 pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            toml::from_str::<FileConfig>(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "config file {}: {}",
-                    path.display(),
-                    e.message().trim().replace('\n', ": ")
-                )
-            })?
-        }
-        None => FileConfig::default(),
+    let file = read_config(args.config.as_deref())?;
+    let given = Given {
+        args: &args,
+        file: &file,
     };
+    let ports = given.ports()?;
+    let known: HashSet<&str> = ports.iter().map(String::as_str).collect();
+    let roles = given.roles(&known)?;
+    let port_vlans = port_vlans(&args.pvid, &args.vlans, &file.ports, &known)?;
+    let engine = given.engine(&ports, &port_vlans)?;
+    let max_groups = pick(args.max_groups_per_port, file.max_groups_per_port);
+    let port_configs = port_configs(&ports, &roles, max_groups, &port_vlans);
+    let xdp_mode = given.xdp_mode();
+    let (pin_dir, keep_on_exit) = given.pinning()?;
+    Ok(Settings {
+        pin_dir,
+        keep_on_exit,
+        ports,
+        xdp_mode,
+        engine,
+        port_configs,
+        control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit)
+            .unwrap_or(DEFAULT_CONTROL_RATE),
+        mac_age: pick(args.mac_age, dur("mac-age", file.mac_age.as_deref())?)
+            .unwrap_or(DEFAULT_MAC_AGE),
+        metrics_listen: pick(args.metrics_listen, file.metrics_listen),
+        count_streams: pick(args.count_streams, file.count_streams).unwrap_or(true),
+        fast_join: pick(args.fast_join, file.fast_join).unwrap_or(true),
+        socket: args
+            .socket
+            .socket
+            .clone()
+            .or_else(|| file.socket.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+    })
+}
 
-    let ports = pick_list(args.port, file.port);
-    if ports.is_empty() {
-        bail!("no ports: give at least one --port IFACE (or `port = [...]` in the config file)");
-    }
-    let mut seen = HashSet::new();
-    for p in &ports {
-        if !seen.insert(p.as_str()) {
-            bail!("port {p:?} is given twice: name each port once");
+/// The config file at `path`; no path: every key unset.
+fn read_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "config file {}: {}",
+            path.display(),
+            e.message().trim().replace('\n', ": ")
+        )
+    })
+}
+
+impl Given<'_> {
+    /// The ports: at least one, each named once.
+    fn ports(&self) -> anyhow::Result<Vec<String>> {
+        let ports = pick_list(&self.args.port, &self.file.port);
+        if ports.is_empty() {
+            bail!(
+                "no ports: give at least one --port IFACE (or `port = [...]` in the config file)"
+            );
         }
-    }
-    let check = |flag: &str, names: &[String]| -> anyhow::Result<()> {
-        for n in names {
-            if !seen.contains(n.as_str()) {
-                bail!("--{flag} {n}: {n:?} is not one of the --port interfaces");
+        let mut seen = HashSet::new();
+        for p in &ports {
+            if !seen.insert(p.as_str()) {
+                bail!("port {p:?} is given twice: name each port once");
             }
         }
-        Ok(())
-    };
-    let fast_leave = pick_list(args.fast_leave, file.fast_leave);
-    let router_port = pick_list(args.router_port, file.router_port);
-    let guard_port = pick_list(args.guard_port, file.guard_port);
-    check("fast-leave", &fast_leave)?;
-    check("router-port", &router_port)?;
-    check("guard-port", &guard_port)?;
-    let port_vlans = port_vlans(&args.pvid, &args.vlans, &file.ports, &seen)?;
+        Ok(ports)
+    }
 
-    let mut engine = Config::default();
-    if let Some(v) = pick(args.robustness, file.robustness) {
-        if !(1..=7).contains(&v) {
-            bail!("robustness {v}: expected 1..7");
-        }
-        engine.robustness = v;
-        engine.last_member_count = v;
-    }
-    if let Some(v) = pick(
-        args.query_interval,
-        dur("query-interval", file.query_interval)?,
-    ) {
-        engine.query_interval = v;
-    }
-    match pick(
-        args.query_response_interval,
-        dur("query-response-interval", file.query_response_interval)?,
-    ) {
-        Some(v) => engine.query_response_interval = v,
-        // RFC 3376 §8.3: the response interval must be less than the query
-        // interval; when only a short query interval is given, fit the default.
-        None if engine.query_response_interval >= engine.query_interval => {
-            engine.query_response_interval = engine.query_interval / 2;
-        }
-        None => {}
-    }
-    if let Some(v) = pick(
-        args.last_member_interval,
-        dur("last-member-interval", file.last_member_interval)?,
-    ) {
-        engine.last_member_interval = v;
-    }
-    if let Some(v) = pick(args.last_member_count, file.last_member_count) {
-        engine.last_member_count = v;
-    }
-    if let Some(v) = pick(args.igmp_version, file.igmp_version) {
-        engine.igmp_version = match Version::try_from(v) {
-            Ok(v @ (Version::V2 | Version::V3)) => v,
-            _ => bail!("igmp-version {v}: expected 2 or 3"),
+    /// The role lists, each name checked to be a port.
+    fn roles(&self, known: &HashSet<&str>) -> anyhow::Result<Roles> {
+        let check = |flag: &str, names: Vec<String>| -> anyhow::Result<Vec<String>> {
+            if let Some(n) = names.iter().find(|n| !known.contains(n.as_str())) {
+                bail!("--{flag} {n}: {n:?} is not one of the --port interfaces");
+            }
+            Ok(names)
         };
+        let (args, file) = (self.args, self.file);
+        let fast_leave = pick_list(&args.fast_leave, &file.fast_leave);
+        let router_port = pick_list(&args.router_port, &file.router_port);
+        let guard_port = pick_list(&args.guard_port, &file.guard_port);
+        Ok(Roles {
+            fast_leave: check("fast-leave", fast_leave)?,
+            router_port: check("router-port", router_port)?,
+            guard_port: check("guard-port", guard_port)?,
+        })
     }
-    engine.mld = !(args.no_mld || file.no_mld.unwrap_or(false));
-    if let Some(v) = pick(args.mld_version, file.mld_version) {
-        engine.mld_version = match Version::try_from(v) {
-            Ok(v @ (Version::V1 | Version::V2)) => v,
-            _ => bail!("mld-version {v}: expected 1 or 2"),
-        };
-    }
-    engine.mld_querier_address = pick(args.mld_querier_address, file.mld_querier_address);
-    engine.querier = args.querier || file.querier.unwrap_or(false);
-    engine.querier_address = pick(args.querier_address, file.querier_address);
-    if let Some(v) = pick(args.flood_unregistered, file.flood_unregistered) {
-        engine.flood_unregistered = v;
-    }
-    if let Some(v) = pick(args.max_groups, file.max_groups) {
-        let cap = igmpsnoop_common::MAX_GROUPS as usize;
-        if v > cap {
-            bail!("--max-groups {v}: the fast path holds at most {cap} groups");
+
+    /// The engine's config, validated before any port is touched.
+    fn engine(
+        &self,
+        ports: &[String],
+        port_vlans: &BTreeMap<String, PortVlans>,
+    ) -> anyhow::Result<Config> {
+        let mut engine = Config::default();
+        self.timers(&mut engine)?;
+        self.versions(&mut engine)?;
+        self.querier(&mut engine);
+        self.limits(&mut engine)?;
+        vlan_queriers(
+            &self.args.vlan_querier_address,
+            &self.file.vlans,
+            &mut engine,
+        )?;
+        check_vlan_queriers(&engine, ports, port_vlans)?;
+        if engine.querier && engine.querier_address.is_none() {
+            engine.querier_address = Some(local_ipv4().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--querier needs a source address for its queries: give --querier-address A.B.C.D \
+                     (this host has no IPv4 address to use instead)"
+                )
+            })?);
         }
-        engine.max_groups = v;
+        validate(&engine, ports.len())?;
+        Ok(engine)
     }
-    if let Some(v) = pick(args.max_sources_per_group, file.max_sources_per_group) {
-        if !(1..=65535).contains(&v) {
-            bail!("max-sources-per-group {v}: expected 1..=65535");
+
+    /// Robustness and the protocol timers.
+    fn timers(&self, engine: &mut Config) -> anyhow::Result<()> {
+        let (args, file) = (self.args, self.file);
+        if let Some(v) = pick(args.robustness, file.robustness) {
+            if !(1..=7).contains(&v) {
+                bail!("robustness {v}: expected 1..7");
+            }
+            engine.robustness = v;
+            engine.last_member_count = v;
         }
-        engine.max_sources_per_group = v as usize;
+        if let Some(v) = pick(
+            args.query_interval,
+            dur("query-interval", file.query_interval.as_deref())?,
+        ) {
+            engine.query_interval = v;
+        }
+        match pick(
+            args.query_response_interval,
+            dur(
+                "query-response-interval",
+                file.query_response_interval.as_deref(),
+            )?,
+        ) {
+            Some(v) => engine.query_response_interval = v,
+            // RFC 3376 §8.3: the response interval must be less than the query
+            // interval; when only a short query interval is given, fit the default.
+            None if engine.query_response_interval >= engine.query_interval => {
+                engine.query_response_interval = engine.query_interval / 2;
+            }
+            None => {}
+        }
+        if let Some(v) = pick(
+            args.last_member_interval,
+            dur("last-member-interval", file.last_member_interval.as_deref())?,
+        ) {
+            engine.last_member_interval = v;
+        }
+        if let Some(v) = pick(args.last_member_count, file.last_member_count) {
+            engine.last_member_count = v;
+        }
+        Ok(())
     }
-    vlan_queriers(&args.vlan_querier_address, &file.vlans, &mut engine)?;
-    check_vlan_queriers(&engine, &ports, &port_vlans)?;
-    if engine.querier && engine.querier_address.is_none() {
-        engine.querier_address = Some(local_ipv4().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--querier needs a source address for its queries: give --querier-address A.B.C.D \
-                 (this host has no IPv4 address to use instead)"
-            )
-        })?);
+
+    /// The IGMP and MLD versions, and whether MLD is snooped at all.
+    fn versions(&self, engine: &mut Config) -> anyhow::Result<()> {
+        let (args, file) = (self.args, self.file);
+        if let Some(v) = pick(args.igmp_version, file.igmp_version) {
+            engine.igmp_version = match Version::try_from(v) {
+                Ok(v @ (Version::V2 | Version::V3)) => v,
+                _ => bail!("igmp-version {v}: expected 2 or 3"),
+            };
+        }
+        engine.mld = !(args.no_mld || file.no_mld.unwrap_or(false));
+        if let Some(v) = pick(args.mld_version, file.mld_version) {
+            engine.mld_version = match Version::try_from(v) {
+                Ok(v @ (Version::V1 | Version::V2)) => v,
+                _ => bail!("mld-version {v}: expected 1 or 2"),
+            };
+        }
+        Ok(())
     }
-    // Checked here, before any port is touched.
-    engine.validate(ports.len()).map_err(|e| {
+
+    /// Whether to query, and the addresses given for the queries.
+    fn querier(&self, engine: &mut Config) {
+        let (args, file) = (self.args, self.file);
+        engine.mld_querier_address = pick(args.mld_querier_address, file.mld_querier_address);
+        engine.querier = args.querier || file.querier.unwrap_or(false);
+        engine.querier_address = pick(args.querier_address, file.querier_address);
+    }
+
+    /// Flooding of unregistered groups and the table limits.
+    fn limits(&self, engine: &mut Config) -> anyhow::Result<()> {
+        let (args, file) = (self.args, self.file);
+        if let Some(v) = pick(args.flood_unregistered, file.flood_unregistered) {
+            engine.flood_unregistered = v;
+        }
+        if let Some(v) = pick(args.max_groups, file.max_groups) {
+            let cap = igmpsnoop_common::MAX_GROUPS as usize;
+            if v > cap {
+                bail!("--max-groups {v}: the fast path holds at most {cap} groups");
+            }
+            engine.max_groups = v;
+        }
+        if let Some(v) = pick(args.max_sources_per_group, file.max_sources_per_group) {
+            if !(1..=65535).contains(&v) {
+                bail!("max-sources-per-group {v}: expected 1..=65535");
+            }
+            engine.max_sources_per_group = v as usize;
+        }
+        Ok(())
+    }
+
+    fn xdp_mode(&self) -> XdpMode {
+        match pick(self.args.xdp_mode, self.file.xdp_mode).unwrap_or(XdpModeArg::Auto) {
+            XdpModeArg::Auto => XdpMode::Auto,
+            XdpModeArg::Native => XdpMode::Native,
+            XdpModeArg::Generic => XdpMode::Generic,
+        }
+    }
+
+    /// Where to pin (None: nothing), and whether to leave it pinned on exit.
+    fn pinning(&self) -> anyhow::Result<(Option<PathBuf>, bool)> {
+        let (args, file) = (self.args, self.file);
+        let no_pin = args.no_pin || file.no_pin.unwrap_or(false);
+        let keep_on_exit = args.keep_on_exit || file.keep_on_exit.unwrap_or(false);
+        if no_pin && keep_on_exit {
+            bail!("--keep-on-exit needs pinned state: drop --no-pin");
+        }
+        let pin_dir = (!no_pin).then(|| {
+            args.pin_dir
+                .pin_dir
+                .clone()
+                .or_else(|| file.pin_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR))
+        });
+        Ok((pin_dir, keep_on_exit))
+    }
+}
+
+/// [`Config::validate`], its error naming the options behind it.
+fn validate(engine: &Config, ports: usize) -> anyhow::Result<()> {
+    engine.validate(ports).map_err(|e| {
         let hint = match e {
             ConfigError::ResponseInterval => format!(
                 " (--query-response-interval {:?} vs --query-interval {:?})",
@@ -254,54 +389,27 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             _ => String::new(),
         };
         anyhow::anyhow!("bad configuration: {e}{hint}")
-    })?;
-    let per_port = pick(args.max_groups_per_port, file.max_groups_per_port);
-    let port_configs = ports
+    })
+}
+
+/// Each port's engine config: its roles, group limit and VLANs.
+fn port_configs(
+    ports: &[String],
+    roles: &Roles,
+    max_groups: Option<usize>,
+    port_vlans: &BTreeMap<String, PortVlans>,
+) -> Vec<PortConfig> {
+    ports
         .iter()
         .map(|name| PortConfig {
             name: name.clone(),
-            fast_leave: fast_leave.contains(name),
-            static_router: router_port.contains(name),
-            max_groups: per_port,
-            guard: guard_port.contains(name),
+            fast_leave: roles.fast_leave.contains(name),
+            static_router: roles.router_port.contains(name),
+            max_groups,
+            guard: roles.guard_port.contains(name),
             vlans: port_vlans.get(name).cloned(),
         })
-        .collect();
-    let xdp_mode = match pick(args.xdp_mode, file.xdp_mode).unwrap_or(XdpModeArg::Auto) {
-        XdpModeArg::Auto => XdpMode::Auto,
-        XdpModeArg::Native => XdpMode::Native,
-        XdpModeArg::Generic => XdpMode::Generic,
-    };
-    let no_pin = args.no_pin || file.no_pin.unwrap_or(false);
-    let keep_on_exit = args.keep_on_exit || file.keep_on_exit.unwrap_or(false);
-    if no_pin && keep_on_exit {
-        bail!("--keep-on-exit needs pinned state: drop --no-pin");
-    }
-    let pin_dir = (!no_pin).then(|| {
-        args.pin_dir
-            .pin_dir
-            .or(file.pin_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR))
-    });
-    Ok(Settings {
-        pin_dir,
-        keep_on_exit,
-        ports,
-        xdp_mode,
-        engine,
-        port_configs,
-        control_rate_limit: pick(args.control_rate_limit, file.control_rate_limit)
-            .unwrap_or(DEFAULT_CONTROL_RATE),
-        mac_age: pick(args.mac_age, dur("mac-age", file.mac_age)?).unwrap_or(DEFAULT_MAC_AGE),
-        metrics_listen: pick(args.metrics_listen, file.metrics_listen),
-        count_streams: pick(args.count_streams, file.count_streams).unwrap_or(true),
-        fast_join: pick(args.fast_join, file.fast_join).unwrap_or(true),
-        socket: args
-            .socket
-            .socket
-            .or(file.socket)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
-    })
+        .collect()
 }
 
 /// A VLAN ID as given for `what`, checked to be 1..=4094.

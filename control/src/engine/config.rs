@@ -381,17 +381,22 @@ mod tests {
     }
 
     #[test]
-    fn validation() {
+    fn validation_of_counts() {
         let ok = Config::default();
         assert_eq!(ok.validate(65), Err(ConfigError::TooManyPorts(65)));
         assert_eq!(
             Config {
                 robustness: 0,
-                ..ok.clone()
+                ..ok
             }
             .validate(1),
             Err(ConfigError::Robustness)
         );
+    }
+
+    #[test]
+    fn validation_of_versions() {
+        let ok = Config::default();
         assert_eq!(
             Config {
                 igmp_version: Version::V1,
@@ -403,11 +408,16 @@ mod tests {
         assert_eq!(
             Config {
                 mld_version: Version::V3,
-                ..ok.clone()
+                ..ok
             }
             .validate(1),
             Err(ConfigError::MldVersion(Version::V3))
         );
+    }
+
+    #[test]
+    fn validation_of_querier_addresses() {
+        let ok = Config::default();
         let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
         assert_eq!(
             Config {
@@ -417,17 +427,6 @@ mod tests {
             .validate(1),
             Err(ConfigError::MldQuerierAddress(global))
         );
-        // MLDv1 carries at most 65.535 s of response time.
-        assert!(matches!(
-            Config {
-                mld_version: Version::V1,
-                query_response_interval: Duration::from_secs(70),
-                query_interval: Duration::from_secs(125),
-                ..ok.clone()
-            }
-            .validate(1),
-            Err(ConfigError::ResponseTooLong(_))
-        ));
         assert_eq!(
             Config {
                 querier: true,
@@ -439,9 +438,25 @@ mod tests {
         let q0 = Config {
             querier: true,
             querier_address: Some(Ipv4Addr::UNSPECIFIED),
-            ..ok.clone()
+            ..ok
         };
         assert_eq!(q0.validate(1), Ok(()));
+    }
+
+    #[test]
+    fn validation_of_response_intervals() {
+        let ok = Config::default();
+        // MLDv1 carries at most 65.535 s of response time.
+        assert!(matches!(
+            Config {
+                mld_version: Version::V1,
+                query_response_interval: Duration::from_secs(70),
+                query_interval: Duration::from_secs(125),
+                ..ok.clone()
+            }
+            .validate(1),
+            Err(ConfigError::ResponseTooLong(_))
+        ));
         let slow = Config {
             igmp_version: Version::V2,
             query_response_interval: Duration::from_secs(30),
@@ -453,9 +468,15 @@ mod tests {
         ));
         let bad = Config {
             query_response_interval: Duration::from_secs(125),
-            ..ok.clone()
+            ..ok
         };
         assert_eq!(bad.validate(1), Err(ConfigError::ResponseInterval));
+    }
+
+    #[test]
+    fn validation_of_vlan_querier_addresses() {
+        let ok = Config::default();
+        let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
         assert_eq!(
             Config {
                 vlan_querier_address: BTreeMap::from([(4095, Ipv4Addr::new(10, 0, 0, 1))]),

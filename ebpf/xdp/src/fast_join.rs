@@ -37,7 +37,12 @@ use igmpsnoop_common::{
     Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, counter, set_flags,
 };
 
-use crate::{CONFIG, Frame, GROUPS, GROUPS6, MASKS, Out, count, router_set};
+use crate::{
+    Frame, Out,
+    counters::count,
+    group::router_set,
+    maps::{CONFIG, GROUPS, GROUPS6, MASKS},
+};
 /// Port mask -> a published slot that holds exactly it; the daemon deletes
 /// an entry before it rewrites the slot for another set.
 #[btf_map]

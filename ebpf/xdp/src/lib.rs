@@ -23,123 +23,35 @@
 //! prove it safe.
 #![no_std]
 
+mod counters;
 mod fast_join;
+mod group;
+mod ipv4;
+mod ipv6;
+mod maps;
 mod pkt;
+mod rate;
 mod tag;
 mod tc;
 
-use pkt::Packet;
-
 use aya_ebpf::{
-    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_NO_PREALLOC, xdp_action},
-    btf_maps::{
-        Array, ArrayOfMaps, DevMapHash, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, XskMap,
-    },
+    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, xdp_action},
     helpers::{bpf_ktime_get_ns, bpf_redirect},
-    macros::{btf_map, xdp},
+    macros::xdp,
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    ALL_PIM_ROUTERS, ALL_PIM_ROUTERS6, ANY_VLAN, COUNTERS_SIZE, FAMILY_IPV4, FAMILY_IPV6,
-    Group6Key, GroupKey, IPPROTO_ICMPV6, IPPROTO_IGMP, IPPROTO_PIM, MAX_GROUPS,
-    MAX_IPV6_EXT_HEADERS, MAX_MACS, MAX_PORT_SETS, MAX_PORTS, MAX_QUEUES, MAX_SOURCE_ENTRIES,
-    MAX_STREAMS, MLD_TYPES, MacEntry, MacKey, PortConf, PortVlanConf, RateState, RouterKey, SetRef,
-    Source6Key, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE, counter, port_flags, set_flags,
+    MAX_QUEUES, MacEntry, MacKey, PortConf, SetRef, counter, port_flags, set_flags,
 };
 
-/// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
-/// userspace write to a map-in-map waits for an RCU grace period (~15 ms
-/// here), a write to this does not, so a join reaches the fast path in
-/// microseconds. Not preallocated: entries are freed after a grace period,
-/// so a lookup racing an update never reads a recycled element.
-#[btf_map]
-static GROUPS: HashMap<GroupKey, SetRef, { MAX_GROUPS as usize }, { BPF_F_NO_PREALLOC as usize }> =
-    HashMap::new();
-/// (VLAN, group, source) -> the port set of that source's traffic (IGMPv3
-/// source filtering), looked up only for groups whose entry carries
-/// `set_flags::SOURCES`; a source without an entry follows its group.
-/// Not preallocated, like GROUPS.
-#[btf_map]
-static SOURCES: HashMap<
-    SourceKey,
-    SetRef,
-    { MAX_SOURCE_ENTRIES as usize },
-    { BPF_F_NO_PREALLOC as usize },
-> = HashMap::new();
-/// (VLAN, group, source) -> frames and bytes replicated, per CPU (no
-/// contended write per frame): the source is the frame's when it matched a
-/// source entry, 0.0.0.0 when it took the group's own set. An LRU, so
-/// streams that stopped make room and nothing needs removing.
-#[btf_map]
-static STREAMS: LruPerCpuHashMap<SourceKey, StreamCount, { MAX_STREAMS as usize }> =
-    LruPerCpuHashMap::new();
-/// IPv6 (VLAN, group) -> its port set: GROUPS for MLD's groups (a map of
-/// its own keeps GROUPS' keys at 8 bytes).
-#[btf_map]
-static GROUPS6: HashMap<
-    Group6Key,
-    SetRef,
-    { MAX_GROUPS as usize },
-    { BPF_F_NO_PREALLOC as usize },
-> = HashMap::new();
-/// IPv6 (VLAN, group, source) -> port set (MLDv2 source filters): SOURCES
-/// for IPv6, read under the same `set_flags::SOURCES` rule.
-#[btf_map]
-static SOURCES6: HashMap<
-    Source6Key,
-    SetRef,
-    { MAX_SOURCE_ENTRIES as usize },
-    { BPF_F_NO_PREALLOC as usize },
-> = HashMap::new();
-/// IPv6 streams (source :: when the frame took the group's own set): a
-/// second LRU rather than a wider STREAMS key, so that IPv4 streams keep
-/// hashing 12 bytes and each family's streams have their own room.
-#[btf_map]
-static STREAMS6: LruPerCpuHashMap<Source6Key, StreamCount, { MAX_STREAMS as usize }> =
-    LruPerCpuHashMap::new();
-/// Egress port sets, one devmap each, shared by every group and source entry
-/// with that set.
-/// The control plane publishes slots in batches ahead of need and never
-/// changes a set some group points at.
-#[btf_map]
-static PORT_SETS: ArrayOfMaps<DevMapHash<{ MAX_PORTS as usize }>, { MAX_PORT_SETS as usize }> =
-    ArrayOfMaps::new();
-/// The ports of each published port-set slot, by index (bit i = port i):
-/// what the TC program walks, as the devmaps cannot be walked from BPF.
-/// Written before any entry points at the slot, like the slot's devmap.
-#[btf_map]
-pub(crate) static MASKS: Array<u64, { MAX_PORT_SETS as usize }> = Array::new();
-/// The flood set of VLAN 0 and of every VLAN that no port has VLAN config
-/// for: every VLAN-unaware port (every port, without VLAN config).
-#[btf_map]
-static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
-/// VLAN -> the ports that carry it: the flood set of each VLAN some port
-/// has VLAN config for.
-#[btf_map]
-static FLOOD_SETS: HashMap<u16, SetRef, 4096> = HashMap::new();
-/// (VLAN, family) -> router ports: where unregistered multicast goes when
-/// flooding is off; (ANY_VLAN, family) serves VLANs without an entry.
-#[btf_map]
-static ROUTER_SETS: HashMap<RouterKey, SetRef, 8192> = HashMap::new();
-/// ifindex -> port.
-#[btf_map]
-static PORTS: HashMap<u32, PortConf, { MAX_PORTS as usize }> = HashMap::new();
-/// Port index -> the VLANs it carries (and its ifindex, for the TC program).
-#[btf_map]
-static PORT_VLANS: Array<PortVlanConf, { MAX_PORTS as usize }> = Array::new();
-/// One AF_XDP socket per (port, queue).
-#[btf_map]
-static XSKS: XskMap<{ XSKMAP_SIZE as usize }> = XskMap::new();
-/// Learned (MAC, VLAN) -> port.
-#[btf_map]
-static MACS: LruHashMap<MacKey, MacEntry, { MAX_MACS as usize }> = LruHashMap::new();
-#[btf_map]
-static CONFIG: Array<SwitchConf, 1> = Array::new();
-#[btf_map]
-static COUNTERS: PerCpuArray<u64, { COUNTERS_SIZE as usize }> = PerCpuArray::new();
-/// Control-frame rate limiter state per port (per CPU, so the limit is per CPU).
-#[btf_map]
-static RATE: PerCpuArray<RateState, { MAX_PORTS as usize }> = PerCpuArray::new();
+use crate::{
+    counters::count,
+    ipv4::{ipv4_control, ipv4_multicast},
+    ipv6::{ipv6_control, ipv6_multicast, snoop_ipv6},
+    maps::{CONFIG, FLOOD, FLOOD_SETS, MACS, PORT_SETS, PORT_VLANS, PORTS, XSKS},
+    pkt::Packet,
+    rate::within_rate,
+};
 
 pub(crate) const ETH_HLEN: usize = 14;
 pub(crate) const VLAN_HLEN: usize = 4;
@@ -147,9 +59,7 @@ const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 pub(crate) const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPV4_MIN_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
-const NS_PER_SEC: u64 = 1_000_000_000;
+pub(crate) const NS_PER_SEC: u64 = 1_000_000_000;
 /// The MAC table's timestamp is refreshed at most this often (a write per frame
 /// would bounce the cache line between CPUs).
 const MAC_REFRESH_NS: u64 = NS_PER_SEC;
@@ -487,299 +397,6 @@ fn to_tc(ctx: &XdpContext, set: u32, f: &Frame) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// IPv4 multicast: control frames up, link-local flooded, groups replicated.
-#[inline(always)]
-fn ipv4_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Frame) -> Out {
-    let port = f.port;
-    let vlan = f.vlan;
-    if l3 + IPV4_MIN_HLEN > end {
-        count(port, counter::BAD_IPV4);
-        return Out::L2;
-    }
-    // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
-    let ver_ihl = unsafe { *(l3 as *const u8) };
-    if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
-        count(port, counter::BAD_IPV4);
-        return Out::L2;
-    }
-    let proto = unsafe { *((l3 + 9) as *const u8) };
-    let daddr: [u8; 4] = unsafe { *((l3 + 16) as *const [u8; 4]) };
-    if is_control(proto, daddr) {
-        if proto == IPPROTO_IGMP {
-            let l4 = l3 + usize::from(ver_ihl & 0x0f) * 4;
-            return Out::report(FAMILY_IPV4, l4 - ctx.data(), daddr);
-        }
-        return Out::CONTROL;
-    }
-    if daddr[0] & 0xf0 != 0xe0 {
-        // Multicast MAC, non-multicast IP: switch by L2.
-        return Out::L2;
-    }
-    if daddr[0] == 224 && daddr[1] == 0 && daddr[2] == 0 {
-        // 224.0.0.0/24 is never snooped (RFC 4541 §2.1.2): flood.
-        return flood(port);
-    }
-    let key = GroupKey::new(vlan, daddr);
-    // SAFETY: the entry is copied out at once (no-prealloc: never recycled
-    // under us).
-    let Some(entry) = unsafe { GROUPS.get(key) }.copied() else {
-        return unregistered(f, FAMILY_IPV4);
-    };
-    // SAFETY: the source address lies in the 20 bytes checked above.
-    let saddr = || unsafe { *((l3 + 12) as *const [u8; 4]) };
-    registered(
-        entry,
-        port,
-        // SAFETY: copied out at once (no-prealloc: never recycled under us).
-        || unsafe { SOURCES.get(SourceKey::new(vlan, daddr, saddr())) }.copied(),
-        |matched| {
-            let source = if matched { saddr() } else { [0; 4] };
-            count_stream(&STREAMS, SourceKey::new(vlan, daddr, source), ctx);
-        },
-    )
-}
-
-/// A frame to a registered group, either family: replicated to the set of
-/// its source's own entry when the group carries `set_flags::SOURCES` and
-/// `source_entry` finds one, to the group's set otherwise; counted in its
-/// stream (`stream` is told whether the source's entry was used: the stream
-/// of frames that took their group's own set has source 0).
-///
-/// Two reads, of two maps the control plane writes separately: it puts a
-/// source's entry in place before it flags the group, and clears the flag
-/// before it deletes the group's last source entries (the order is
-/// documented in dataplane/src/forwarding/mod.rs), so a frame goes to its
-/// source's old set or its new one, and no other source of the group sees
-/// a change.
-#[inline(always)]
-fn registered(
-    entry: SetRef,
-    port: u32,
-    source_entry: impl FnOnce() -> Option<SetRef>,
-    stream: impl FnOnce(bool),
-) -> Out {
-    let mut set = entry;
-    let mut matched = false;
-    if entry.flags & set_flags::SOURCES != 0
-        && let Some(source) = source_entry()
-    {
-        count(port, counter::SOURCE_MATCHED);
-        (set, matched) = (source, true);
-    }
-    if set.copies == 0 {
-        count(port, counter::DROP_NO_MEMBER);
-        return Out::drop();
-    }
-    stream(matched);
-    count(port, counter::REPLICATED);
-    add(port, counter::REPLICATED_COPIES, u64::from(set.copies));
-    Out::set(set)
-}
-
-/// Adds a frame to its stream's count in `streams` (when counting is on).
-#[inline(always)]
-fn count_stream<K, P: Packet>(
-    streams: &LruPerCpuHashMap<K, StreamCount, { MAX_STREAMS as usize }>,
-    key: K,
-    ctx: &P,
-) {
-    if CONFIG.get(0).is_none_or(|c| c.count_streams == 0) {
-        return;
-    }
-    let bytes = (ctx.data_end() - ctx.data()) as u64;
-    match streams.get_ptr_mut(&key) {
-        // SAFETY: this CPU's value of a per-CPU map; XDP is not preempted.
-        Some(c) => unsafe {
-            (*c).frames += 1;
-            (*c).bytes += bytes;
-        },
-        None => {
-            let _ = streams.insert(&key, StreamCount { frames: 1, bytes }, 0);
-        }
-    }
-}
-
-/// Whether IPv6 is snooped at all (`SwitchConf::snoop_ipv6`).
-#[inline(always)]
-fn snoop_ipv6() -> bool {
-    CONFIG.get(0).is_some_and(|c| c.snoop_ipv6 != 0)
-}
-
-/// IPv6 multicast: MLD and PIMv6 hellos up, link-local flooded, groups
-/// replicated.
-#[inline(always)]
-fn ipv6_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Frame) -> Out {
-    let (port, vlan) = (f.port, f.vlan);
-    let (proto, l4) = match ipv6_upper(l3, end) {
-        Ok(upper) => upper,
-        Err(Chain::Bad) => {
-            count(port, counter::BAD_IPV6);
-            return Out::L2;
-        }
-        Err(Chain::Long) => {
-            // It might be MLD, which must never reach hosts as data: the
-            // control plane walks the rest (see counter::IPV6_LONG_CHAIN).
-            count(port, counter::IPV6_LONG_CHAIN);
-            return Out::CONTROL;
-        }
-    };
-    // SAFETY: ipv6_upper checked the 40-byte fixed header.
-    let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
-    match ipv6_control_kind(proto, l4, end, &daddr) {
-        Ok(true) if proto == IPPROTO_ICMPV6 => {
-            return Out::report(FAMILY_IPV6, l4 - ctx.data(), [0; 4]);
-        }
-        Ok(true) => return Out::CONTROL,
-        Ok(false) => {}
-        Err(()) => {
-            count(port, counter::BAD_IPV6);
-            return Out::L2;
-        }
-    }
-    if daddr[0] != 0xff {
-        // Multicast MAC, non-multicast IP: switch by L2.
-        return Out::L2;
-    }
-    if daddr[1] == 0x02 {
-        // ff02::/16, link-local scope, is never snooped: all-nodes ff02::1
-        // as RFC 4541 §3 says, and with it every link-local group (ND's
-        // solicited-node groups ff02::1:ffXX:XXXX, all-routers, ...), so that
-        // neighbour discovery never depends on hosts having reported (they
-        // report solicited-node groups late or not at all, and a lost
-        // report must not cut a host off its neighbours). The control plane
-        // does not snoop them either.
-        return flood(port);
-    }
-    let key = Group6Key::new(vlan, daddr);
-    // SAFETY: the entry is copied out at once (no-prealloc: never recycled
-    // under us).
-    let Some(entry) = unsafe { GROUPS6.get(key) }.copied() else {
-        return unregistered(f, FAMILY_IPV6);
-    };
-    // SAFETY: the source address lies in the fixed header checked above.
-    let saddr = || unsafe { *((l3 + 8) as *const [u8; 16]) };
-    registered(
-        entry,
-        port,
-        // SAFETY: copied out at once (no-prealloc: never recycled under us).
-        || unsafe { SOURCES6.get(Source6Key::new(vlan, daddr, saddr())) }.copied(),
-        |matched| {
-            let source = if matched { saddr() } else { [0; 16] };
-            count_stream(&STREAMS6, Source6Key::new(vlan, daddr, source), ctx);
-        },
-    )
-}
-
-/// IPv6 to a unicast MAC: only MLD is of interest here (a chain too long to
-/// walk is switched by L2: unicast is never snooped as data).
-#[inline(always)]
-fn ipv6_control(l3: usize, end: usize) -> Out {
-    let Ok((proto, l4)) = ipv6_upper(l3, end) else {
-        return Out::L2;
-    };
-    if proto != IPPROTO_ICMPV6 || l4 + 1 > end {
-        return Out::L2;
-    }
-    // SAFETY: checked just above.
-    let kind = unsafe { *(l4 as *const u8) };
-    if MLD_TYPES.contains(&kind) {
-        Out::CONTROL
-    } else {
-        Out::L2
-    }
-}
-
-/// Whether the upper-layer header at `l4` is control traffic: MLD (ICMPv6
-/// of an MLD type, RFC 2710 §3 / RFC 3810 §5, matched by type, never by
-/// address) or a PIMv6 hello (to ff02::d). Err: the ICMPv6 header is cut
-/// short.
-#[inline(always)]
-fn ipv6_control_kind(proto: u8, l4: usize, end: usize, daddr: &[u8; 16]) -> Result<bool, ()> {
-    match proto {
-        IPPROTO_ICMPV6 => {
-            if l4 + 1 > end {
-                return Err(());
-            }
-            // SAFETY: checked just above.
-            let kind = unsafe { *(l4 as *const u8) };
-            Ok(MLD_TYPES.contains(&kind))
-        }
-        IPPROTO_PIM => Ok(*daddr == ALL_PIM_ROUTERS6),
-        _ => Ok(false),
-    }
-}
-
-/// Why an IPv6 header chain has no upper-layer protocol to show.
-enum Chain {
-    /// The fixed header or an extension header is cut short (or the version
-    /// is not 6).
-    Bad,
-    /// More than MAX_IPV6_EXT_HEADERS extension headers.
-    Long,
-}
-
-const NEXTHDR_HOP: u8 = 0;
-const NEXTHDR_ROUTING: u8 = 43;
-const NEXTHDR_FRAGMENT: u8 = 44;
-const NEXTHDR_AUTH: u8 = 51;
-const NEXTHDR_DEST: u8 = 60;
-
-/// Walks the IPv6 header at `l3` and its extension headers (RFC 8200 §4:
-/// hop-by-hop, routing, fragment, destination options; and AH, RFC 4302),
-/// at most MAX_IPV6_EXT_HEADERS of them, each bounds-checked: the
-/// upper-layer protocol and where its header starts. A fragment that is not
-/// the first has no upper-layer header: it comes back as protocol 44
-/// (fragment), which is data to every caller. ESP (50) and "no next header"
-/// (59) end the walk like any upper-layer protocol.
-#[inline(always)]
-fn ipv6_upper(l3: usize, end: usize) -> Result<(u8, usize), Chain> {
-    if l3 + IPV6_HLEN > end {
-        return Err(Chain::Bad);
-    }
-    // SAFETY (all reads below): each lies in bytes checked against `end`.
-    if unsafe { *(l3 as *const u8) } >> 4 != 6 {
-        return Err(Chain::Bad);
-    }
-    let mut next = unsafe { *((l3 + 6) as *const u8) };
-    let mut at = l3 + IPV6_HLEN;
-    for _ in 0..MAX_IPV6_EXT_HEADERS {
-        let len = match next {
-            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH => {
-                if at + 2 > end {
-                    return Err(Chain::Bad);
-                }
-                let units = usize::from(unsafe { *((at + 1) as *const u8) });
-                if next == NEXTHDR_AUTH {
-                    // RFC 4302 §2.2: in 4-byte units, minus 2.
-                    (units + 2) * 4
-                } else {
-                    // In 8-byte units, not counting the first 8 bytes.
-                    (units + 1) * 8
-                }
-            }
-            NEXTHDR_FRAGMENT => {
-                if at + 8 > end {
-                    return Err(Chain::Bad);
-                }
-                let offset = u16::from_be(unsafe { *((at + 2) as *const u16) }) & 0xfff8;
-                if offset != 0 {
-                    return Ok((NEXTHDR_FRAGMENT, at));
-                }
-                8
-            }
-            _ => return Ok((next, at)),
-        };
-        next = unsafe { *(at as *const u8) };
-        at += len;
-    }
-    match next {
-        NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH | NEXTHDR_FRAGMENT => {
-            Err(Chain::Long)
-        }
-        _ => Ok((next, at)),
-    }
-}
-
 /// Broadcasts into the devmap of port set `set`.
 #[inline(always)]
 fn send_set(set: SetRef, port: u32) -> u32 {
@@ -793,67 +410,6 @@ fn send_set(set: SetRef, port: u32) -> u32 {
         return xdp_action::XDP_DROP;
     };
     redirected(ports.redirect(0, BROADCAST), port, counter::DROP_REDIRECT)
-}
-
-/// A group with no entry: flooded, or to the VLAN's router ports of the
-/// family only, by policy.
-#[inline(always)]
-fn unregistered(f: &Frame, family: u16) -> Out {
-    let flood_unregistered = CONFIG.get(0).is_none_or(|c| c.flood_unregistered != 0);
-    if flood_unregistered {
-        return flood(f.port);
-    }
-    let routers = router_set(f.vlan, family);
-    // A broadcast redirect into an empty devmap "succeeds" and drops silently.
-    match routers {
-        Some(set) if set.copies != 0 => {
-            count(f.port, counter::TO_ROUTERS);
-            Out::set(set)
-        }
-        _ => {
-            count(f.port, counter::DROP_NO_ROUTER);
-            Out::drop()
-        }
-    }
-}
-
-/// The router set of `family` on `vlan`: its own, else `ANY_VLAN`'s.
-#[inline(always)]
-pub(crate) fn router_set(vlan: u16, family: u16) -> Option<SetRef> {
-    // SAFETY: copied out at once (the control plane replaces whole entries).
-    unsafe {
-        ROUTER_SETS.get(RouterKey { vlan, family }).or_else(|| {
-            ROUTER_SETS.get(RouterKey {
-                vlan: ANY_VLAN,
-                family,
-            })
-        })
-    }
-    .copied()
-}
-
-/// IPv4 to a unicast MAC: only IGMP is of interest here.
-#[inline(always)]
-fn ipv4_control(l3: usize, end: usize) -> Out {
-    if l3 + IPV4_MIN_HLEN > end {
-        return Out::L2;
-    }
-    // SAFETY: 20 bytes of IPv4 header are in bounds (checked above).
-    let ver_ihl = unsafe { *(l3 as *const u8) };
-    if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
-        return Out::L2;
-    }
-    let proto = unsafe { *((l3 + 9) as *const u8) };
-    if proto == IPPROTO_IGMP {
-        Out::CONTROL
-    } else {
-        Out::L2
-    }
-}
-
-#[inline(always)]
-fn is_control(proto: u8, daddr: [u8; 4]) -> bool {
-    proto == IPPROTO_IGMP || (proto == IPPROTO_PIM && daddr == ALL_PIM_ROUTERS)
 }
 
 /// Hands a control frame to the port's AF_XDP socket, within the rate
@@ -882,29 +438,6 @@ fn to_control_then(ctx: &XdpContext, port: u32, report: impl FnOnce()) -> u32 {
             xdp_action::XDP_DROP
         }
     }
-}
-
-/// A fixed one-second window per port and CPU.
-#[inline(always)]
-fn within_rate(port: u32) -> bool {
-    let limit = match CONFIG.get(0) {
-        Some(c) if c.control_rate_pps != 0 => c.control_rate_pps as u64,
-        _ => return true,
-    };
-    let Some(state) = RATE.get_ptr_mut(port) else {
-        return true;
-    };
-    // SAFETY: `state` points at this CPU's slot of a per-CPU array; XDP runs
-    // with preemption disabled, so nothing else touches it meanwhile.
-    let state = unsafe { &mut *state };
-    // SAFETY: a helper with no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    if now.wrapping_sub(state.window_start_ns) >= NS_PER_SEC {
-        state.window_start_ns = now;
-        state.count = 0;
-    }
-    state.count += 1;
-    state.count <= limit
 }
 
 #[inline(always)]
@@ -953,7 +486,7 @@ fn unicast(dst: [u8; 6], f: &Frame) -> Out {
 }
 
 #[inline(always)]
-fn flood(port: u32) -> Out {
+pub(crate) fn flood(port: u32) -> Out {
     count(port, counter::FLOODED);
     Out::FLOOD
 }
@@ -970,20 +503,6 @@ fn redirected(result: Result<u32, u32>, port: u32, reason: u32) -> u32 {
             count(port, reason);
             xdp_action::XDP_DROP
         }
-    }
-}
-
-#[inline(always)]
-pub(crate) fn count(port: u32, which: u32) {
-    add(port, which, 1);
-}
-
-#[inline(always)]
-pub(crate) fn add(port: u32, which: u32, n: u64) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(port * counter::COUNT + which) {
-        // SAFETY: this CPU's slot of a per-CPU array; XDP and TC run with
-        // preemption disabled.
-        unsafe { *slot += n };
     }
 }
 

@@ -33,7 +33,11 @@ use aya_ebpf::{
 use igmpsnoop_common::{MAX_PORTS, PortConf, TC_MAGIC, TcMeta, counter, set_flags};
 
 use crate::{
-    ETH_P_8021Q, Frame, MASKS, Out, PORT_VLANS, PORTS, add, count, flood_set, out, port_format,
+    ETH_P_8021Q, Frame, Out,
+    counters::{add, count},
+    flood_set,
+    maps::{MASKS, PORT_VLANS, PORTS},
+    out, port_format,
 };
 
 /// How many bytes of a non-linear frame are pulled into its head before
