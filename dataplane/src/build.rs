@@ -6,13 +6,13 @@ use std::{collections::HashMap as StdHashMap, path::PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, XskMap},
-    programs::Xdp,
+    programs::{Xdp, links::FdLink},
 };
 use igmpsnoop_common::{MAX_QUEUES, PortConf};
 
 use crate::{
-    Dataplane, EgressWatch, Error, Forwarding, PortInfo, Result, Stats, XdpMode, XskSocket, attach,
-    fast_join::FastJoins, forwarding, pin::PinDir, tc, write_port_conf,
+    Dataplane, EgressWatch, Error, Forwarding, Initial, PortInfo, Result, Stats, XdpMode,
+    XskSocket, attach, fast_join::FastJoins, forwarding, pin::PinDir, tc, vlan, write_port_conf,
 };
 
 impl Dataplane {
@@ -22,6 +22,7 @@ impl Dataplane {
         mode: XdpMode,
         pins: Option<&PinDir>,
         created_links: &mut Vec<PathBuf>,
+        initial: &Initial,
     ) -> Result<Self> {
         let mut ebpf = load(pins)?;
         let adopting = pins.is_some_and(PinDir::existed);
@@ -47,12 +48,14 @@ impl Dataplane {
         let maps = forwarding_maps(&mut ebpf)?;
         let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
         // Adopts the VLAN config of the ports that kept their index.
-        let forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
-        write_ports(&mut port_map, &ports, &forwarding)?;
+        let mut forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         let tc_links = tc::attach_tc(&mut ebpf, &ports, pins, created_links);
         if tc_links.is_ok() {
             tc::tags_in_bytes(&ports);
         }
+        apply_initial(&mut forwarding, &ports, &tc_links, initial)?;
+        // From here the program switches the ports' frames.
+        write_ports(&mut port_map, &ports, &forwarding)?;
         let mut stats = open_stats(&mut ebpf)?;
         if adopting {
             if renumbered {
@@ -146,6 +149,32 @@ fn forwarding_maps(ebpf: &mut Ebpf) -> Result<forwarding::Maps> {
         config: take::<Array<MapData, _>>(ebpf, "CONFIG")?,
         slots: take::<HashMap<MapData, _, _>>(ebpf, "SLOTS")?,
     })
+}
+/// Puts the control plane's settings in place before any port is switched
+/// (see [`Initial`]): the flood policy, IPv6 snooping, each port's VLANs
+/// (which need the TC program for their MIXED sets).
+fn apply_initial(
+    forwarding: &mut Forwarding,
+    ports: &[PortInfo],
+    tc_links: &std::result::Result<Vec<FdLink>, String>,
+    initial: &Initial,
+) -> Result<()> {
+    forwarding.set_flood_unregistered(initial.flood_unregistered)?;
+    forwarding.set_snoop_ipv6(initial.snoop_ipv6)?;
+    for (index, config) in initial.port_vlans.iter().enumerate() {
+        let (Some(config), Some(port)) = (config, ports.get(index)) else {
+            continue;
+        };
+        if let Err(reason) = tc_links {
+            return Err(Error::NoTc {
+                port: port.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let config = vlan::checked(&port.name, config.clone())?;
+        forwarding.set_port_vlans(index, Some(config))?;
+    }
+    Ok(())
 }
 
 /// Writes every port's PORTS entry, with the VLAN config [`Forwarding`]

@@ -105,6 +105,34 @@ pub struct Options {
     /// Groups the control plane may install: the group records are sized
     /// for them up front (growing a big table stalls the event loop).
     pub max_groups: usize,
+    /// The control plane's settings, in force from the first frame switched.
+    pub initial: Initial,
+}
+
+/// What the fast path applies before any port is switched (before the
+/// PORTS entries that make the program take a port's frames are written),
+/// so that no frame is forwarded under the defaults in the moment between
+/// attaching and the control plane's first writes: MLD flooded to every
+/// host, unregistered groups flooded with flooding off, or a port's VLANs
+/// not yet enforced.
+#[derive(Clone, Debug)]
+pub struct Initial {
+    /// Unregistered multicast flooded (the default) or sent to router ports.
+    pub flood_unregistered: bool,
+    /// IPv6 snooped (MLD to the control plane); the default floods IPv6.
+    pub snoop_ipv6: bool,
+    /// Each port's VLAN config by port index (missing: VLAN-unaware).
+    pub port_vlans: Vec<Option<PortVlans>>,
+}
+
+impl Default for Initial {
+    fn default() -> Self {
+        Initial {
+            flood_unregistered: true,
+            snoop_ipv6: false,
+            port_vlans: Vec::new(),
+        }
+    }
 }
 
 /// What removing pinned state found (`igmpsnoop detach`).
@@ -149,7 +177,14 @@ impl Dataplane {
         let capacity = options
             .max_groups
             .min(igmpsnoop_common::MAX_GROUPS as usize);
-        match Self::build(&resolved, capacity, mode, pins.as_ref(), &mut created_links) {
+        match Self::build(
+            &resolved,
+            capacity,
+            mode,
+            pins.as_ref(),
+            &mut created_links,
+            &options.initial,
+        ) {
             Ok(mut dp) => {
                 dp.pins = pins;
                 if let Some(p) = &dp.pins

@@ -485,6 +485,7 @@ fn ipv6_entries_are_adopted_and_held(lab: &Lab, mode: XdpMode) {
     let pins = Options {
         pin_dir: Some(lab.scratch_dir().join("bpf")),
         max_groups: 1024,
+        ..Options::default()
     };
     let dp = open_with(lab, mode, pins.clone());
     set_group(&dp, G1, &[2]);

@@ -578,6 +578,7 @@ fn source_entries_are_adopted_and_held(lab: &Lab, mode: XdpMode) {
     let pins = Options {
         pin_dir: Some(lab.scratch_dir().join("bpf")),
         max_groups: 1024,
+        ..Options::default()
     };
     let open_pinned = || {
         let dp =

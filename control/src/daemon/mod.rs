@@ -20,7 +20,7 @@ use igmpsnoop_control::{
     Engine,
     api::{EventKind, Request},
 };
-use igmpsnoop_dataplane::{Dataplane, Options};
+use igmpsnoop_dataplane::{Dataplane, Initial, Options};
 use sd_notify::NotifyState;
 use tracing::{debug, error, info};
 
@@ -330,29 +330,30 @@ impl Daemon {
 }
 
 fn open_dataplane(settings: &Settings) -> anyhow::Result<Dataplane> {
+    // In force from the first frame switched (with MLD off, every IPv6
+    // multicast frame is flooded, MLD included).
+    let initial = Initial {
+        flood_unregistered: settings.engine.flood_unregistered,
+        snoop_ipv6: settings.engine.mld,
+        port_vlans: settings
+            .port_configs
+            .iter()
+            .map(|p| p.vlans.clone())
+            .collect(),
+    };
     let options = Options {
         pin_dir: settings.pin_dir.clone(),
         max_groups: settings.engine.max_groups,
+        initial,
     };
     let mut dp = Dataplane::open_with(&settings.ports, settings.xdp_mode, &options)?;
     // Until the switch is up, a failing start leaves adopted state forwarding
     // as it found it.
     dp.keep_pinned(dp.adopted().is_some() || settings.keep_on_exit);
     dp.forwarding
-        .set_flood_unregistered(settings.engine.flood_unregistered)?;
-    dp.forwarding
         .set_control_rate(settings.control_rate_limit)?;
     dp.forwarding.set_count_streams(settings.count_streams)?;
     dp.forwarding.set_fast_join(settings.fast_join)?;
-    // With MLD off, every IPv6 multicast frame is flooded, MLD included.
-    dp.forwarding.set_snoop_ipv6(settings.engine.mld)?;
-    // Before any frame is snooped: the fast path hands control frames of
-    // VLAN-configured ports over tagged with their VLAN from here on.
-    for (i, port) in settings.port_configs.iter().enumerate() {
-        if port.vlans.is_some() {
-            dp.set_port_vlans(i, port.vlans.clone())?;
-        }
-    }
     Ok(dp)
 }
 

@@ -288,6 +288,7 @@ fn main() -> Result<()> {
     let options = Options {
         pin_dir: pin_dir.clone(),
         max_groups: 4096,
+        ..Options::default()
     };
     let mut dp = Dataplane::open_with(&ports, mode, &options).context("opening the data plane")?;
     dp.forwarding.set_flood_unregistered(false)?;
