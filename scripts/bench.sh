@@ -509,27 +509,34 @@ prog_stats() { # run_time_ns run_cnt of the igmpsnoop XDP program (0 0 when none
         jq -r '[.[] | select(.name == "igmpsnoop")] | [(map(.run_time_ns // 0) | add // 0), (map(.run_cnt // 0) | add // 0)] | @tsv'
 }
 cost_point() { # label kind members
-    local label=$1 kind=$2 m=$3 tg f0 f1 s0 s1
+    local label=$1 kind=$2 m=$3 tg f0 f1 s0 s1 t0 t1
     ip netns exec "$(H 1)" timeout 60 trafgen --dev eth0 --conf "$DATA_CFG" --cpus 1 -q -C \
         >/dev/null 2>"$TMP/trafgen.log" &
     tg=$!
     sleep 0.5
     read -r s0 c0 < <(prog_stats)
+    t0=$(now)
     if [[ $label == ceiling ]]; then f0=$(rx_of "$SW" p1); else f0=$(rx_of "$(H 2)" eth0); fi
     perf record -a -g -F 999 -o "$TMP/perf.data" -- sleep "$COST_DUR" >/dev/null 2>&1 ||
         die "perf record failed (linux-perf installed? scripts/setup.sh installs it)"
     if [[ $label == ceiling ]]; then f1=$(rx_of "$SW" p1); else f1=$(rx_of "$(H 2)" eth0); fi
+    t1=$(now)
     read -r s1 c1 < <(prog_stats)
     kill "$tg" 2>/dev/null || true
     wait "$tg" 2>/dev/null || true
     perf script -i "$TMP/perf.data" -F comm,ip,sym >"$TMP/perf.txt" 2>/dev/null
-    local out prog_ns=null
-    out=$("$PY" "$ROOT/scripts/bench/cost.py" "$TMP/perf.txt" "$((f1 - f0))" "$COST_DUR" 999)
+    # The rate over the whole window (perf takes a moment to start and to
+    # stop around its COST_DUR of sampling), and so the frames sent while
+    # it sampled.
+    local out prog_ns=null pps sampled
+    pps=$(awk -v f="$((f1 - f0))" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", f/(b-a)}')
+    sampled=$(awk -v p="$pps" -v d="$COST_DUR" 'BEGIN{printf "%.0f", p*d}')
+    out=$("$PY" "$ROOT/scripts/bench/cost.py" "$TMP/perf.txt" "$sampled" "$COST_DUR" 999)
     ((c1 > c0)) && prog_ns=$(awk -v t="$((s1 - s0))" -v n="$((c1 - c0))" 'BEGIN{printf "%.1f", t/n}')
-    rec "$(jq -c --arg l "$label" --arg k "$kind" --argjson m "$m" --argjson f "$((f1 - f0))" \
-        --argjson d "$COST_DUR" --argjson p "$prog_ns" \
-        '{fig:"cost",label:$l,kind:$k,members:$m,frames:$f,pps:($f/$d|round),prog_stats_ns:$p} + .' <<<"$out")"
-    log "  cost $label members=$m: $((f1 - f0)) frames, $(jq -c '{busy_ns:(.busy_ns_per_frame|round),ns:(.ns_per_frame|map_values(round))}' <<<"$out"), program $prog_ns ns (bpf_stats)"
+    rec "$(jq -c --arg l "$label" --arg k "$kind" --argjson m "$m" --argjson f "$sampled" \
+        --argjson p "$prog_ns" --argjson pps "$pps" \
+        '{fig:"cost",label:$l,kind:$k,members:$m,frames:$f,pps:$pps,prog_stats_ns:$p} + .' <<<"$out")"
+    log "  cost $label members=$m: $pps pps, $(jq -c '{busy_ns:(.busy_ns_per_frame|round),ns:(.ns_per_frame|map_values(round))}' <<<"$out"), program $prog_ns ns (bpf_stats)"
 }
 if want cost; then
     COST_DUR=2

@@ -21,8 +21,9 @@ outside a napi/* thread.
 Usage: cost.py PERF_SCRIPT_OUTPUT FRAMES DURATION_S  -> one JSON object on stdout:
   {"samples": busy samples, "share": {stage: fraction of busy}, "ns_per_frame":
    {stage: ns}, "top": [[symbol, % of busy], ...]}
-FRAMES is the frames each member received in the window (every one of them passed
-through the whole path once per member).
+FRAMES is the frames sent while perf sampled (DURATION_S): bench.sh measures the rate
+at a member over a window around the sampling and multiplies it by DURATION_S (perf
+takes a moment to start and stop, so counting frames around it would overcount).
 """
 import collections
 import json
