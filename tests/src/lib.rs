@@ -33,6 +33,7 @@ mod fabric;
 mod kernel_maps;
 mod lab;
 mod mcast;
+pub mod selftest;
 mod sniff;
 mod sources;
 mod sources6;
