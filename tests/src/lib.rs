@@ -30,6 +30,7 @@ mod cmd;
 mod conformance;
 mod daemon;
 mod fabric;
+pub mod fastpath;
 mod kernel_maps;
 mod lab;
 mod mcast;
