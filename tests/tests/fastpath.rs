@@ -6,8 +6,6 @@
 //! interface counters. Every test runs in native and in generic XDP mode.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::counter;
@@ -15,7 +13,8 @@ use igmpsnoop_dataplane::{PortInfo, PortMask, XdpMode};
 use igmpsnoop_tests::fastpath::{bits, delta, open_switch, require_mcast_tool, require_scapy};
 use igmpsnoop_tests::in_both_modes;
 use igmpsnoop_tests::{
-    Capture, DataplaneThread, IfaceStats, Lab, Receiver, require_root_and_tools, scapy, send,
+    Capture, DataplaneThread, GRACE, IfaceStats, Lab, Receiver, count_pcap, require_root_and_tools,
+    scapy, send,
 };
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -26,9 +25,6 @@ const MDNS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
 /// Datagrams per flow.
 const N: u64 = 40;
 const WAIT: Duration = Duration::from_secs(5);
-/// How long to keep listening for copies that must not arrive, after the ones
-/// that must have arrived did.
-const GRACE: Duration = Duration::from_millis(300);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "tshark", "sysctl", "bash"]);
@@ -114,23 +110,6 @@ impl Sniffers {
             })
             .collect()
     }
-}
-
-/// Frames in a pcap matching a BPF filter (`tcpdump -r`: much cheaper to start
-/// than tshark, which matters when polling a live capture).
-fn count_pcap(file: &Path, filter: &str) -> anyhow::Result<u64> {
-    let out = Command::new("tcpdump")
-        .args(["-nn", "-r"])
-        .arg(file)
-        .arg(filter)
-        .stdin(Stdio::null())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "tcpdump -r {file:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(out.stdout.iter().filter(|b| **b == b'\n').count() as u64)
 }
 
 /// What the sniffers must count when h1 sent N frames: exactly `n` at each of

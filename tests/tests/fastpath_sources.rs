@@ -17,7 +17,9 @@ use igmpsnoop_tests::fastpath::{
     bits, check_mode, delta, open_switch, require_mcast_tool, require_scapy,
 };
 use igmpsnoop_tests::in_both_modes;
-use igmpsnoop_tests::{Capture, DataplaneThread, Lab, require_root_and_tools, scapy, scapy_python};
+use igmpsnoop_tests::{
+    Capture, DataplaneThread, GRACE, Lab, require_root_and_tools, scapy, scapy_python,
+};
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const S1: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 101);
@@ -27,9 +29,6 @@ const S4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 104);
 /// Datagrams per source and burst.
 const N: u64 = 40;
 const WAIT: Duration = Duration::from_secs(10);
-/// How long to keep listening for copies that must not arrive, after the
-/// ones that must have arrived did.
-const GRACE: Duration = Duration::from_millis(300);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "tshark", "ethtool", "bash"]);
