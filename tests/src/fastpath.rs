@@ -1,7 +1,7 @@
 //! What the fast-path tests (tests/tests/fastpath*.rs) share: the data
 //! plane opened in-process on the lab's switch ports in a named XDP mode,
 //! checked to be attached in that mode, port masks of hosts, counter deltas,
-//! the checks that the tools they run are there, and [`in_both_modes!`]
+//! the checks that the tools they run are there, and [`crate::in_both_modes!`]
 //! (every fast-path test runs in native and in generic XDP mode).
 
 pub use igmpsnoop_dataplane::XdpMode;
