@@ -253,44 +253,91 @@ impl<A: Copy + Display + std::fmt::Debug + PartialEq + Into<IpAddr>> Stream<'_, 
     /// source and none from the others (a duplicate is a failure too).
     /// Panics naming every difference. `what` names the step.
     pub fn check(&self, what: &str, sources: &[A], receivers: &[(&str, &SourceCounter, &[A])]) {
-        let before: Vec<BTreeMap<IpAddr, u64>> =
-            receivers.iter().map(|(_, c, _)| c.counts()).collect();
-        send_from_sources(
-            self.lab, self.from, self.group, self.port, sources, self.n, 1,
-        )
-        .unwrap_or_else(|e| panic!("{what}: sending: {e:#}"));
-        let got = |i: usize, s: A| {
-            receivers[i].1.count(s) - before[i].get(&s.into()).copied().unwrap_or(0)
+        let send = || {
+            send_from_sources(
+                self.lab, self.from, self.group, self.port, sources, self.n, 1,
+            )
         };
-        let deadline = Instant::now() + DELIVERY_WAIT;
-        while Instant::now() < deadline
-            && !receivers
-                .iter()
-                .enumerate()
-                .all(|(i, (_, _, want))| want.iter().all(|s| got(i, *s) >= self.n))
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(DELIVERY_GRACE);
-        let mut wrong = Vec::new();
-        for (i, (name, _, want)) in receivers.iter().enumerate() {
-            for &s in sources {
-                let (n, expect) = (got(i, s), if want.contains(&s) { self.n } else { 0 });
-                if n != expect {
-                    wrong.push(format!(
-                        "{name} got {n} datagrams from {s}, expected {expect}"
-                    ));
-                }
-            }
-        }
-        assert!(
-            wrong.is_empty(),
-            "{what}: {} from each of {sources:?} to {}:\n  {}",
+        check_delivery(
+            what,
             self.n,
             self.group,
-            wrong.join("\n  ")
+            DELIVERY_GRACE,
+            send,
+            sources,
+            receivers,
         );
     }
+}
+
+/// A per-source datagram counter that a delivery check reads.
+pub(crate) trait CountsBySource {
+    /// Datagrams counted so far, per source.
+    fn counts_by_source(&self) -> BTreeMap<IpAddr, u64>;
+}
+
+impl CountsBySource for SourceCounter {
+    fn counts_by_source(&self) -> BTreeMap<IpAddr, u64> {
+        self.counts()
+    }
+}
+
+/// The check of [`Stream::check`] and [`crate::Stream6::check`]: sends
+/// (`send`: `per_source` datagrams from each of `sources` to `group`), then
+/// checks that each receiver `(name, counter, wanted)` got exactly that
+/// many from each wanted source and none from the others. `grace` is how
+/// long it listens on for copies that must not arrive, after the ones that
+/// must have. Panics naming every difference; `what` names the step.
+pub(crate) fn check_delivery<A, C>(
+    what: &str,
+    per_source: u64,
+    group: A,
+    grace: Duration,
+    send: impl FnOnce() -> Result<()>,
+    sources: &[A],
+    receivers: &[(&str, &C, &[A])],
+) where
+    A: Copy + Display + std::fmt::Debug + PartialEq + Into<IpAddr>,
+    C: CountsBySource,
+{
+    let before: Vec<BTreeMap<IpAddr, u64>> = receivers
+        .iter()
+        .map(|(_, c, _)| c.counts_by_source())
+        .collect();
+    send().unwrap_or_else(|e| panic!("{what}: sending: {e:#}"));
+    let got = |i: usize, s: A| {
+        let s: IpAddr = s.into();
+        let now = receivers[i].1.counts_by_source().get(&s).copied();
+        now.unwrap_or(0) - before[i].get(&s).copied().unwrap_or(0)
+    };
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    while Instant::now() < deadline
+        && !receivers
+            .iter()
+            .enumerate()
+            .all(|(i, (_, _, want))| want.iter().all(|s| got(i, *s) >= per_source))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(grace);
+    let mut wrong = Vec::new();
+    for (i, (name, _, want)) in receivers.iter().enumerate() {
+        for &s in sources {
+            let (n, expect) = (got(i, s), if want.contains(&s) { per_source } else { 0 });
+            if n != expect {
+                wrong.push(format!(
+                    "{name} got {n} datagrams from {s}, expected {expect}"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{what}: {} from each of {sources:?} to {}:\n  {}",
+        per_source,
+        group,
+        wrong.join("\n  ")
+    );
 }
 
 #[cfg(test)]

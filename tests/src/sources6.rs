@@ -10,17 +10,17 @@
 //! nothing is spawned per frame and the test's own process does the work.
 
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::lab::{HOST_IFACE, Lab};
-use crate::sources::igmp_checksum;
+use crate::sources::{CountsBySource, check_delivery, igmp_checksum};
 
 /// ff02::16, where MLDv2 reports go (RFC 3810 §5.2.14).
 pub const ALL_MLDV2_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
@@ -429,10 +429,17 @@ pub struct Stream6<'a> {
     pub n: u64,
 }
 
-/// How long a check waits for the datagrams that must arrive.
-const DELIVERY_WAIT: Duration = Duration::from_secs(10);
-/// How long it listens on for copies that must not arrive.
+/// How long a check listens on for copies that must not arrive.
 const DELIVERY_GRACE: Duration = Duration::from_millis(300);
+
+impl CountsBySource for SourceCounter6 {
+    fn counts_by_source(&self) -> BTreeMap<IpAddr, u64> {
+        self.counts()
+            .into_iter()
+            .map(|(s, n)| (IpAddr::V6(s), n))
+            .collect()
+    }
+}
 
 impl Stream6<'_> {
     /// Sends `n` datagrams from each of `sources`, then checks that each
@@ -444,47 +451,25 @@ impl Stream6<'_> {
         sources: &[Ipv6Addr],
         receivers: &[(&str, &SourceCounter6, &[Ipv6Addr])],
     ) {
-        let before: Vec<_> = receivers.iter().map(|(_, c, _)| c.counts()).collect();
-        send_from_sources6(
-            self.lab,
-            self.from,
-            self.group,
-            self.port,
-            sources,
-            self.n,
-            Duration::from_millis(1),
-        )
-        .unwrap_or_else(|e| panic!("{what}: sending: {e:#}"));
-        let got = |i: usize, s: Ipv6Addr| {
-            receivers[i].1.count(s) - before[i].get(&s).copied().unwrap_or(0)
+        let send = || {
+            send_from_sources6(
+                self.lab,
+                self.from,
+                self.group,
+                self.port,
+                sources,
+                self.n,
+                Duration::from_millis(1),
+            )
         };
-        let deadline = Instant::now() + DELIVERY_WAIT;
-        while Instant::now() < deadline
-            && !receivers
-                .iter()
-                .enumerate()
-                .all(|(i, (_, _, want))| want.iter().all(|s| got(i, *s) >= self.n))
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(DELIVERY_GRACE);
-        let mut wrong = Vec::new();
-        for (i, (name, _, want)) in receivers.iter().enumerate() {
-            for &s in sources {
-                let (n, expect) = (got(i, s), if want.contains(&s) { self.n } else { 0 });
-                if n != expect {
-                    wrong.push(format!(
-                        "{name} got {n} datagrams from {s}, expected {expect}"
-                    ));
-                }
-            }
-        }
-        assert!(
-            wrong.is_empty(),
-            "{what}: {} from each of {sources:?} to {}:\n  {}",
+        check_delivery(
+            what,
             self.n,
             self.group,
-            wrong.join("\n  ")
+            DELIVERY_GRACE,
+            send,
+            sources,
+            receivers,
         );
     }
 }

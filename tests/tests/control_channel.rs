@@ -7,10 +7,10 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use igmpsnoop_dataplane::{AttachedMode, XdpMode};
+use igmpsnoop_dataplane::XdpMode;
+use igmpsnoop_tests::fastpath::{open_switch, require_mcast_tool};
 use igmpsnoop_tests::{
-    Capture, ControlFrame, DataplaneThread, Lab, Receiver, field_str, mcast_tool_bin,
-    require_root_and_tools,
+    Capture, ControlFrame, DataplaneThread, Lab, Receiver, field_str, require_root_and_tools,
 };
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -18,30 +18,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "tshark", "sysctl", "bash"]);
-    assert!(
-        mcast_tool_bin().is_file(),
-        "mcast-tool not built at {:?}",
-        mcast_tool_bin()
-    );
-}
-
-fn attached(mode: XdpMode) -> AttachedMode {
-    match mode {
-        XdpMode::Native => AttachedMode::Native,
-        XdpMode::Generic => AttachedMode::Generic,
-        XdpMode::Auto => unreachable!("tests name the mode"),
-    }
-}
-
-/// Opens the data plane on every switch port and checks the attach mode.
-fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
-    let dp = DataplaneThread::open_switch(lab, mode).expect("Dataplane::open");
-    let modes: Vec<_> = dp.with(|dp| dp.ports().iter().map(|p| p.mode).collect());
-    assert!(
-        modes.iter().all(|m| *m == attached(mode)),
-        "asked for {mode:?}, got {modes:?}"
-    );
-    dp
+    require_mcast_tool();
 }
 
 /// The IGMP message of an Ethernet/IPv4 frame: (IP protocol is IGMP) → bytes.
@@ -87,7 +64,7 @@ fn report_groups(igmp: &[u8]) -> Vec<Ipv4Addr> {
 fn kernel_report_reaches_userspace(mode: XdpMode, version: u8) {
     require();
     let lab = Lab::new(3).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     let host = 2; // port index 1
     lab.set_igmp_version(host, version).unwrap();
     let want_type = if version == 2 { 0x16 } else { 0x22 };
@@ -129,7 +106,7 @@ fn kernel_report_reaches_userspace(mode: XdpMode, version: u8) {
 fn userspace_frame_leaves_by_one_port(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental
     let filter = format!("ether proto {ETHERTYPE:#06x}");
     let caps: Vec<Capture> = lab

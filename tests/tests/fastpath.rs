@@ -6,15 +6,15 @@
 //! interface counters. Every test runs in native and in generic XDP mode.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{AttachedMode, PortCounters, PortInfo, PortMask, XdpMode};
+use igmpsnoop_dataplane::{PortInfo, PortMask, XdpMode};
+use igmpsnoop_tests::fastpath::{bits, delta, open_switch, require_mcast_tool, require_scapy};
+use igmpsnoop_tests::in_both_modes;
 use igmpsnoop_tests::{
-    Capture, DataplaneThread, IfaceStats, Lab, Receiver, mcast_tool_bin, require_root_and_tools,
-    scapy, scapy_python, send,
+    Capture, DataplaneThread, GRACE, IfaceStats, Lab, Receiver, count_pcap, require_root_and_tools,
+    scapy, send,
 };
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -25,56 +25,17 @@ const MDNS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
 /// Datagrams per flow.
 const N: u64 = 40;
 const WAIT: Duration = Duration::from_secs(5);
-/// How long to keep listening for copies that must not arrive, after the ones
-/// that must have arrived did.
-const GRACE: Duration = Duration::from_millis(300);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "tshark", "sysctl", "bash"]);
-    assert!(
-        mcast_tool_bin().is_file(),
-        "mcast-tool not built at {:?}",
-        mcast_tool_bin()
-    );
-    assert!(
-        scapy_python().is_file(),
-        "no Python with scapy at {:?}",
-        scapy_python()
-    );
-}
-
-fn bits(ports: &[usize]) -> PortMask {
-    // Host i is on port index i-1.
-    ports
-        .iter()
-        .map(|&h| u8::try_from(h - 1).expect("a port index"))
-        .collect()
-}
-
-/// Opens the data plane on every switch port and checks the attach mode.
-fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
-    let dp = DataplaneThread::open_switch(lab, mode).expect("Dataplane::open");
-    let want = match mode {
-        XdpMode::Native => AttachedMode::Native,
-        XdpMode::Generic => AttachedMode::Generic,
-        XdpMode::Auto => unreachable!("tests name the mode"),
-    };
-    let modes: Vec<_> = dp.with(|dp| dp.ports().iter().map(|p| p.mode).collect());
-    assert!(
-        modes.iter().all(|m| *m == want),
-        "asked for {mode:?}, got {modes:?}"
-    );
-    dp
+    require_mcast_tool();
+    require_scapy();
 }
 
 fn set_group(dp: &DataplaneThread, vlan: u16, g: Ipv4Addr, hosts: &[usize]) {
     let mask = bits(hosts);
     dp.with(move |dp| dp.forwarding.set_group(vlan, g.octets(), mask))
         .expect("set_group");
-}
-
-fn delta(after: &PortCounters, before: &PortCounters, which: u32) -> u64 {
-    after.get(which) - before.get(which)
 }
 
 /// A sniffer on every host's eth0 for frames matching a BPF filter.
@@ -151,23 +112,6 @@ impl Sniffers {
     }
 }
 
-/// Frames in a pcap matching a BPF filter (`tcpdump -r`: much cheaper to start
-/// than tshark, which matters when polling a live capture).
-fn count_pcap(file: &Path, filter: &str) -> anyhow::Result<u64> {
-    let out = Command::new("tcpdump")
-        .args(["-nn", "-r"])
-        .arg(file)
-        .arg(filter)
-        .stdin(Stdio::null())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "tcpdump -r {file:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(out.stdout.iter().filter(|b| **b == b'\n').count() as u64)
-}
-
 /// What the sniffers must count when h1 sent N frames: exactly `n` at each of
 /// `hosts`, none at the other receivers, and N at h1, its own transmissions
 /// (a copy reflected back to the sender would make that 2N).
@@ -207,7 +151,7 @@ fn deliver(lab: &Lab, g: Ipv4Addr, port: u16, want: &[u64]) -> Vec<u64> {
 fn registered_groups_reach_exactly_their_members(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     set_group(&dp, 0, G1, &[2, 3]);
     set_group(&dp, 0, G2, &[4]);
     const P: u16 = 5001;
@@ -256,7 +200,7 @@ fn registered_groups_reach_exactly_their_members(mode: XdpMode) {
 fn link_local_reaches_every_other_host(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     // Even with unregistered flooding off and no router port.
     dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
         .unwrap();
@@ -278,7 +222,7 @@ fn link_local_reaches_every_other_host(mode: XdpMode) {
 fn unregistered_groups_follow_policy_and_router_ports(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
 
     // Flood policy on (the default): every other host.
     let want = seen(&lab, &[2, 3, 4], N);
@@ -359,7 +303,7 @@ fn send_unicast(lab: &Lab, from: usize, dst_mac: &str, dst_ip: Ipv4Addr, port: u
 fn unicast_is_learned_and_switched_to_one_port(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     for a in lab.hosts() {
         for b in lab.hosts().filter(|b| *b != a) {
             lab.ping(a, lab.host_ip(b), 3)
@@ -402,7 +346,7 @@ fn unicast_is_learned_and_switched_to_one_port(mode: XdpMode) {
 fn unicast_follows_a_moved_host(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     lab.ping(1, lab.host_ip(2), 3).unwrap();
     let info = ports(&dp);
     let mac2 = lab.host_mac_bytes(2);
@@ -450,7 +394,7 @@ fn unicast_follows_a_moved_host(mode: XdpMode) {
 fn groups_with_equal_port_sets_share_an_inner_map(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
         .unwrap();
     let inner = || dp.with(|dp| dp.forwarding.inner_maps());
@@ -487,7 +431,7 @@ fn groups_with_equal_port_sets_share_an_inner_map(mode: XdpMode) {
 fn malformed_frames_are_counted_and_survived(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     set_group(&dp, 0, G1, &[2, 3]);
     let c0 = dp.counters(0);
     const K: u64 = 3;
@@ -561,7 +505,7 @@ fn malformed_frames_are_counted_and_survived(mode: XdpMode) {
 fn tagged_multicast_uses_its_vlans_group(mode: XdpMode) {
     require();
     let lab = Lab::new(4).unwrap();
-    let dp = open(&lab, mode);
+    let dp = open_switch(&lab, mode);
     set_group(&dp, 10, G1, &[3]);
     set_group(&dp, 0, G1, &[2]);
     const P: u16 = 5040;
@@ -583,19 +527,6 @@ fn tagged_multicast_uses_its_vlans_group(mode: XdpMode) {
     // Untagged traffic to the same group uses the VLAN 0 entry.
     let want = seen(&lab, &[2], N);
     assert_eq!(deliver(&lab, G1, P + 1, &want), want, "untagged");
-}
-
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod native {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::$name(XdpMode::Native) })*
-        }
-        mod generic {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::$name(XdpMode::Generic) })*
-        }
-    };
 }
 
 in_both_modes!(
@@ -638,7 +569,7 @@ fn delivers_to_mask(lab: &Lab, g: Ipv4Addr, mask: PortMask) {
 fn thousands_of_distinct_port_sets_are_pooled_without_holding_fds() {
     require();
     let lab = Lab::new(12).unwrap();
-    let dp = open(&lab, XdpMode::Native);
+    let dp = open_switch(&lab, XdpMode::Native);
     dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
         .unwrap();
     const SETS: u64 = 1500;

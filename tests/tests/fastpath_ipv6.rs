@@ -19,9 +19,11 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{AttachedMode, Options, PortCounters, PortMask, XdpMode};
+use igmpsnoop_dataplane::{Options, PortMask, XdpMode};
+use igmpsnoop_tests::fastpath::{bits, check_mode, delta, require_scapy};
+use igmpsnoop_tests::in_both_modes;
 use igmpsnoop_tests::{
-    ControlFrame, DataplaneThread, Lab, Sniffers, require_root_and_tools, scapy, scapy_python,
+    ControlFrame, DataplaneThread, Lab, Sniffers, require_root_and_tools, scapy,
 };
 
 const G1: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0, 0x1234);
@@ -41,19 +43,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "ip", "bash"]);
-    assert!(
-        scapy_python().is_file(),
-        "no Python with scapy at {:?}",
-        scapy_python()
-    );
-}
-
-fn bits(hosts: &[usize]) -> PortMask {
-    // Host i is on port index i-1.
-    hosts
-        .iter()
-        .map(|&h| u8::try_from(h - 1).expect("a port index"))
-        .collect()
+    require_scapy();
 }
 
 fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
@@ -72,16 +62,7 @@ fn open_snooping(lab: &Lab, mode: XdpMode, on: bool) -> DataplaneThread {
 fn open_with(lab: &Lab, mode: XdpMode, options: Options) -> DataplaneThread {
     let dp = DataplaneThread::open_with(&lab.switch_ns(), &lab.ports(), mode, options)
         .expect("Dataplane::open");
-    let want = match mode {
-        XdpMode::Native => AttachedMode::Native,
-        XdpMode::Generic => AttachedMode::Generic,
-        XdpMode::Auto => unreachable!("tests name the mode"),
-    };
-    let modes: Vec<_> = dp.with(|dp| dp.ports().iter().map(|p| p.mode).collect());
-    assert!(
-        modes.iter().all(|m| *m == want),
-        "asked for {mode:?}, got {modes:?}"
-    );
+    check_mode(&dp, mode);
     dp.with(|dp| dp.forwarding.set_snoop_ipv6(true)).unwrap();
     dp
 }
@@ -96,10 +77,6 @@ fn set_source(dp: &DataplaneThread, g: Ipv6Addr, s: Ipv6Addr, hosts: Option<&[us
     let mask = hosts.map(bits);
     dp.with(move |dp| dp.forwarding.set_source(0, g.octets(), s.octets(), mask))
         .expect("set_source (IPv6)");
-}
-
-fn delta(after: &PortCounters, before: &PortCounters, which: u32) -> u64 {
-    after.get(which) - before.get(which)
 }
 
 /// The Ethernet address of IPv6 multicast group `g` (RFC 2464 §7).
@@ -559,20 +536,8 @@ fn run(mode: XdpMode, test: fn(&Lab, XdpMode)) {
     test(&lab, mode);
 }
 
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod native {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::run(XdpMode::Native, super::$name) })*
-        }
-        mod generic {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::run(XdpMode::Generic, super::$name) })*
-        }
-    };
-}
-
 in_both_modes!(
+    run = run;
     ipv6_groups_reach_exactly_their_members,
     ipv6_sources_are_forwarded_per_source,
     unregistered_and_link_local_ipv6,

@@ -12,9 +12,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::{MAX_SOURCE_ENTRIES, counter};
-use igmpsnoop_dataplane::{Adopted, Error, Options, PortCounters, PortMask, XdpMode};
+use igmpsnoop_dataplane::{Adopted, Error, Options, PortMask, XdpMode};
+use igmpsnoop_tests::fastpath::{
+    bits, check_mode, delta, open_switch, require_mcast_tool, require_scapy,
+};
+use igmpsnoop_tests::in_both_modes;
 use igmpsnoop_tests::{
-    Capture, DataplaneThread, Lab, mcast_tool_bin, require_root_and_tools, scapy, scapy_python,
+    Capture, DataplaneThread, GRACE, Lab, require_root_and_tools, scapy, scapy_python,
 };
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -25,50 +29,11 @@ const S4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 104);
 /// Datagrams per source and burst.
 const N: u64 = 40;
 const WAIT: Duration = Duration::from_secs(10);
-/// How long to keep listening for copies that must not arrive, after the
-/// ones that must have arrived did.
-const GRACE: Duration = Duration::from_millis(300);
 
 fn require() {
     require_root_and_tools(&["tcpdump", "tshark", "ethtool", "bash"]);
-    assert!(
-        mcast_tool_bin().is_file(),
-        "mcast-tool not built at {:?}",
-        mcast_tool_bin()
-    );
-    assert!(
-        scapy_python().is_file(),
-        "no Python with scapy at {:?}",
-        scapy_python()
-    );
-}
-
-/// Port mask of hosts (host i is on port index i-1).
-fn bits(hosts: &[usize]) -> PortMask {
-    // Host i is on port index i-1.
-    hosts
-        .iter()
-        .map(|&h| u8::try_from(h - 1).expect("a port index"))
-        .collect()
-}
-
-fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
-    let dp = DataplaneThread::open_switch(lab, mode).expect("Dataplane::open");
-    check_mode(&dp, mode);
-    dp
-}
-
-fn check_mode(dp: &DataplaneThread, mode: XdpMode) {
-    let want = match mode {
-        XdpMode::Native => igmpsnoop_dataplane::AttachedMode::Native,
-        XdpMode::Generic => igmpsnoop_dataplane::AttachedMode::Generic,
-        XdpMode::Auto => unreachable!("tests name the mode"),
-    };
-    let modes: Vec<_> = dp.with(|dp| dp.ports().iter().map(|p| p.mode).collect());
-    assert!(
-        modes.iter().all(|m| *m == want),
-        "asked for {mode:?}, got {modes:?}"
-    );
+    require_mcast_tool();
+    require_scapy();
 }
 
 /// Group ports and source entries, written in one flush.
@@ -93,10 +58,6 @@ fn set_source(dp: &DataplaneThread, source: Ipv4Addr, hosts: Option<&[usize]>) {
             .set_source(0, G.octets(), source.octets(), mask)
     })
     .expect("set_source");
-}
-
-fn delta(after: &PortCounters, before: &PortCounters, which: u32) -> u64 {
-    after.get(which) - before.get(which)
 }
 
 /// The scapy code that sends `n` datagrams to G:`port` from each of
@@ -255,7 +216,7 @@ fn deliver(lab: &Lab, sources: &[Ipv4Addr], port: u16, want: &Tally) {
 // 1. Each source reaches exactly its set; a source without an entry its
 // group's; an empty set nobody (dropped, counted); the sender nothing back.
 fn sources_reach_exactly_their_sets(lab: &Lab, mode: XdpMode) {
-    let dp = open(lab, mode);
+    let dp = open_switch(lab, mode);
     install(
         &dp,
         &[2],
@@ -306,7 +267,7 @@ fn sources_reach_exactly_their_sets(lab: &Lab, mode: XdpMode) {
 // 2. An empty set still reaches router ports; a group with source entries
 // only is registered (never flooded), and unregistered again without them.
 fn empty_sets_reach_router_ports_only(lab: &Lab, mode: XdpMode) {
-    let dp = open(lab, mode);
+    let dp = open_switch(lab, mode);
     dp.with(|dp| dp.forwarding.set_router_ports(bits(&[4])))
         .unwrap();
     // No group port; S1 wanted by nobody; flooding of unregistered groups on.
@@ -391,7 +352,7 @@ fn assert_runs(per: &BTreeMap<u64, BTreeSet<usize>>, m: u64, what: &str, runs: &
 // datagram: each goes to the old set or the new one, and the other
 // source's stream does not notice.
 fn source_entries_change_under_streams_without_loss(lab: &Lab, mode: XdpMode) {
-    let dp = open(lab, mode);
+    let dp = open_switch(lab, mode);
     install(&dp, &[2], &[]);
     const M: u64 = 1500;
     const P: u16 = 5301;
@@ -509,7 +470,7 @@ fn reaches(lab: &Lab, group: [u8; 4], src: [u8; 4], hosts: &[usize]) {
 // reaches its set; a (*,G) group next to them is untouched; all removed in
 // one flush.
 fn hundred_thousand_source_entries(lab: &Lab, mode: XdpMode) {
-    let dp = open(lab, mode);
+    let dp = open_switch(lab, mode);
     dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
         .unwrap();
     let plain = Ipv4Addr::new(239, 2, 0, 1).octets();
@@ -541,7 +502,7 @@ fn hundred_thousand_source_entries(lab: &Lab, mode: XdpMode) {
 // 5. A full source map refuses new entries (reported, counted) and the
 // switch goes on forwarding everything it has.
 fn a_full_source_map_refuses_new_entries_only(lab: &Lab, mode: XdpMode) {
-    let dp = open(lab, mode);
+    let dp = open_switch(lab, mode);
     dp.with(|dp| dp.forwarding.set_flood_unregistered(false))
         .unwrap();
     let max = MAX_SOURCE_ENTRIES;
@@ -651,20 +612,8 @@ fn run(mode: XdpMode, test: fn(&Lab, XdpMode)) {
     test(&lab, mode);
 }
 
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod native {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::run(XdpMode::Native, super::$name) })*
-        }
-        mod generic {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::run(XdpMode::Generic, super::$name) })*
-        }
-    };
-}
-
 in_both_modes!(
+    run = run;
     sources_reach_exactly_their_sets,
     empty_sets_reach_router_ports_only,
     source_entries_change_under_streams_without_loss,

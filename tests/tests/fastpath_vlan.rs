@@ -28,9 +28,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use igmpsnoop_common::counter;
-use igmpsnoop_dataplane::{
-    AttachedMode, PortCounters, PortMask, PortVlans, XdpMode, vlan::ANY_VLAN,
-};
+use igmpsnoop_dataplane::{PortCounters, PortMask, PortVlans, XdpMode, vlan::ANY_VLAN};
+use igmpsnoop_tests::fastpath::{bits, delta, open_switch};
+use igmpsnoop_tests::in_both_modes;
 use igmpsnoop_tests::{
     Capture, DataplaneThread, GRACE, Lab, RawPort, require_root_and_tools, scapy_python,
 };
@@ -52,14 +52,6 @@ fn require() {
     );
 }
 
-fn bits(hosts: &[usize]) -> PortMask {
-    // Host i is on port index i-1.
-    hosts
-        .iter()
-        .map(|&h| u8::try_from(h - 1).expect("a port index"))
-        .collect()
-}
-
 fn port_vlans(port: usize) -> PortVlans {
     match port {
         1 | 4 => PortVlans::access(10),
@@ -73,17 +65,7 @@ fn port_vlans(port: usize) -> PortVlans {
 /// Opens the data plane on the lab's ports in `mode` and gives every port
 /// its VLAN config.
 fn open(lab: &Lab, mode: XdpMode) -> DataplaneThread {
-    let dp = DataplaneThread::open_switch(lab, mode).expect("Dataplane::open");
-    let want = match mode {
-        XdpMode::Native => AttachedMode::Native,
-        XdpMode::Generic => AttachedMode::Generic,
-        XdpMode::Auto => unreachable!("tests name the mode"),
-    };
-    let modes: Vec<_> = dp.with(|dp| dp.ports().iter().map(|p| p.mode).collect());
-    assert!(
-        modes.iter().all(|m| *m == want),
-        "asked for {mode:?}, got {modes:?}"
-    );
+    let dp = open_switch(lab, mode);
     for port in 1..=HOSTS {
         let config = port_vlans(port);
         dp.with(move |dp| dp.set_port_vlans(port - 1, Some(config)))
@@ -322,10 +304,6 @@ fn set_group(dp: &DataplaneThread, vlan: u16, g: Ipv4Addr, hosts: &[usize]) {
     let mask = bits(hosts);
     dp.with(move |dp| dp.forwarding.set_group(vlan, g.octets(), mask))
         .expect("set_group");
-}
-
-fn delta(after: &PortCounters, before: &PortCounters, which: u32) -> u64 {
-    after.get(which) - before.get(which)
 }
 
 fn counters(dp: &DataplaneThread) -> Vec<PortCounters> {
@@ -690,19 +668,6 @@ fn no_vlan_config_switches_frames_as_they_came(mode: XdpMode) {
     deliver(&lab, &[all_but(71, 1, Some(10)), all_but(72, 3, None)]);
     let c: u64 = (0..HOSTS).map(|i| dp.counters(i).get(counter::TO_TC)).sum();
     assert_eq!(c, 0, "nothing through TC without VLAN config");
-}
-
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod native {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::$name(XdpMode::Native) })*
-        }
-        mod generic {
-            use super::XdpMode;
-            $(#[test] fn $name() { super::$name(XdpMode::Generic) })*
-        }
-    };
 }
 
 in_both_modes!(

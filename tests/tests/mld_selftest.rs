@@ -40,9 +40,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
+use igmpsnoop_tests::selftest::{
+    WAIT, entries, expect_table, p1_entries, require_selftest, source_list, start_querier,
+};
 use igmpsnoop_tests::{
     Lab, MldSend, SourceCounter6, Stream6, Switch, igmpsnoop_bin, ipv6_checksum, poll_until,
-    require_root_and_tools,
 };
 use serde_json::Value;
 
@@ -55,7 +57,6 @@ const UDP: u16 = 4096;
 const N: u64 = 20;
 const LISTENER: usize = 1;
 const SENDER: usize = 2;
-const WAIT: Duration = Duration::from_secs(5);
 
 // The selftest's report vectors, whole frames as mausezahn sends them.
 /// IS_IN {2001:db8:1::1, ::2, ::3}
@@ -158,22 +159,9 @@ struct Case {
 
 impl Case {
     fn start(timers: &[&str]) -> Case {
-        require_root_and_tools(&[]);
-        let bin = igmpsnoop_bin();
-        assert!(
-            bin.is_file(),
-            "{bin:?} not built (cargo build --all-targets)"
-        );
+        require_selftest(&[igmpsnoop_bin()]);
         let lab = Lab::ipv6(2).expect("lab with IPv6");
-        let mut args = lab.port_args();
-        args.extend(
-            ["--querier", "--querier-address", "10.77.0.254"]
-                .iter()
-                .chain(timers)
-                .map(|a| a.to_string()),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let sw = Switch::start(&lab, &args).expect("igmpsnoop run");
+        let sw = start_querier(&lab, timers);
         let rx = SourceCounter6::start(&lab, LISTENER, G, UDP).expect("counter on h1");
         Case { lab, sw, rx }
     }
@@ -197,11 +185,7 @@ impl Case {
     /// no port for `blocked`, in the fast path too (the daemon's count of
     /// installed IPv6 source entries).
     fn expect_state(&self, what: &str, mode: &str, fwd: &[u16], blocked: &[u16]) {
-        let want_entries: BTreeMap<String, Vec<String>> = fwd
-            .iter()
-            .map(|n| (s(*n).to_string(), vec!["p1".to_string()]))
-            .chain(blocked.iter().map(|n| (s(*n).to_string(), vec![])))
-            .collect();
+        let want_entries = p1_entries(&srcs(fwd), &srcs(blocked));
         self.expect_entries(what, mode, fwd, blocked, &want_entries);
     }
 
@@ -214,35 +198,8 @@ impl Case {
         blocked: &[u16],
         want_entries: &BTreeMap<String, Vec<String>>,
     ) {
-        let want_list: BTreeMap<String, bool> = fwd
-            .iter()
-            .map(|n| (s(*n).to_string(), false))
-            .chain(blocked.iter().map(|n| (s(*n).to_string(), true)))
-            .collect();
-        let mut last = (Value::Null, BTreeMap::new(), Value::Null);
-        let ok = poll_until(WAIT, || {
-            let row = row(&self.sw, G, "p1").unwrap_or(Value::Null);
-            let entries = entries(&self.sw, G);
-            let stats = self.sw.json(&["stats"]).expect("stats");
-            let installed = &stats["bpf_source_entries_by_family"]["ipv6"];
-            let matches = row["filter_mode"] == mode
-                && row["family"] == "ipv6"
-                && source_list(&row) == want_list
-                && timers_ok(&row)
-                && entries == *want_entries
-                && *installed == want_entries.len();
-            last = (row, entries, installed.clone());
-            matches.then_some(())
-        });
-        assert!(
-            ok.is_some(),
-            "{what}: expected {mode} with sources {want_list:?} (true = excluded) and \
-             (S,G) entries {want_entries:?} within {WAIT:?}; \
-             the row of p1: {}; entries: {:?}; installed in the fast path: {}",
-            last.0,
-            last.1,
-            last.2
-        );
+        let (fwd, blocked) = (srcs(fwd), srcs(blocked));
+        expect_table(&self.sw, what, G, mode, &fwd, &blocked, want_entries);
     }
 
     /// h2 sends N datagrams from each source; h1 must get exactly those
@@ -277,64 +234,6 @@ impl Case {
         self.report(IS_EXC);
         self.expect_state("exclude prepare (IS_EX)", "exclude", &[1, 2], &[0x20, 0x21]);
     }
-}
-
-/// The `groups --json` row of (group, port), if listed.
-fn row(sw: &Switch, group: Ipv6Addr, port: &str) -> Option<Value> {
-    sw.groups_json()
-        .expect("groups --json")
-        .into_iter()
-        .find(|r| r["group"] == group.to_string().as_str() && r["port"] == port)
-}
-
-/// The sources of a `groups --json` row: address -> excluded.
-fn source_list(row: &Value) -> BTreeMap<String, bool> {
-    row["sources"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    let addr = s["address"].as_str().unwrap_or_default().to_string();
-                    (addr, s["excluded"].as_bool().unwrap_or(false))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A running source has a timer (the selftest: not "0.00"); an excluded
-/// one has none.
-fn timers_ok(row: &Value) -> bool {
-    row["sources"].as_array().is_some_and(|a| {
-        a.iter().all(|s| {
-            if s["excluded"] == true {
-                s["expires_ms"].is_null()
-            } else {
-                s["expires_ms"].as_u64().is_some_and(|t| t > 0)
-            }
-        })
-    })
-}
-
-/// `igmpsnoop sources --json` for `group`: source -> ports.
-fn entries(sw: &Switch, group: Ipv6Addr) -> BTreeMap<String, Vec<String>> {
-    let v = sw.json(&["sources"]).expect("sources --json");
-    v.as_array()
-        .expect("sources --json is an array")
-        .iter()
-        .filter(|e| e["group"] == group.to_string().as_str() && e["vlan"] == 0)
-        .map(|e| {
-            let ports = e["ports"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (e["source"].as_str().unwrap_or_default().to_string(), ports)
-        })
-        .collect()
 }
 
 #[test]
@@ -493,12 +392,12 @@ fn mldv2exc_timeout() {
     // {::20, ::30}; ::1 and ::2 (their timers ran out with it) and ::21 are
     // gone.
     let ok = poll_until(Duration::from_secs(12), || {
-        (row(&c.sw, G, "p1")?["filter_mode"] == "include").then_some(())
+        (c.sw.row(G, "p1")?["filter_mode"] == "include").then_some(())
     });
     assert!(
         ok.is_some(),
         "still EXCLUDE 12 s after the ALLOW: {:?}",
-        row(&c.sw, G, "p1")
+        c.sw.row(G, "p1")
     );
     assert!(
         t0.elapsed() >= Duration::from_millis(7500),
@@ -534,7 +433,7 @@ fn mldv2star_ex_auto_add() {
         &[0x20, 0x21],
         &want,
     );
-    let p2 = row(&c.sw, G, "p2").expect("a row for p2");
+    let p2 = c.sw.row(G, "p2").expect("a row for p2");
     assert_eq!(p2["filter_mode"], "include", "{p2}");
     assert_eq!(
         source_list(&p2).keys().cloned().collect::<Vec<_>>(),

@@ -26,11 +26,13 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use igmpsnoop_tests::selftest::{
+    WAIT, entries, expect_table, p1_entries, require_selftest, source_list, start_querier,
+};
 use igmpsnoop_tests::{
     IgmpSend, Lab, Receiver, SourceCounter, Stream, Switch, igmpsnoop_bin, mcast_tool_bin,
-    poll_until, require_root_and_tools,
+    poll_until,
 };
-use serde_json::Value;
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 10, 10, 10);
 const UDP: u16 = 4096;
@@ -38,7 +40,6 @@ const UDP: u16 = 4096;
 const N: u64 = 20;
 const LISTENER: usize = 1;
 const SENDER: usize = 2;
-const WAIT: Duration = Duration::from_secs(5);
 
 // The selftest's report vectors, byte for byte (checksums included).
 /// IS_IN {192.0.2.1, .2, .3}
@@ -92,23 +93,9 @@ struct Case {
 
 impl Case {
     fn start(timers: &[&str]) -> Case {
-        require_root_and_tools(&[]);
-        for bin in [igmpsnoop_bin(), mcast_tool_bin()] {
-            assert!(
-                bin.is_file(),
-                "{bin:?} not built (cargo build --all-targets)"
-            );
-        }
+        require_selftest(&[igmpsnoop_bin(), mcast_tool_bin()]);
         let lab = Lab::new(2).expect("lab");
-        let mut args = lab.port_args();
-        args.extend(
-            ["--querier", "--querier-address", "10.77.0.254"]
-                .iter()
-                .chain(timers)
-                .map(|a| a.to_string()),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let sw = Switch::start(&lab, &args).expect("igmpsnoop run");
+        let sw = start_querier(&lab, timers);
         let rx = SourceCounter::start(&lab, LISTENER, G, UDP).expect("sniffer on h1");
         Case { lab, sw, rx }
     }
@@ -126,38 +113,9 @@ impl Case {
     /// no port for `blocked`, in the fast path too (the daemon's count of
     /// installed source entries).
     fn expect_state(&self, what: &str, mode: &str, fwd: &[u8], blocked: &[u8]) {
-        let want_list: BTreeMap<String, bool> = fwd
-            .iter()
-            .map(|n| (s(*n).to_string(), false))
-            .chain(blocked.iter().map(|n| (s(*n).to_string(), true)))
-            .collect();
-        let want_entries: BTreeMap<String, Vec<String>> = fwd
-            .iter()
-            .map(|n| (s(*n).to_string(), vec!["p1".to_string()]))
-            .chain(blocked.iter().map(|n| (s(*n).to_string(), vec![])))
-            .collect();
-        let mut last = (Value::Null, BTreeMap::new(), Value::Null);
-        let ok = poll_until(WAIT, || {
-            let row = self.sw.row(G, "p1").unwrap_or(Value::Null);
-            let entries = entries(&self.sw);
-            let stats = self.sw.json(&["stats"]).expect("stats");
-            let matches = row["filter_mode"] == mode
-                && source_list(&row) == want_list
-                && timers_ok(&row)
-                && entries == want_entries
-                && stats["bpf_source_entries"] == want_entries.len();
-            last = (row, entries, stats["bpf_source_entries"].clone());
-            matches.then_some(())
-        });
-        assert!(
-            ok.is_some(),
-            "{what}: expected {mode} with sources {want_list:?} (true = excluded) and \
-             (S,G) entries {want_entries:?} within {WAIT:?}; \
-             the row of p1: {}; entries: {:?}; installed in the fast path: {}",
-            last.0,
-            last.1,
-            last.2
-        );
+        let (fwd, blocked) = (srcs(fwd), srcs(blocked));
+        let want_entries = p1_entries(&fwd, &blocked);
+        expect_table(&self.sw, what, G, mode, &fwd, &blocked, &want_entries);
     }
 
     /// h2 sends N datagrams from each source; h1 must get exactly those
@@ -191,56 +149,6 @@ impl Case {
     }
 }
 
-/// The sources of a `groups --json` row: address -> excluded.
-fn source_list(row: &Value) -> BTreeMap<String, bool> {
-    row["sources"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    let addr = s["address"].as_str().unwrap_or_default().to_string();
-                    (addr, s["excluded"].as_bool().unwrap_or(false))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A running source has a timer (the selftest: not "0.00"); an excluded
-/// one has none.
-fn timers_ok(row: &Value) -> bool {
-    row["sources"].as_array().is_some_and(|a| {
-        a.iter().all(|s| {
-            if s["excluded"] == true {
-                s["expires_ms"].is_null()
-            } else {
-                s["expires_ms"].as_u64().is_some_and(|t| t > 0)
-            }
-        })
-    })
-}
-
-/// `igmpsnoop sources --json` for G: source -> ports.
-fn entries(sw: &Switch) -> BTreeMap<String, Vec<String>> {
-    let v = sw.json(&["sources"]).expect("sources --json");
-    v.as_array()
-        .expect("sources --json is an array")
-        .iter()
-        .filter(|e| e["group"] == G.to_string().as_str() && e["vlan"] == 0)
-        .map(|e| {
-            let ports = e["ports"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (e["source"].as_str().unwrap_or_default().to_string(), ports)
-        })
-        .collect()
-}
-
 #[test]
 fn v2reportleave() {
     // LMQT 2 × 200 ms for a quick leave; see the module comment for
@@ -259,7 +167,7 @@ fn v2reportleave() {
     // An IGMPv2 report is IS_EX {} (RFC 3376 §7.3.2): every source.
     assert_eq!(row["filter_mode"], "exclude", "{row}");
     assert_eq!(source_list(&row), BTreeMap::new(), "{row}");
-    assert_eq!(entries(&c.sw), BTreeMap::new());
+    assert_eq!(entries(&c.sw, G), BTreeMap::new());
     c.expect_delivery("IGMPv2 report", &[1, 100], &[]);
     host.leave().unwrap();
     c.sw.wait_ports(G, &[], WAIT);
