@@ -144,6 +144,19 @@ fn open(v4: bool, port: u16) -> Result<Socket> {
     };
     s.set_reuse_address(true)?;
     s.set_recv_buffer_size(4 << 20)?;
+    // SO_RCVBUF is capped at net.core.rmem_max (~208 KiB: a few hundred
+    // datagrams); as root, force the full size, so that a receiver starved
+    // of CPU for a moment (two daemons' program verification on a 2-core
+    // box) does not drop datagrams the switch delivered and a test counts
+    // them as the switch's loss. Best effort: without CAP_NET_ADMIN it fails.
+    let size: libc::c_int = 4 << 20;
+    let _ = setsockopt(
+        &s,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        &size,
+        "SO_RCVBUFFORCE",
+    );
     // Wake up regularly to notice --duration and signals even when nothing arrives.
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let any: IpAddr = if v4 {
