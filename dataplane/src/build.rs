@@ -12,7 +12,8 @@ use igmpsnoop_common::{MAX_QUEUES, PortConf};
 
 use crate::{
     Dataplane, EgressWatch, Error, Forwarding, Initial, PortInfo, Result, Stats, XdpMode,
-    XskSocket, attach, fast_join::FastJoins, forwarding, pin::PinDir, tc, vlan, write_port_conf,
+    XskSocket, attach, fast_join::FastJoins, forwarding, pin::PinDir, tc, usable_vlans,
+    write_port_conf,
 };
 
 impl Dataplane {
@@ -165,13 +166,7 @@ fn apply_initial(
         let (Some(config), Some(port)) = (config, ports.get(index)) else {
             continue;
         };
-        if let Err(reason) = tc_links {
-            return Err(Error::NoTc {
-                port: port.name.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let config = vlan::checked(&port.name, config.clone())?;
+        let config = usable_vlans(&port.name, config.clone(), tc_links)?;
         forwarding.set_port_vlans(index, Some(config))?;
     }
     Ok(())

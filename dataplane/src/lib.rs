@@ -307,15 +307,9 @@ impl Dataplane {
     /// outside 1..=4094) is refused and changes nothing.
     pub fn set_port_vlans(&mut self, port: usize, vlans: Option<PortVlans>) -> Result<()> {
         let info = self.ports.get(port).ok_or(Error::NoSuchPort(port))?.clone();
-        let vlans = vlans.map(|v| vlan::checked(&info.name, v)).transpose()?;
-        if vlans.is_some()
-            && let Err(reason) = &self._tc_links
-        {
-            return Err(Error::NoTc {
-                port: info.name.clone(),
-                reason: reason.clone(),
-            });
-        }
+        let vlans = vlans
+            .map(|v| usable_vlans(&info.name, v, &self._tc_links))
+            .transpose()?;
         write_port_conf(&mut self._port_map, &info, port, vlans.as_ref())?;
         self.forwarding.set_port_vlans(port, vlans)?;
         self.stats.retain_macs(|ifindex| ifindex != info.ifindex);
@@ -377,6 +371,22 @@ fn write_port_conf(
             name: "PORTS",
             source,
         })
+}
+
+/// A port's VLAN config, checked, if this switch can apply it: its MIXED
+/// sets need the TC program, so without it (`tc_links` says why) none is.
+pub(crate) fn usable_vlans(
+    port: &str,
+    vlans: PortVlans,
+    tc_links: &std::result::Result<Vec<FdLink>, String>,
+) -> Result<PortVlans> {
+    if let Err(reason) = tc_links {
+        return Err(Error::NoTc {
+            port: port.to_string(),
+            reason: reason.clone(),
+        });
+    }
+    vlan::checked(port, vlans)
 }
 
 impl Drop for Dataplane {
