@@ -1,8 +1,13 @@
 //! The program's reports of the group entries it wrote itself (fast join,
 //! ebpf/xdp/src/fast_join.rs): the FAST_JOINS ring buffer, drained by the
 //! control plane, which then rewrites each reported entry with what it
-//! wants ([`crate::Forwarding::touch`]).
-use std::os::fd::{AsRawFd as _, RawFd};
+//! wants ([`crate::Forwarding::touch`]) once the report had time to reach
+//! the engine.
+use std::{
+    collections::VecDeque,
+    os::fd::{AsRawFd as _, RawFd},
+    time::{Duration, Instant},
+};
 
 use aya::maps::{MapData, RingBuf};
 use igmpsnoop_common::{FAMILY_IPV4, FAMILY_IPV6, FastJoinEvent};
@@ -13,8 +18,19 @@ use crate::{
     forwarding::Forwarding,
 };
 
+/// How long an entry the program wrote is left as it is before the control
+/// plane rewrites it. The program reports the write before it redirects the
+/// report to the AF_XDP socket, so the event can be read before the engine
+/// has the report: a rewrite then took the join back until the next round
+/// handled the report (the join latency's tail, up to milliseconds). After
+/// the grace the engine has handled the report (its own flush wrote the
+/// same set) or refused it or never got it (the rewrite undoes the join).
+pub(crate) const GRACE: Duration = Duration::from_millis(50);
+
 pub(crate) struct FastJoins {
     ring: RingBuf<MapData>,
+    /// Events read, oldest first, with when each is due for its rewrite.
+    awaiting: VecDeque<(Instant, FastJoinEvent)>,
 }
 
 impl FastJoins {
@@ -23,7 +39,10 @@ impl FastJoins {
             name: "FAST_JOINS",
             source,
         })?;
-        Ok(Self { ring })
+        Ok(Self {
+            ring,
+            awaiting: VecDeque::new(),
+        })
     }
 
     /// Readable when the program reported a write.
@@ -31,28 +50,44 @@ impl FastJoins {
         self.ring.as_raw_fd()
     }
 
-    /// Takes every waiting report and touches its group; returns how many
-    /// there were. Never blocks.
-    pub fn drain(&mut self, forwarding: &mut Forwarding) -> usize {
+    /// When the oldest event read is due for its rewrite.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.awaiting.front().map(|(due, _)| *due)
+    }
+
+    /// Takes every waiting event (due `GRACE` after `now`) and touches the
+    /// group of every event due by `now`; returns how many events were
+    /// read. Never blocks.
+    pub fn drain(&mut self, forwarding: &mut Forwarding, now: Instant) -> usize {
         let mut n = 0;
         while let Some(item) = self.ring.next() {
             n += 1;
-            let Some(event) = parse(&item) else {
-                warn!(len = item.len(), "fast join: short event ignored");
-                continue;
-            };
-            debug!(vlan = event.vlan, family = event.family, group = ?event.group, "fast join applied in XDP");
-            match event.family {
-                FAMILY_IPV4 => {
-                    let mut g = [0u8; 4];
-                    g.copy_from_slice(&event.group[..4]);
-                    forwarding.touch(event.vlan, g);
-                }
-                FAMILY_IPV6 => forwarding.touch(event.vlan, event.group),
-                other => warn!(family = other, "fast join: event of no family ignored"),
+            match parse(&item) {
+                Some(event) => self.awaiting.push_back((now + GRACE, event)),
+                None => warn!(len = item.len(), "fast join: short event ignored"),
             }
         }
+        while let Some((due, event)) = self.awaiting.front() {
+            if *due > now {
+                break;
+            }
+            touch(forwarding, event);
+            self.awaiting.pop_front();
+        }
         n
+    }
+}
+
+fn touch(forwarding: &mut Forwarding, event: &FastJoinEvent) {
+    debug!(vlan = event.vlan, family = event.family, group = ?event.group, "fast join applied in XDP");
+    match event.family {
+        FAMILY_IPV4 => {
+            let mut g = [0u8; 4];
+            g.copy_from_slice(&event.group[..4]);
+            forwarding.touch(event.vlan, g);
+        }
+        FAMILY_IPV6 => forwarding.touch(event.vlan, event.group),
+        other => warn!(family = other, "fast join: event of no family ignored"),
     }
 }
 

@@ -29,6 +29,7 @@ use std::{
     collections::HashSet,
     os::fd::RawFd,
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use aya::{
@@ -272,11 +273,19 @@ impl Dataplane {
     }
 
     /// Takes the program's reports of the group entries it wrote (fast
-    /// join) and marks each for rewriting by the next flush, with what the
-    /// control plane wants ([`Forwarding::touch`]); returns how many.
-    /// Never blocks. Call it before handling frames and flushing.
+    /// join); each is marked for rewriting by the next flush, with what the
+    /// control plane wants ([`Forwarding::touch`]), once
+    /// a grace of 50 ms (the report reaches the engine first; see
+    /// `fast_join::GRACE`).
+    /// Returns how many reports were taken. Never blocks. Call it before
+    /// handling frames and flushing, and again by [`Self::fast_join_due`].
     pub fn drain_fast_joins(&mut self) -> usize {
-        self.fast_joins.drain(&mut self.forwarding)
+        self.fast_joins.drain(&mut self.forwarding, Instant::now())
+    }
+
+    /// When the next fast-joined entry is due for its rewrite, if any.
+    pub fn fast_join_due(&self) -> Option<Instant> {
+        self.fast_joins.next_due()
     }
 
     /// Hands every waiting control frame to `f`; never blocks.

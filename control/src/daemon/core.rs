@@ -142,8 +142,9 @@ impl Core {
     }
 
     /// Takes the fast path's reports of the joins it applied itself and
-    /// marks each group for rewriting by the next flush: whatever the
-    /// program wrote, the kernel ends up with what the engine wants.
+    /// marks each group for rewriting by a flush once its grace passed:
+    /// whatever the program wrote, the kernel ends up with what the engine
+    /// wants.
     pub fn drain_fast_joins(&mut self) {
         self.counters.fast_joins += self.dp.drain_fast_joins() as u64;
     }

@@ -151,8 +151,9 @@ impl Daemon {
         if self.signals.take_reload() {
             self.reload();
         }
-        // Entries the program wrote since the last round are rewritten by
-        // the flushes below, with what the engine wants.
+        // Entries the program wrote, once due (a grace after the program
+        // reported them), are rewritten by the flush below with what the
+        // engine wants.
         self.core.drain_fast_joins();
         let now = self.core.clock.now();
         self.core.engine.handle_timeout(now, &mut self.core.actions);
@@ -189,6 +190,19 @@ impl Daemon {
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP)
             .min(hold)
+            .min(self.fast_join_wait())
+    }
+
+    /// Until the next fast-joined entry is due for its rewrite, rounded up
+    /// to poll's whole milliseconds so the loop does not spin before it.
+    fn fast_join_wait(&self) -> Duration {
+        match self.core.dp.fast_join_due() {
+            Some(due) => {
+                let left = due.saturating_duration_since(Instant::now());
+                Duration::from_millis(left.as_micros().div_ceil(1000) as u64)
+            }
+            None => MAX_SLEEP,
+        }
     }
 
     /// Waits for frames, a request or a signal, at most `sleep`; returns
@@ -220,9 +234,9 @@ impl Daemon {
     }
 
     fn receive(&mut self) {
-        // Before the frames and the flush: every entry the program wrote
-        // for a report received so far is rewritten by this round's flush
-        // (it reported the write before handing the frame over).
+        // Before the frames and the flush: entries the program wrote whose
+        // grace has passed are rewritten by this round's flush (their
+        // reports, handed over after the event, were handled by now).
         self.core.drain_fast_joins();
         let frames = &mut self.frames;
         frames.clear();
