@@ -12,8 +12,8 @@ use igmpsnoop_common::{MAX_QUEUES, PortConf};
 
 use crate::{
     Dataplane, EgressWatch, Error, Forwarding, Initial, PortInfo, Result, Stats, XdpMode,
-    XskSocket, attach, fast_join::FastJoins, forwarding, pin::PinDir, tc, usable_vlans,
-    write_port_conf,
+    XskSocket, attach, fast_join::FastJoins, forwarding, leave_hosts::LeaveHosts, pin::PinDir, tc,
+    usable_vlans, write_port_conf,
 };
 
 impl Dataplane {
@@ -48,6 +48,7 @@ impl Dataplane {
         remove_departed(&mut port_map, &old_ports, &ifindexes);
         let maps = forwarding_maps(&mut ebpf)?;
         let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
+        let leave_hosts = LeaveHosts::new(take(&mut ebpf, "LEAVE_HOSTS")?);
         // Adopts the VLAN config of the ports that kept their index.
         let mut forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
         let tc_links = tc::attach_tc(&mut ebpf, &ports, pins, created_links);
@@ -75,6 +76,7 @@ impl Dataplane {
             _tc_links: tc_links,
             forwarding,
             fast_joins,
+            leave_hosts,
             stats,
             egress: EgressWatch::new(&ports),
             ports,

@@ -10,7 +10,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use igmpsnoop_common::{FAMILY_IPV4, FAMILY_IPV6, FastJoinEvent};
+use igmpsnoop_common::{FAMILY_IPV4, FAMILY_IPV6, FAST_LEAVE, FastJoinEvent};
 use tracing::{debug, warn};
 
 use crate::{
@@ -26,6 +26,15 @@ use crate::{
 /// the grace the engine has handled the report (its own flush wrote the
 /// same set) or refused it or never got it (the rewrite undoes the join).
 pub(crate) const GRACE: Duration = Duration::from_millis(50);
+
+/// Reports taken from the ring, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Joins the program applied (fast join).
+    pub joins: usize,
+    /// Leaves the program applied (fast leave).
+    pub leaves: usize,
+}
 
 pub(crate) struct FastJoins {
     ring: RingBuf<MapData>,
@@ -56,14 +65,20 @@ impl FastJoins {
     }
 
     /// Takes every waiting event (due `GRACE` after `now`) and touches the
-    /// group of every event due by `now`; returns how many events were
-    /// read. Never blocks.
-    pub fn drain(&mut self, forwarding: &mut Forwarding, now: Instant) -> usize {
-        let mut n = 0;
+    /// group of every event due by `now`; returns how many events of each
+    /// kind were read. Never blocks.
+    pub fn drain(&mut self, forwarding: &mut Forwarding, now: Instant) -> Drained {
+        let mut n = Drained::default();
         while let Some(item) = self.ring.next() {
-            n += 1;
             match parse(&item) {
-                Some(event) => self.awaiting.push_back((now + GRACE, event)),
+                Some(event) => {
+                    if event.kind == FAST_LEAVE {
+                        n.leaves += 1;
+                    } else {
+                        n.joins += 1;
+                    }
+                    self.awaiting.push_back((now + GRACE, event));
+                }
                 None => warn!(len = item.len(), "fast join: short event ignored"),
             }
         }
@@ -79,7 +94,7 @@ impl FastJoins {
 }
 
 fn touch(forwarding: &mut Forwarding, event: &FastJoinEvent) {
-    debug!(vlan = event.vlan, family = event.family, group = ?event.group, "fast join applied in XDP");
+    debug!(vlan = event.vlan, family = event.family, group = ?event.group, kind = event.kind, "fast join or leave applied in XDP: rewriting the entry");
     match event.family {
         FAMILY_IPV4 => {
             let mut g = [0u8; 4];

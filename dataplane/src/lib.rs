@@ -15,6 +15,7 @@ pub mod error;
 mod fast_join;
 pub mod forwarding;
 pub mod iface;
+pub mod leave_hosts;
 mod mountns;
 mod pin;
 mod port_sets;
@@ -40,6 +41,7 @@ use aya::{
 use igmpsnoop_common::{MAX_PORTS, PortConf, port_flags};
 use tracing::debug;
 
+pub use crate::fast_join::Drained;
 pub use crate::{
     egress::{EgressEvent, EgressState, EgressWatch},
     error::{Error, Result},
@@ -49,7 +51,7 @@ pub use crate::{
     xdp_mode::{AttachedMode, XdpMode},
     xsk::{XskSocket, XskStats},
 };
-use crate::{fast_join::FastJoins, pin::PinDir};
+use crate::{fast_join::FastJoins, leave_hosts::LeaveHosts, pin::PinDir};
 
 /// The XDP object built by build.rs from ebpf/xdp.
 pub(crate) static PROGRAM: &[u8] =
@@ -82,8 +84,12 @@ pub struct Dataplane {
     /// Each port's TC ingress link (pinned too), or why there is none.
     _tc_links: std::result::Result<Vec<FdLink>, String>,
     pub forwarding: Forwarding,
-    /// The program's reports of the entries it wrote (fast join).
+    /// The program's reports of the entries it wrote (fast join and
+    /// fast leave).
     fast_joins: FastJoins,
+    /// Who may leave a group in the program (fast leave): the control
+    /// plane keeps it in step with its engine around each flush.
+    pub leave_hosts: LeaveHosts,
     pub stats: Stats,
     ports: Vec<PortInfo>,
     egress: EgressWatch,
@@ -277,9 +283,10 @@ impl Dataplane {
     /// control plane wants ([`Forwarding::touch`]), once
     /// a grace of 50 ms (the report reaches the engine first; see
     /// `fast_join::GRACE`).
-    /// Returns how many reports were taken. Never blocks. Call it before
-    /// handling frames and flushing, and again by [`Self::fast_join_due`].
-    pub fn drain_fast_joins(&mut self) -> usize {
+    /// Returns how many reports of each kind were taken. Never blocks.
+    /// Call it before handling frames and flushing, and again by
+    /// [`Self::fast_join_due`].
+    pub fn drain_fast_joins(&mut self) -> Drained {
         self.fast_joins.drain(&mut self.forwarding, Instant::now())
     }
 

@@ -41,7 +41,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// fields, a counter.
 /// 8: two more counters (`tc_rx`, `drop_tc_control`: TC switching what XDP
 /// never saw).
-pub const STATE_LAYOUT: u32 = 8;
+/// 9: fast leave: LEAVE_HOSTS, FastJoinEvent's `kind`, a counter
+/// (`fast_leave`).
+pub const STATE_LAYOUT: u32 = 9;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

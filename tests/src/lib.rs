@@ -40,6 +40,7 @@ mod sources;
 mod sources6;
 mod switch;
 mod tools;
+pub mod xdp_membership;
 
 pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
 pub use cmd::{ChildGuard, netns_command, nsenter_command, run};

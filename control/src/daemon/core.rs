@@ -11,7 +11,7 @@ use igmpsnoop_control::{
     api::{Event, EventKind},
     engine::AddrFamily,
 };
-use igmpsnoop_dataplane::{Dataplane, vlan::ANY_VLAN};
+use igmpsnoop_dataplane::{Dataplane, leave_hosts::LeaveHostEntry, vlan::ANY_VLAN};
 use tracing::{debug, error, warn};
 
 use super::control_socket::Monitors;
@@ -38,6 +38,9 @@ pub struct DaemonCounters {
     /// Group entries the XDP program wrote itself (fast join) and reported,
     /// each then rewritten with what the engine wants.
     pub fast_joins: u64,
+    /// Leaves the XDP program applied itself (fast leave) and reported,
+    /// likewise rewritten.
+    pub fast_leaves: u64,
 }
 
 pub struct Core {
@@ -146,7 +149,9 @@ impl Core {
     /// whatever the program wrote, the kernel ends up with what the engine
     /// wants.
     pub fn drain_fast_joins(&mut self) {
-        self.counters.fast_joins += self.dp.drain_fast_joins() as u64;
+        let n = self.dp.drain_fast_joins();
+        self.counters.fast_joins += n.joins as u64;
+        self.counters.fast_leaves += n.leaves as u64;
     }
 
     /// Tells the fast path which ports' joins it may apply itself: those
@@ -159,13 +164,36 @@ impl Core {
         }
     }
 
-    /// Writes the staged group changes to the kernel.
+    /// Writes the staged group changes to the kernel, with LEAVE_HOSTS in
+    /// step: entries no longer true go before the group entries change,
+    /// new ones come after (dataplane/src/leave_hosts.rs).
     pub fn flush(&mut self) {
+        self.stage_leave_hosts();
+        self.dp.leave_hosts.write_removals();
         if let Err(e) = self.dp.forwarding.flush() {
             self.counters.map_errors += 1;
             error!(error = %e, "cannot update the group map");
         }
+        self.dp.leave_hosts.write_additions();
         self.update_fast_join_ports();
+    }
+
+    /// The hosts the program may take out of each group that changed
+    /// since the last flush (fast leave in XDP).
+    fn stage_leave_hosts(&mut self) {
+        for (vlan, group) in self.engine.take_leave_changes() {
+            let hosts = self
+                .engine
+                .leave_hosts(vlan, group)
+                .into_iter()
+                .map(|h| LeaveHostEntry {
+                    port: h.port,
+                    mac: h.mac,
+                    last: h.last,
+                })
+                .collect();
+            self.dp.leave_hosts.stage(vlan, group, hosts);
+        }
     }
 
     /// The router ports of `family` on `vlan` (ANY_VLAN: of every VLAN

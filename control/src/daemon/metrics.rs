@@ -288,6 +288,7 @@ fn register_protocol(reg: &mut Registry, core: &Core) {
             ("map_errors", c.map_errors),
             ("ipc_requests", c.ipc_requests),
             ("fast_joins", c.fast_joins),
+            ("fast_leaves", c.fast_leaves),
         ]
         .map(|(n, v)| (CounterName { counter: n.into() }, v)),
     );

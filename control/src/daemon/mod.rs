@@ -99,6 +99,8 @@ impl Daemon {
             timed: false,
             router_sets: Default::default(),
         };
+        // Fast leave in XDP: the groups whose hosts changed, for LEAVE_HOSTS.
+        core.engine.track_leave_changes(true);
         core.set_static_routers();
         // Each snooped VLAN's router ports (the static ones so far).
         core.engine

@@ -37,6 +37,8 @@ impl Core {
                     "map_errors": c.map_errors,
                     "ipc_requests": c.ipc_requests,
                     "fast_joins": c.fast_joins,
+                    "fast_leaves": c.fast_leaves,
+                    "leave_hosts": dp.leave_hosts.len(),
                 });
                 views::stats(engine, dp, daemon.as_object().expect("an object"))
             }

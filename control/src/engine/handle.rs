@@ -257,6 +257,7 @@ impl Engine {
         let before = table.len();
         let res = table.learn(now, key, who, rec, &mut events);
         let added = table.len().saturating_sub(before) as u64;
+        self.note_change(key);
         self.pc::<A>().groups_added += added;
         self.apply_events(events, true, out);
         if let Ok(RecordOutcome::Applied { host, .. }) = &res {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod counters;
 mod handle;
+mod leave_hosts;
 mod mld_rx;
 mod proto;
 pub mod querier;
@@ -17,7 +18,7 @@ pub mod vlans;
 
 pub use crate::family::{AddrFamily, Version};
 pub use crate::port::{Mac, PortId, PortMask};
-pub use crate::table::{FilterMode, TableError};
+pub use crate::table::{FilterMode, SoleHost, TableError};
 pub use config::{Config, ConfigError, PortConfig};
 pub use counters::{Counters, PortCounters, ProtoCounters};
 pub use proto::{Proto, QuerySpec, Snooper, Snoopers};
@@ -128,6 +129,9 @@ pub struct Engine {
     limit_log_suppressed: u64,
     /// Host joins and leaves, kept only while someone asks for them.
     member_events: Option<Vec<MemberEvent>>,
+    /// Groups that may have changed since the fast path's LEAVE_HOSTS was
+    /// last brought in step, kept only while tracked (`leave_hosts`).
+    leave_changes: Option<std::collections::HashSet<(u16, IpAddr)>>,
 }
 
 /// A host joined or left a group on a port (explicit host tracking).
@@ -205,6 +209,7 @@ impl Engine {
             last_limit_log: None,
             limit_log_suppressed: 0,
             member_events: None,
+            leave_changes: None,
         })
     }
 
@@ -312,6 +317,7 @@ impl Engine {
         if !self.vlans.port_carries(port, vlan) {
             return Err(TableError::VlanNotCarried { port, vlan });
         }
+        self.note_change(key);
         self.change_static(out, |t, ev| t.add_static(key, port, ev))
     }
 
@@ -324,6 +330,7 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_key(vlan, group, port)?;
+        self.note_change(key);
         self.change_static(out, |t, ev| t.del_static(key, port, ev))
     }
 
@@ -342,6 +349,7 @@ impl Engine {
         if !self.vlans.port_carries(port, vlan) {
             return Err(TableError::VlanNotCarried { port, vlan });
         }
+        self.note_change(key);
         self.change_static(out, |t, ev| t.add_static_source(key, port, source, ev))
     }
 
@@ -355,6 +363,7 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> Result<(), TableError> {
         let key = self.static_source_key(vlan, group, port, source)?;
+        self.note_change(key);
         self.change_static(out, |t, ev| t.del_static_source(key, port, source, ev))
     }
 
@@ -422,6 +431,7 @@ impl Engine {
     /// The port went down: flush its memberships and learned router state.
     pub fn port_down(&mut self, port: PortId, out: &mut Vec<Action>) {
         self.up.remove(port);
+        self.note_all_groups();
         self.port_down_family::<Ipv4Addr>(port, out);
         self.port_down_family::<Ipv6Addr>(port, out);
     }
@@ -442,6 +452,7 @@ impl Engine {
             return;
         }
         self.up.insert(port);
+        self.note_all_groups();
         self.port_up_family::<Ipv4Addr>(port, out);
         self.port_up_family::<Ipv6Addr>(port, out);
     }

@@ -191,7 +191,10 @@ impl Engine {
                 done.applied.push(name);
             }
         }
-        self.fast_leave = fast_leave;
+        if fast_leave != self.fast_leave {
+            self.fast_leave = fast_leave;
+            self.note_all_groups();
+        }
         self.guard = guard;
         // A static router port is one for both families.
         self.fam.igmp.routers.set_static(routers);

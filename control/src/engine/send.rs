@@ -17,6 +17,12 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         for ev in events {
+            if let TableEvent::Ports { key, .. }
+            | TableEvent::Source { key, .. }
+            | TableEvent::Gone { key } = &ev
+            {
+                self.note_change(*key);
+            }
             match ev {
                 TableEvent::Ports { key, ports } => out.push(Action::GroupPorts {
                     vlan: key.vlan,

@@ -19,12 +19,14 @@ mod forward;
 mod host;
 mod learn;
 mod small;
+mod sole;
 mod statics;
 
 pub use filter::{FilterMode, RecordKind};
 pub use forward::{MemberInfo, SourceInfo};
 pub use host::HostChange;
 pub use learn::{Origin, Record, RecordOutcome, Reporter};
+pub use sole::SoleHost;
 
 use crate::family::{Family, Generation};
 use crate::port::{MAX_PORTS, PortId, PortMask};
@@ -426,6 +428,11 @@ impl<A: Family> MembershipTable<A> {
 
     pub fn timers(&self) -> &Timers {
         &self.timers
+    }
+
+    /// Every (VLAN, group) key, in no order.
+    pub fn keys(&self) -> impl Iterator<Item = &MembershipKey<A>> + '_ {
+        self.groups.keys()
     }
 
     /// Number of distinct (VLAN, group) keys.

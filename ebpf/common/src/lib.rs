@@ -31,7 +31,7 @@ pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the eBPF programs, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 20] = [
+pub const MAP_NAMES: [&str; 21] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
@@ -52,6 +52,7 @@ pub const MAP_NAMES: [&str; 20] = [
     "RATE",
     "SLOTS",
     "FAST_JOINS",
+    "LEAVE_HOSTS",
 ];
 
 /// `ROUTER_SETS` key's VLAN meaning "every VLAN without a router set of its
@@ -72,6 +73,10 @@ pub const FAST_JOIN_RING_BYTES: u32 = 64 * 1024;
 /// Group records of one IGMPv3 / MLDv2 report the program looks at for
 /// (*,G) joins; the daemon handles the rest (it sees every report anyway).
 pub const FAST_JOIN_MAX_RECORDS: u32 = 4;
+
+/// Entries of LEAVE_HOSTS: one per (VLAN, group, port) at most, as many
+/// as the group maps can hold.
+pub const MAX_LEAVE_HOSTS: u32 = MAX_GROUPS;
 
 /// IPv4 protocol numbers the XDP program hands to the control plane.
 pub const IPPROTO_IGMP: u8 = 2;
@@ -409,6 +414,56 @@ pub struct FastJoinEvent {
     pub vlan: u16,
     /// The group, network byte order; an IPv4 group in the first 4 bytes.
     pub group: [u8; 16],
+    /// `FAST_JOIN` or `FAST_LEAVE`: what the program applied (the daemon
+    /// rewrites the entry either way; the kind is for its counters).
+    pub kind: u16,
+    pub _pad: u16,
+}
+
+/// `FastJoinEvent::kind` of a join the program applied.
+pub const FAST_JOIN: u16 = 0;
+/// `FastJoinEvent::kind` of a leave the program applied.
+pub const FAST_LEAVE: u16 = 1;
+
+/// Key of LEAVE_HOSTS (fast leave in the program): (VLAN, family, port,
+/// group), 24 bytes. An IPv4 group in the first 4 bytes of `group`, the
+/// rest zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct LeaveKey {
+    pub vlan: u16,
+    /// `FAMILY_IPV4` or `FAMILY_IPV6`.
+    pub family: u16,
+    /// The port index (its bit in a port mask).
+    pub port: u32,
+    pub group: [u8; 16],
+}
+
+impl LeaveKey {
+    pub const fn new(vlan: u16, family: u16, port: u32, group: [u8; 16]) -> Self {
+        Self {
+            vlan,
+            family,
+            port,
+            group,
+        }
+    }
+}
+
+/// Value of LEAVE_HOSTS: the one host the control plane has for the
+/// key's group on the key's port, a plain (*,G) member (EXCLUDE {}), on
+/// a fast-leave port. The program applies a leave of that group from
+/// that port only when it comes from this MAC.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LeaveHost {
+    pub mac: [u8; 6],
+    /// 1: the port is the group's only member port (the control plane's
+    /// own ports, router ports not counted): after the leave the group has
+    /// no member, and the program deletes its entry as the control plane
+    /// would.
+    pub last: u8,
+    pub _pad: u8,
 }
 
 /// Per-port state the program keeps for the control-frame rate limiter.
@@ -489,7 +544,11 @@ pub mod counter {
     /// Control frames (IGMP, MLD, PIM hellos) among those: the AF_XDP
     /// socket cannot be reached from TC, so they are dropped.
     pub const DROP_TC_CONTROL: u32 = 25;
-    pub const COUNT: u32 = 26;
+    /// Leaves the program applied itself (fast leave): a member port taken
+    /// out of a group entry (or the entry deleted) from a leave, before
+    /// the daemon saw it.
+    pub const FAST_LEAVE: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     /// Stable names, for the CLI and JSON.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -519,6 +578,7 @@ pub mod counter {
         "fast_join",
         "tc_rx",
         "drop_tc_control",
+        "fast_leave",
     ];
 }
 
@@ -553,6 +613,10 @@ mod pod {
     unsafe impl aya::Pod for super::RateState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FastJoinEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LeaveKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LeaveHost {}
     // SAFETY: #[repr(C)], two u64: no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::StreamCount {}
 }

@@ -27,45 +27,59 @@
 //! path for both families. At most `FAST_JOIN_MAX_RECORDS` records of a
 //! report are looked at, and none past a record that carries sources or
 //! auxiliary data (its length varies; the daemon handles those).
+//!
+//! The same walk finds leaves (IGMPv2 leaves, MLDv1 dones, TO_IN({})
+//! records) for `fast_leave`, which applies them under rules of its own.
 use aya_ebpf::{
     btf_maps::{HashMap, RingBuf},
     macros::btf_map,
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    FAMILY_IPV4, FAMILY_IPV6, FAST_JOIN_MAX_RECORDS, FAST_JOIN_RING_BYTES, FastJoinEvent,
-    Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, counter, set_flags,
+    FAMILY_IPV4, FAMILY_IPV6, FAST_JOIN, FAST_JOIN_MAX_RECORDS, FAST_JOIN_RING_BYTES,
+    FastJoinEvent, Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, counter, set_flags,
 };
 
 use crate::{
     Frame, Out,
     counters::count,
+    fast_leave,
     group::router_set,
     maps::{CONFIG, GROUPS, GROUPS6, MASKS},
 };
 /// Port mask -> a published slot that holds exactly it; the daemon deletes
 /// an entry before it rewrites the slot for another set.
 #[btf_map]
-static SLOTS: HashMap<u64, u32, { MAX_PORT_SETS as usize }> = HashMap::new();
-/// One event per group entry written here, for the daemon.
+pub(crate) static SLOTS: HashMap<u64, u32, { MAX_PORT_SETS as usize }> = HashMap::new();
+/// One event per group entry written here or by `fast_leave`, for the
+/// daemon.
 #[btf_map]
-static FAST_JOINS: RingBuf<FastJoinEvent, { FAST_JOIN_RING_BYTES as usize }> = RingBuf::new();
+pub(crate) static FAST_JOINS: RingBuf<FastJoinEvent, { FAST_JOIN_RING_BYTES as usize }> =
+    RingBuf::new();
 
 const IGMP_V1_REPORT: u8 = 0x12;
 const IGMP_V2_REPORT: u8 = 0x16;
 const IGMP_V3_REPORT: u8 = 0x22;
+/// RFC 2236 §2.1.
+const IGMP_V2_LEAVE: u8 = 0x17;
 const MLD_V1_REPORT: u8 = 131;
+/// RFC 2710 §3.
+const MLD_V1_DONE: u8 = 132;
 const MLD_V2_REPORT: u8 = 143;
 /// RFC 3376 §4.2.12 / RFC 3810 §5.2.12 record types that, with no source,
 /// are a (*,G) join.
 const MODE_IS_EXCLUDE: u8 = 2;
 const CHANGE_TO_EXCLUDE_MODE: u8 = 4;
+/// RFC 3376 §4.2.12 / RFC 3810 §5.2.12: with no source, a leave (RFC 3376
+/// §6.4.2: TO_IN({}) lowers the group timer as a v2 leave does).
+const CHANGE_TO_INCLUDE_MODE: u8 = 3;
 
 /// An address family's group map.
-trait Family: Copy {
+pub(crate) trait Family: Copy {
     const FAMILY: u16;
     fn entry(vlan: u16, group: Self) -> Option<SetRef>;
     fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32>;
+    fn delete(vlan: u16, group: Self) -> Result<(), i32>;
     fn snooped(&self) -> bool;
     fn event_group(&self) -> [u8; 16];
 }
@@ -78,6 +92,9 @@ impl Family for [u8; 4] {
     }
     fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32> {
         GROUPS.insert(GroupKey::new(vlan, group), entry, 0)
+    }
+    fn delete(vlan: u16, group: Self) -> Result<(), i32> {
+        GROUPS.remove(GroupKey::new(vlan, group))
     }
     fn snooped(&self) -> bool {
         self[0] & 0xf0 == 0xe0 && !(self[0] == 224 && self[1] == 0 && self[2] == 0)
@@ -98,6 +115,9 @@ impl Family for [u8; 16] {
     fn write(vlan: u16, group: Self, entry: SetRef) -> Result<(), i32> {
         GROUPS6.insert(Group6Key::new(vlan, group), entry, 0)
     }
+    fn delete(vlan: u16, group: Self) -> Result<(), i32> {
+        GROUPS6.remove(Group6Key::new(vlan, group))
+    }
     fn snooped(&self) -> bool {
         self[0] == 0xff && self[1] & 0x0f > 2
     }
@@ -107,9 +127,9 @@ impl Family for [u8; 16] {
 }
 
 /// A control frame about to go to the daemon: if `out` says it is an IGMP
-/// or MLD report (`Out::report`), its joins. Not on a switch with VLAN
-/// config: a set there carries its ports' formats, which the daemon
-/// computes.
+/// or MLD message (`Out::report`), its joins and leaves. Not on a switch
+/// with VLAN config: a set there carries its ports' formats, which the
+/// daemon computes.
 #[inline(always)]
 pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
     if f.vlans || out.report == 0 {
@@ -121,17 +141,35 @@ pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
         return;
     }
     let (l4, end) = (ctx.data() + off, ctx.data_end());
+    if ctx.data() + 14 > end {
+        return;
+    }
+    // SAFETY: the Ethernet header is in bounds (checked above); the
+    // source MAC is at 6.
+    let from = Sender {
+        vlan: f.vlan,
+        port: f.port,
+        mac: unsafe { *((ctx.data() + 6) as *const [u8; 6]) },
+    };
     if out.report == FAMILY_IPV4 {
-        igmp(l4, end, out.arg.to_ne_bytes(), f.vlan, f.port);
+        igmp(l4, end, out.arg.to_ne_bytes(), &from);
     } else {
-        mld(l4, end, f.vlan, f.port);
+        mld(l4, end, &from);
     }
 }
 
-/// An IGMP message at `l4` (IPv4 destination `daddr`), received on `port`
-/// in `vlan`, about to go to the daemon.
+/// Where a report or leave came from: its VLAN, port and source MAC (the
+/// host, as the daemon tracks hosts).
+pub(crate) struct Sender {
+    pub vlan: u16,
+    pub port: u32,
+    pub mac: [u8; 6],
+}
+
+/// An IGMP message at `l4` (IPv4 destination `daddr`) from `from`, about
+/// to go to the daemon.
 #[inline(always)]
-fn igmp(l4: usize, end: usize, daddr: [u8; 4], vlan: u16, port: u32) {
+fn igmp(l4: usize, end: usize, daddr: [u8; 4], from: &Sender) {
     if l4 + 8 > end {
         return;
     }
@@ -143,32 +181,42 @@ fn igmp(l4: usize, end: usize, daddr: [u8; 4], vlan: u16, port: u32) {
             let group: [u8; 4] = unsafe { *((l4 + 4) as *const [u8; 4]) };
             // RFC 2236 §2.1: a report is sent to the group it reports.
             if group == daddr {
-                join(vlan, group, port);
+                join(from.vlan, group, from.port);
             }
         }
-        IGMP_V3_REPORT => records::<4>(l4, end, vlan, port),
+        IGMP_V2_LEAVE => {
+            // SAFETY: as above. RFC 2236 §3: the group left is in the
+            // message (the leave goes to all-routers).
+            let group: [u8; 4] = unsafe { *((l4 + 4) as *const [u8; 4]) };
+            fast_leave::leave(group, from);
+        }
+        IGMP_V3_REPORT => records::<4>(l4, end, from),
         _ => {}
     }
 }
 
-/// An MLD message (ICMPv6) at `l4`, received on `port` in `vlan`.
+/// An MLD message (ICMPv6) at `l4` from `from`.
 #[inline(always)]
-fn mld(l4: usize, end: usize, vlan: u16, port: u32) {
+fn mld(l4: usize, end: usize, from: &Sender) {
     if l4 + 8 > end {
         return;
     }
     // SAFETY: the 8 bytes at l4 are in bounds (checked above).
     let kind = unsafe { *(l4 as *const u8) };
     match kind {
-        MLD_V1_REPORT => {
+        MLD_V1_REPORT | MLD_V1_DONE => {
             if l4 + 24 > end {
                 return;
             }
             // SAFETY: checked just above (RFC 2710 §3: the address at 8).
             let group: [u8; 16] = unsafe { *((l4 + 8) as *const [u8; 16]) };
-            join(vlan, group, port);
+            if kind == MLD_V1_REPORT {
+                join(from.vlan, group, from.port);
+            } else {
+                fast_leave::leave(group, from);
+            }
         }
-        MLD_V2_REPORT => records::<16>(l4, end, vlan, port),
+        MLD_V2_REPORT => records::<16>(l4, end, from),
         _ => {}
     }
 }
@@ -178,7 +226,7 @@ fn mld(l4: usize, end: usize, vlan: u16, port: u32) {
 /// records at 6) and the record layout (type, aux length, number of
 /// sources, group at 4).
 #[inline(always)]
-fn records<const N: usize>(l4: usize, end: usize, vlan: u16, port: u32)
+fn records<const N: usize>(l4: usize, end: usize, from: &Sender)
 where
     [u8; N]: Family,
 {
@@ -202,10 +250,12 @@ where
             // varies: the daemon handles this one and the rest.
             return;
         }
+        // SAFETY: as above.
+        let group: [u8; N] = unsafe { *((at + 4) as *const [u8; N]) };
         if kind == MODE_IS_EXCLUDE || kind == CHANGE_TO_EXCLUDE_MODE {
-            // SAFETY: as above.
-            let group: [u8; N] = unsafe { *((at + 4) as *const [u8; N]) };
-            join(vlan, group, port);
+            join(from.vlan, group, from.port);
+        } else if kind == CHANGE_TO_INCLUDE_MODE {
+            fast_leave::leave(group, from);
         }
         at += 4 + N;
     }
@@ -262,6 +312,8 @@ fn join<A: Family>(vlan: u16, group: A, port: u32) {
         family: A::FAMILY,
         vlan,
         group: group.event_group(),
+        kind: FAST_JOIN,
+        _pad: 0,
     });
     event.submit(0);
     count(port, counter::FAST_JOIN);
@@ -270,7 +322,7 @@ fn join<A: Family>(vlan: u16, group: A, port: u32) {
 /// The router ports a new group of `family` in `vlan` gets (every set has
 /// them, RFC 4541 §2.1.2): its router set's ports, none without one.
 #[inline(always)]
-fn router_ports(vlan: u16, family: u16) -> u64 {
+pub(crate) fn router_ports(vlan: u16, family: u16) -> u64 {
     match router_set(vlan, family) {
         Some(r) if r.copies != 0 && r.set != NO_SET => MASKS.get(r.set).copied().unwrap_or(0),
         _ => 0,

@@ -25,6 +25,7 @@
 
 mod counters;
 mod fast_join;
+mod fast_leave;
 mod group;
 mod ipv4;
 mod ipv6;

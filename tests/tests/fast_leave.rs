@@ -1,0 +1,223 @@
+//! Fast leave end to end: the real daemon in a netns lab, kernel hosts
+//! leaving, and the XDP program taking a fast-leave port out of a group
+//! itself before the daemon sees the leave (ebpf/xdp/src/fast_leave.rs),
+//! for the one host the daemon published for that (group, port) in
+//! LEAVE_HOSTS (RFC 4541 §2.1.1: a port known to have one host may be
+//! removed on its leave at once).
+//!
+//! A leave that only the program could have applied is made with the
+//! daemon stopped (SIGSTOP): whatever stops reaching the host then stopped
+//! because the program rewrote or deleted the group's entry. After every
+//! test the fast path's pinned maps must hold exactly what `igmpsnoop
+//! groups`, `sources` and `routers` say.
+//!
+//! `--flood-unregistered false` throughout: a group whose last member left
+//! is deleted (unregistered, as the daemon's flush does), and its traffic
+//! then goes to router ports only (there are none), not flooded back to the
+//! host that left.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use igmpsnoop_tests::xdp_membership::{
+    N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, daemon_counter,
+    port_counter, require, start,
+};
+use igmpsnoop_tests::{IgmpSend, Lab, Receiver, Switch, igmp_checksum, poll_until};
+
+const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+const G2: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
+const G6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 1);
+const G6_2: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 2);
+/// IGMPv2 leaves go to all-routers (RFC 2236 §3).
+const ALL_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
+
+fn start_fast_leave_p3(lab: &Lab) -> Switch {
+    start(
+        lab,
+        &["--fast-leave", "p3", "--flood-unregistered", "false"],
+    )
+}
+
+fn ports(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Waits until the daemon lists `group` on exactly `want` (none: gone).
+fn wait_group_ports(sw: &Switch, group: impl Into<IpAddr>, want: &[&str]) {
+    let group = group.into();
+    poll_until(WAIT, || {
+        (sw.group_ports(group).unwrap() == ports(want)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{group}: {:?}, want {want:?}",
+            sw.group_ports(group).unwrap()
+        )
+    });
+}
+
+// ---------------------------------------------------------------------------
+// (a) With the daemon stopped, h3's leave on the fast-leave port p3 takes p3
+// out of G (h2 on p2 keeps receiving) and deletes G2, whose only member it
+// was; after SIGCONT the engine agrees.
+
+fn leave_applied_while_stopped<A: Into<IpAddr> + Copy + std::fmt::Display>(
+    lab: &Lab,
+    [g, g2]: [A; 2],
+) {
+    let sw = start_fast_leave_p3(lab);
+    let _r2 = Receiver::start(lab, 2, &[g], UDP).unwrap();
+    let mut r3 = Receiver::start(lab, 3, &[g, g2], UDP).unwrap();
+    sw.wait_ports(g, &["p2", "p3"], WAIT);
+    sw.wait_ports(g2, &["p3"], WAIT);
+    let got = burst(lab, g, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N && got[&3] >= N,
+        "{g} before the leave: {got:?}"
+    );
+    let fast_before = port_counter(&sw, "p3", "fast_leave");
+    let leaves_before = daemon_counter(&sw, "fast_leaves");
+
+    let stopped = Stopped::new(&sw);
+    r3.leave().unwrap();
+    let got = burst(lab, g, &[2, 3], &[2]);
+    assert!(got[&2] >= N, "{g}: the member on p2 lost traffic: {got:?}");
+    assert!(
+        got[&3] < NOISE,
+        "{g}: h3 left on a fast-leave port with the daemon stopped, yet still receives: {got:?}"
+    );
+    let got = burst(lab, g2, &[2, 3, 4], &[]);
+    assert!(
+        got.values().all(|&n| n < NOISE),
+        "{g2}: its only member left, yet its traffic goes on: {got:?}"
+    );
+    drop(stopped);
+    assert!(
+        port_counter(&sw, "p3", "fast_leave") >= fast_before + 2,
+        "the program counted fewer leaves than it applied"
+    );
+
+    wait_group_ports(&sw, g, &["p2"]);
+    wait_group_ports(&sw, g2, &[]);
+    assert!(daemon_counter(&sw, "fast_leaves") >= leaves_before + 2);
+    assert_engine_and_fast_path_agree(lab, &sw);
+    let got = burst(lab, g, &[2, 3], &[2]);
+    assert!(got[&2] >= N && got[&3] < NOISE, "after SIGCONT: {got:?}");
+}
+
+#[test]
+fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_igmpv2() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 2).unwrap();
+    }
+    leave_applied_while_stopped(&lab, [G, G2]);
+}
+
+#[test]
+fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_igmpv3() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 3).unwrap();
+    }
+    leave_applied_while_stopped(&lab, [G, G2]);
+}
+
+/// The same with kernel hosts at MLDv2 (IPv6): one code path in XDP.
+#[test]
+fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_mldv2() {
+    require();
+    let lab = Lab::ipv6(4).unwrap();
+    leave_applied_while_stopped(&lab, [G6, G6_2]);
+}
+
+// ---------------------------------------------------------------------------
+// (b) A leave on a port without fast leave waits for the daemon (its
+// group-specific queries, RFC 2236 §3).
+
+#[test]
+fn a_leave_on_a_port_without_fast_leave_is_not_applied_in_xdp() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 2).unwrap();
+    }
+    let sw = start_fast_leave_p3(&lab);
+    let mut r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    let _r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p2", "p3"], WAIT);
+
+    let stopped = Stopped::new(&sw);
+    r2.leave().unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N && got[&3] >= N,
+        "a leave on p2 (no fast leave) was applied without the daemon: {got:?}"
+    );
+    drop(stopped);
+
+    assert_eq!(port_counter(&sw, "p2", "fast_leave"), 0);
+    // The daemon's last-member queries go unanswered: p2 goes after them.
+    wait_group_ports(&sw, G, &["p3"]);
+    assert_engine_and_fast_path_agree(&lab, &sw);
+}
+
+// ---------------------------------------------------------------------------
+// (c) A leave from a MAC that is not the member's is not applied; the
+// member's own is.
+
+fn igmpv2_leave(group: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![0x17, 0, 0, 0];
+    m.extend_from_slice(&group.octets());
+    let sum = igmp_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+#[test]
+fn a_leave_from_another_mac_is_not_applied_in_xdp() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 2).unwrap();
+    }
+    let sw = start_fast_leave_p3(&lab);
+    let _r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    let _r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p2", "p3"], WAIT);
+    let leave = IgmpSend {
+        dst: ALL_ROUTERS,
+        ..IgmpSend::default()
+    };
+
+    let stopped = Stopped::new(&sw);
+    // Another host behind p3 (another MAC) leaves G: not the member.
+    IgmpSend {
+        mac: Some("02:00:00:aa:bb:03".into()),
+        ..leave.clone()
+    }
+    .send(&lab, 3, &igmpv2_leave(G))
+    .unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N && got[&3] >= N,
+        "a leave from a MAC that is not the member's was applied: {got:?}"
+    );
+    // The member's own leave (its MAC; the socket stays joined, so the
+    // daemon sees it re-report later) is.
+    leave.send(&lab, 3, &igmpv2_leave(G)).unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2]);
+    assert!(
+        got[&2] >= N && got[&3] < NOISE,
+        "the member's leave: {got:?}"
+    );
+    drop(stopped);
+    // The daemon answers again: one leave applied, the member's.
+    assert_eq!(port_counter(&sw, "p3", "fast_leave"), 1);
+
+    wait_group_ports(&sw, G, &["p2"]);
+    assert_engine_and_fast_path_agree(&lab, &sw);
+}
