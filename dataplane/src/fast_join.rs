@@ -1,5 +1,6 @@
 //! The program's reports of the group entries it wrote itself (fast join,
-//! ebpf/xdp/src/fast_join.rs): the FAST_JOINS ring buffer, drained by the
+//! ebpf/xdp/src/fast_join.rs, and fast leave, ebpf/xdp/src/fast_leave.rs:
+//! one event type, its `kind` telling them apart): the FAST_JOINS ring buffer, drained by the
 //! control plane, which then rewrites each reported entry with what it
 //! wants ([`crate::Forwarding::touch`]) once the report had time to reach
 //! the engine.
