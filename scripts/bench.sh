@@ -4,16 +4,16 @@
 #
 #   scripts/bench.sh [--quick] [--out FILE.json] [--plots DIR] [--no-cargo-bench]
 #                    [--compare OLD.json [--threshold PCT]]
-#                    [--only throughput|latency|scale|sources|ipv6|vlan|cost]
+#                    [--only throughput|latency|scale|reports|sources|ipv6|vlan|cost]
 #
-#   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5)
+#   --quick           fewer repetitions and joins, scale to 10k groups only (~2.5 min, not ~5+)
 #   --out FILE        results JSON (default: target/bench/results.json)
 #   --plots DIR       SVG plots of the run (default: plots/ next to the results file)
 #   --no-cargo-bench  skip the engine's cargo bench
 #   --compare OLD     after the run, print every figure against the earlier results file OLD:
 #                     old -> new, change in %, WORSE past the threshold in the bad direction
 #   --threshold PCT   what --compare flags (default: 10)
-#   --only SECTION    run one section: throughput, latency, scale, sources, ipv6, vlan or cost
+#   --only SECTION    run one section: throughput, latency, scale, reports, sources, ipv6, vlan or cost
 # Without running a bench: scripts/bench/plot.py RESULTS.json DIR (re-plot an old run) and
 # scripts/bench/compare.py OLD.json NEW.json [--threshold PCT] [--fail-on-regression].
 #
@@ -23,9 +23,10 @@
 #     (trafgen into the veth with nothing attached: p1 rx_packets)
 #  2. join latency (the host's report on the wire -> its first datagram, h1 streaming ~20 kpps)
 #  3. leave latency (the host's leave on the wire -> its last datagram), default timers and fast leave
-#  4. scale: throughput with 1k/10k/100k other groups installed by IGMPv3 reports,
-#     daemon VmRSS, BPF map count; report-processing rate (--control-rate-limit 0) at
-#     rising offered rates until reports are lost
+#  4. scale: throughput with 1k/10k/100k/1M other groups installed by IGMPv3 reports,
+#     daemon VmRSS and BPF map memory (bytes_memlock) per group, BPF map count
+#  4b. reports: report processing (--control-rate-limit 0), h1 and h2 sending together at
+#     rising offered rates up to 1M reports/s; every report learned or counted as dropped
 #  5. source-specific forwarding: throughput to a (*,G) group vs a group with source
 #     entries (the frame's source with an entry, or not), and with 100k source
 #     entries installed (the data plane driven by fastpath-tool, no daemon), and the
@@ -68,7 +69,7 @@ while (($#)); do
     esac
 done
 [[ $EUID -eq 0 ]] || die "needs root (network namespaces, XDP)"
-case "$ONLY" in "" | throughput | latency | scale | sources | ipv6 | vlan | cost) ;; *) die "--only: throughput, latency, scale, sources, ipv6, vlan or cost" ;; esac
+case "$ONLY" in "" | throughput | latency | scale | reports | sources | ipv6 | vlan | cost) ;; *) die "--only: throughput, latency, scale, reports, sources, ipv6, vlan or cost" ;; esac
 # Whether section $1 runs (all of them unless --only names one).
 want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 [[ $THRESHOLD =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--threshold wants a percentage, e.g. 10, not $THRESHOLD"
@@ -80,12 +81,19 @@ PLOTS="$(abs_path "${PLOTS:-$(dirname "$OUT")/plots}")"
 
 # Report rates: RATE:COUNT steps of IGMPv2 reports for distinct groups, paced by
 # mcast-tool (trafgen's -b does not pace here, and its -t tops out near 40 kpps).
+# Offered in total from h1 and h2 (half each); the groups of every step of a run add up
+# (full: 625,000), under SCALE_MAX_GROUPS.
 if ((QUICK)); then
-    REPS=2 DUR=0.7 JOINS=50 LEAVES_DEF=3 LEAVES_FAST=10 SCALES="1000 10000" RATES="20000:20000 100000:50000"
+    REPS=2 DUR=0.7 JOINS=50 LEAVES_DEF=3 LEAVES_FAST=10 SCALES="1000 10000"
+    RATES="20000:20000 200000:50000 1000000:100000"
 else
-    REPS=3 DUR=1.5 JOINS=200 LEAVES_DEF=5 LEAVES_FAST=30 SCALES="1000 10000 100000"
-    RATES="10000:10000 20000:20000 50000:25000 100000:50000 200000:50000 400000:80000"
+    REPS=3 DUR=1.5 JOINS=200 LEAVES_DEF=5 LEAVES_FAST=30 SCALES="1000 10000 100000 1000000"
+    RATES="10000:10000 50000:25000 100000:50000 200000:100000 400000:100000 700000:140000 1000000:200000"
 fi
+# IGMPSNOOP_BENCH_SCALES overrides the scale points (e.g. "1000000" to try the largest alone).
+SCALES="${IGMPSNOOP_BENCH_SCALES:-$SCALES}"
+# --max-groups of the scale and report sections: the fast path's cap, so that 1M fits.
+SCALE_MAX_GROUPS=1048576
 # trafgen gap (us) for the stream the latency runs measure against: ~20 kpps here.
 STREAM_GAP_US=20
 
@@ -184,7 +192,7 @@ daemon_up() { # extra args...
 bridge_up() { # extra bridge options...
     # IGMPv3 queries, as igmpsnoop sends: the hosts stay in v3 with both switches.
     ip -n "$SW" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_igmp_version 3 \
-        mcast_hash_max 262144 "$@"
+        mcast_hash_max 2097152 "$@"
     local i
     for i in 1 2 3 4; do ip -n "$SW" link set "p$i" master br0; done
     ip -n "$SW" link set br0 up
@@ -335,62 +343,113 @@ done
 fi
 
 if want scale; then
-# 4. Scale
+# 4. Scale. One --max-groups for every point (the cap, so the 1M point fits), so the
+# maps the program looks up are the same size at every point; the daemon takes reports
+# without a rate limit, so the install measures learning, not the limiter.
 log "4. scale: ${SCALES// /, } other groups"
 maps() { bpftool map list -j 2>/dev/null | jq length; }
+bpf_mem() { "$PY" "$HELP" bpf-mem "$DAEMON_PID"; }
+rss_of() { awk '/VmRSS/{print $2}' "/proc/$DAEMON_PID/status"; }
 for kind in igmpsnoop bridge; do
     for n in $SCALES; do
         lab_up
         base_maps=$(maps)
-        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 262144; fi
+        if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups "$SCALE_MAX_GROUPS"; fi
         join_hosts 2
         wait_members "$kind" 239.1.1.1 1
+        rss0=0 mem0='{}'
+        [[ $kind == igmpsnoop ]] && { rss0=$(rss_of); mem0=$(bpf_mem); }
+        # In chunks of 100,000 groups (1,000 reports, 0.2 s), each once the switch holds
+        # the one before (at most 60 s each): a burst of more than its control ring holds
+        # would be dropped, so the install time is the switch's learning, not a sender's pace.
         t0=$(now)
-        ip netns exec "$(H 3)" "$PY" "$HELP" v3-send 3 "$n" 100 >/dev/null
-        end=$((SECONDS + 60))
-        while ((SECONDS < end)); do c=$(group_count "$kind"); ((${c:-0} >= n + 1)) && break; sleep 0.3; done
+        for ((done_ = 0; done_ < n; done_ += 100000)); do
+            chunk=$((n - done_ < 100000 ? n - done_ : 100000))
+            ip netns exec "$(H 3)" "$PY" "$HELP" v3-send 3 "$chunk" 100 "$done_" >/dev/null
+            end=$((SECONDS + 60))
+            while ((SECONDS < end)); do c=$(group_count "$kind"); ((${c:-0} >= done_ + chunk + 1)) && break; sleep 0.1; done
+            ((${c:-0} >= done_ + chunk + 1)) || { log "  warning: $kind holds ${c:-0} of $((done_ + chunk + 1)) groups"; break; }
+        done
         t1=$(now)
         g=$(group_count "$kind"); g=${g:-0}
-        rss=0 nmaps=0
+        rss=0 nmaps=0 mem='{}'
         if [[ $kind == igmpsnoop ]]; then
-            rss=$(awk '/VmRSS/{print $2}' "/proc/$DAEMON_PID/status")
+            rss=$(rss_of)
+            mem=$(bpf_mem)
             nmaps=$(($(maps) - base_maps))
         fi
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-        rec "{\"fig\":\"scale\",\"kind\":\"$kind\",\"groups_sent\":$n,\"groups_listed\":$g,\"install_s\":$secs,\"rss_kib\":$rss,\"bpf_maps_delta\":$nmaps}"
-        log "  $kind $n groups: listed $g in ${secs}s, rss ${rss} KiB, +$nmaps BPF maps"
+        rec "$(jq -nc --argjson n "$n" --argjson g "$g" --argjson s "$secs" --argjson rss "$rss" --argjson rss0 "$rss0" \
+            --argjson nm "$nmaps" --argjson m0 "$mem0" --argjson m "$mem" --arg kind "$kind" \
+            '{fig:"scale",kind:$kind,groups_sent:$n,groups_listed:$g,install_s:$s,rss_kib:$rss,rss0_kib:$rss0,
+              bpf_maps_delta:$nm,bpf_group_bytes:($m.group_bytes//0),bpf_group_bytes0:($m0.group_bytes//0),
+              bpf_all_bytes:($m.all_bytes//0),bpf_all_bytes0:($m0.all_bytes//0),bpf_maps_held:($m.maps//0),
+              group_max_entries:($m.group_max_entries//0)}')"
+        log "  $kind $n groups: listed $g in ${secs}s, rss ${rss0} -> ${rss} KiB, group maps $(jq .group_bytes//0 <<<"$mem0") -> $(jq .group_bytes//0 <<<"$mem") B, +$nmaps BPF maps"
         for ((r = 1; r <= REPS; r++)); do measure "scale$n" "$kind" 1; done
         stop_bg
     done
 done
 fi
 
-if want scale; then
-# Report-processing rate: IGMPv2 reports for distinct groups at rising rates from h1,
-# until the switch learns fewer groups than were sent.
-log "4b. report-processing rate (igmpsnoop with --control-rate-limit 0)"
+if want reports; then
+# 4b. Report processing: IGMPv2 reports for distinct groups from h1 and h2 together (half
+# the offered rate each, distinct group ranges), at rising rates. Every report sent is
+# learned or counted as dropped somewhere: refused by the host's veth (sent again by
+# mcast-tool: it slows the sender, loses nothing), dropped by the XDP rate limit, by the
+# AF_XDP socket (ring full, or no fill buffer), by the switch port's receive path (its
+# rx_dropped), or processed by the engine (rx_igmp) and learned.
+log "4b. report processing from h1 and h2 (igmpsnoop with --control-rate-limit 0)"
 igm() { "$BIN" stats --json --socket "$SOCK" | jq "$1"; }
+# The counters one point reads before and after, as one JSON object.
+report_counters() { # kind
+    local c='{}'
+    if [[ $1 == igmpsnoop ]]; then
+        c=$("$BIN" stats --json --socket "$SOCK" | jq -c '{rx_igmp:.engine.rx_igmp,
+            sock_dropped:.control_sockets.rx_dropped, sock_ring_full:.control_sockets.rx_ring_full,
+            ratelimit:.dataplane.drop_rate_limit}')
+    fi
+    jq -c --argjson g "$(group_count "$1")" \
+        --argjson t1 "$(ip netns exec "$(H 1)" cat /sys/class/net/eth0/statistics/tx_dropped)" \
+        --argjson t2 "$(ip netns exec "$(H 2)" cat /sys/class/net/eth0/statistics/tx_dropped)" \
+        --argjson p1 "$(ip netns exec "$SW" cat /sys/class/net/p1/statistics/rx_dropped)" \
+        --argjson p2 "$(ip netns exec "$SW" cat /sys/class/net/p2/statistics/rx_dropped)" \
+        '. + {groups:$g, veth_tx_dropped:($t1 + $t2), port_rx_dropped:($p1 + $p2)}' <<<"$c"
+}
+ip2str() { echo "$(($1 >> 24 & 255)).$(($1 >> 16 & 255)).$(($1 >> 8 & 255)).$(($1 & 255))"; }
 for kind in igmpsnoop bridge; do
     lab_up
-    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups 262144; fi
+    if [[ $kind == bridge ]]; then bridge_up; else daemon_up --control-rate-limit 0 --max-groups "$SCALE_MAX_GROUPS"; fi
     first=$((236 << 24))
     for step in $RATES; do
         rate=${step%%:*} cnt=${step##*:}
-        g0=$(group_count "$kind")
-        rx0=0 drop0=0
-        if [[ $kind == igmpsnoop ]]; then rx0=$(igm .engine.rx_igmp); drop0=$(igm .control_sockets.rx_dropped); fi
-        grp="$((first >> 24 & 255)).$((first >> 16 & 255)).$((first >> 8 & 255)).$((first & 255))"
-        sent=$(ip netns exec "$(H 1)" "$MCAST" reports --iface eth0 --src 10.77.0.1 --group "$grp" \
-            --count "$cnt" --rate "$rate")
+        half=$((cnt / 2)) cnt=$((cnt / 2 * 2))
+        c0=$(report_counters "$kind")
+        # Both senders start together, each with its own group range.
+        for h in 1 2; do
+            ip netns exec "$(H "$h")" "$MCAST" reports --iface eth0 --src "10.77.0.$h" \
+                --group "$(ip2str $((first + (h - 1) * half)))" --count "$half" --rate $((rate / 2)) \
+                >"$TMP/reports.$h" &
+            BG+=($!)
+        done
+        wait "${BG[@]}"
+        BG=()
         first=$((first + cnt))
         # Until the count stops moving (a slow learner catches up), at most 10 s.
         prev=-1 g1=0
         for _ in $(seq 50); do g1=$(group_count "$kind"); ((g1 == prev)) && break; prev=$g1; sleep 0.2; done
-        rx1=0 drop1=0
-        if [[ $kind == igmpsnoop ]]; then rx1=$(igm .engine.rx_igmp); drop1=$(igm .control_sockets.rx_dropped); fi
-        pps=$(jq '.pps | round' <<<"$sent")
-        rec "{\"fig\":\"report_rate\",\"kind\":\"$kind\",\"offered_pps\":$rate,\"sent\":$cnt,\"achieved_pps\":$pps,\"rx_igmp\":$((rx1 - rx0)),\"socket_drops\":$((drop1 - drop0)),\"groups_learned\":$((g1 - g0))}"
-        log "  $kind $rate pps offered ($pps sent): rx_igmp +$((rx1 - rx0)), socket drops +$((drop1 - drop0)), groups +$((g1 - g0)) of $cnt"
+        c1=$(report_counters "$kind")
+        rec "$(jq -nc --arg kind "$kind" --argjson rate "$rate" --argjson cnt "$cnt" --argjson a "$c0" --argjson b "$c1" \
+            --slurpfile s1 "$TMP/reports.1" --slurpfile s2 "$TMP/reports.2" '
+            def d(k): (($b[k] // 0) - ($a[k] // 0));
+            [$s1[0], $s2[0]] as $h |
+            {fig:"report_rate", kind:$kind, offered_pps:$rate, sent:$cnt, senders:2,
+             achieved_pps:(($h[0].pps + $h[1].pps) | round),
+             hosts:[$h[] | {sent, pps:(.pps | round), refused:(.refused // 0)}],
+             rx_igmp:d("rx_igmp"), socket_drops:(d("sock_dropped") + d("sock_ring_full")),
+             ratelimit_drops:d("ratelimit"), veth_tx_dropped:d("veth_tx_dropped"),
+             port_rx_dropped:d("port_rx_dropped"), groups_learned:d("groups")}')"
+        log "  $kind $rate/s offered: $(tail -n 1 "$RES" | jq -r '"sent \(.hosts | map("\(.sent) at \(.pps)/s") | join(" + ")), processed \(.rx_igmp), socket drops \(.socket_drops), rate-limit drops \(.ratelimit_drops), veth refusals \(.veth_tx_dropped), port rx_dropped \(.port_rx_dropped), learned \(.groups_learned)"')"
     done
 done
 fi

@@ -19,13 +19,13 @@ use crate::{
 impl Dataplane {
     pub(crate) fn build(
         resolved: &[(String, u32)],
-        capacity: usize,
+        capacity: u32,
         mode: XdpMode,
         pins: Option<&PinDir>,
         created_links: &mut Vec<PathBuf>,
         initial: &Initial,
     ) -> Result<Self> {
-        let mut ebpf = load(pins)?;
+        let mut ebpf = load(pins, capacity)?;
         let adopting = pins.is_some_and(PinDir::existed);
         let mut port_map: HashMap<MapData, u32, PortConf> = take(&mut ebpf, "PORTS")?;
         let mut xsks: XskMap<MapData> = take(&mut ebpf, "XSKS")?;
@@ -50,7 +50,7 @@ impl Dataplane {
         let fast_joins = FastJoins::new(take_raw(&mut ebpf, "FAST_JOINS")?)?;
         let leave_hosts = LeaveHosts::new(take(&mut ebpf, "LEAVE_HOSTS")?);
         // Adopts the VLAN config of the ports that kept their index.
-        let mut forwarding = Forwarding::open(capacity, maps, ifindexes.clone())?;
+        let mut forwarding = Forwarding::open(capacity as usize, maps, ifindexes.clone())?;
         let tc_links = tc::attach_tc(&mut ebpf, &ports, pins, created_links);
         if tc_links.is_ok() {
             tc::tags_in_bytes(&ports);
@@ -89,10 +89,15 @@ impl Dataplane {
     }
 }
 
-/// Loads the object; with pins, maps pinned by an earlier run are reused
-/// as they are (and new ones pinned).
-fn load(pins: Option<&PinDir>) -> Result<Ebpf> {
+/// Loads the object, its group maps sized for `groups` entries; with pins,
+/// maps pinned by an earlier run are reused as they are (and new ones
+/// pinned): the caller checked that their size is `groups`
+/// ([`PinDir::check_group_maps`]).
+fn load(pins: Option<&PinDir>, groups: u32) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
+    for name in igmpsnoop_common::GROUP_MAPS {
+        loader.map_max_entries(name, groups);
+    }
     if let Some(p) = pins {
         for name in igmpsnoop_common::MAP_NAMES {
             loader.map_pin_path(name, p.map_path(name));

@@ -9,6 +9,8 @@ pub enum Error {
     DuplicatePort { name: String },
     #[error("too many ports: {count} (at most {max})")]
     TooManyPorts { count: usize, max: u32 },
+    #[error("max-groups {asked}: the fast path holds 1 to {max} groups")]
+    MaxGroups { asked: usize, max: u32 },
     #[error("cannot attach XDP to {name:?} in {mode} mode: {reason}")]
     Attach {
         name: String,

@@ -103,17 +103,29 @@ pub struct Dataplane {
 }
 
 /// Options of [`Dataplane::open_with`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Pin the program, its links and maps here (a bpffs, mounted if need
     /// be), adopting what an earlier run left pinned. None: nothing pinned,
     /// nothing survives the process.
     pub pin_dir: Option<PathBuf>,
-    /// Groups the control plane may install: the group records are sized
-    /// for them up front (growing a big table stalls the event loop).
+    /// Groups the control plane may install, per family: the kernel's
+    /// group maps (GROUPS, GROUPS6) are created with this many entries and
+    /// the group records are sized for them up front (growing a big table
+    /// stalls the event loop). 1..=[`igmpsnoop_common::MAX_GROUPS`].
     pub max_groups: usize,
     /// The control plane's settings, in force from the first frame switched.
     pub initial: Initial,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pin_dir: None,
+            max_groups: igmpsnoop_common::DEFAULT_MAX_GROUPS as usize,
+            initial: Initial::default(),
+        }
+    }
 }
 
 /// What the fast path applies before any port is switched (before the
@@ -177,13 +189,15 @@ impl Dataplane {
             }
             resolved.push((name.clone(), iface::ifindex(name)?));
         }
+        let capacity = group_capacity(options.max_groups)?;
         let pins = options.pin_dir.as_deref().map(PinDir::open).transpose()?;
+        if let Some(p) = pins.as_ref().filter(|p| p.existed()) {
+            // Before anything is loaded: refused state is left as it was.
+            p.check_group_maps(capacity)?;
+        }
         // Link pins this start created: removed again when it fails on
         // adopted state (a fresh directory is removed whole).
         let mut created_links = Vec::new();
-        let capacity = options
-            .max_groups
-            .min(igmpsnoop_common::MAX_GROUPS as usize);
         match Self::build(
             &resolved,
             capacity,
@@ -358,6 +372,18 @@ impl Dataplane {
         } else {
             socket.send(frame)
         }
+    }
+}
+
+/// The size of the group maps for `max_groups`, if the fast path can hold it.
+fn group_capacity(max_groups: usize) -> Result<u32> {
+    let max = igmpsnoop_common::MAX_GROUPS;
+    match u32::try_from(max_groups) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::MaxGroups {
+            asked: max_groups,
+            max,
+        }),
     }
 }
 

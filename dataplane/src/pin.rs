@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{Array, Map, MapData};
+use aya::maps::{Array, Map, MapData, MapInfo};
 use tracing::debug;
 
 use crate::{
@@ -43,7 +43,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// never saw).
 /// 9: fast leave: LEAVE_HOSTS, FastJoinEvent's `kind`, a counter
 /// (`fast_leave`).
-pub const STATE_LAYOUT: u32 = 9;
+/// 10: GROUPS and GROUPS6 sized by `--max-groups` (they held 262,144 each);
+/// pinned ones of another size are refused ([`PinDir::check_group_maps`]).
+pub const STATE_LAYOUT: u32 = 10;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.
@@ -287,6 +289,30 @@ impl PinDir {
 
     pub fn prog_path(&self) -> PathBuf {
         self.root.join("prog")
+    }
+
+    /// Refuses adopted state whose group maps are not `groups` entries
+    /// big (it was made with another `--max-groups`): a map smaller than the
+    /// control plane's table would refuse groups the table took, and one
+    /// bigger could hold more adopted groups than the table may. Nothing is
+    /// changed: the state is left for the daemon it fits, or for `detach`.
+    pub fn check_group_maps(&self, groups: u32) -> Result<()> {
+        for name in igmpsnoop_common::GROUP_MAPS {
+            let path = self.map_path(name);
+            let info = MapInfo::from_pin(&path).map_err(|source| Error::Map { name, source })?;
+            if info.max_entries() != groups {
+                return Err(Error::PinIncompatible {
+                    path: self.root.clone(),
+                    reason: format!(
+                        "its group maps hold {} groups and --max-groups asks for {groups} \
+                         (restart with --max-groups {} to adopt it)",
+                        info.max_entries(),
+                        info.max_entries()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Ifindexes with a pinned link.

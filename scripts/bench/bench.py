@@ -2,12 +2,14 @@
 """Helpers for scripts/bench.sh (run inside lab host namespaces).
 
   bench.py data-cfg OUT                     trafgen config: one 60-byte UDP frame h1 -> 239.1.1.1:5001
-  bench.py v3-send HOST N [PER]             send IGMPv3 reports (MODE_IS_EXCLUDE{}, PER records each)
-                                            for N groups 235.0.0.0+i out of eth0 (scapy, paced)
+  bench.py v3-send HOST N [PER [FIRST]]     send IGMPv3 reports (MODE_IS_EXCLUDE{}, PER records each)
+                                            for N groups 235.0.0.0+FIRST+i out of eth0 (scapy, paced)
   bench.py join  N GROUP PORT               join latency: N x (the host's report on the wire -> the
                                             first datagram of GROUP on eth0)
   bench.py leave N GROUP PORT QUIET_S       leave latency: N x (the host's leave on the wire -> the
                                             last datagram of GROUP on eth0, none for QUIET_S after)
+  bench.py bpf-mem PID                      the BPF maps process PID holds (its fds): bytes_memlock of
+                                            the group maps (GROUPS, GROUPS6) and of all, as JSON
   bench.py data6-cfg OUT                    trafgen config: one 64-byte UDP frame fd77::1 -> ff0e::101:5001
   bench.py hold6 GROUP PORT READY           join IPv6 GROUP on eth0 (IPV6_JOIN_GROUP), touch READY, sleep
   bench.py join6 / leave6 ...               join and leave latency as above, for an IPv6 GROUP: the
@@ -95,15 +97,15 @@ def hold6(group, port, ready):
         time.sleep(3600)
 
 
-def v3_send(host, n, per):
+def v3_send(host, n, per, first=0):
     from scapy.all import conf  # noqa
     s = conf.L2socket(iface="eth0")
     src = "10.77.0.%d" % host
     mac = bytes([2, 0, 0, 0, 0, host])
     sent = 0
-    for base in range(0, n, per):
+    for base in range(first, first + n, per):
         recs = b"".join(struct.pack("!BBH4s", 2, 0, 0, struct.pack("!I", (235 << 24) + i))
-                        for i in range(base, min(n, base + per)))
+                        for i in range(base, min(first + n, base + per)))
         ig = struct.pack("!BBHHH", 0x22, 0, 0, 0, (len(recs) // 8)) + recs
         ig = ig[:2] + struct.pack("!H", csum(ig)) + ig[4:]
         ip = ipv4(src, "224.0.0.22", 2, ig, 1, b"\x94\x04\x00\x00")
@@ -338,12 +340,39 @@ def leave(n, group, port, quiet, fam=V4):
     out(samples, syscall, timeouts)
 
 
+GROUP_MAPS = ("GROUPS", "GROUPS6")
+
+
+def bpf_mem(pid):
+    """The kernel's memory (bytes_memlock, which for a hash without prealloc is its bucket
+    array plus its entries) of the maps PID holds open: the daemon's maps only, whatever
+    else runs on the box. Inner maps held only by an outer map are not counted."""
+    import glob
+    import subprocess
+    ids = set()
+    for f in glob.glob("/proc/%d/fdinfo/*" % pid):
+        try:
+            for line in open(f):
+                if line.startswith("map_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    maps = [m for m in json.loads(subprocess.check_output(["bpftool", "map", "show", "--json"]))
+            if m["id"] in ids]
+    groups = [m for m in maps if m.get("name") in GROUP_MAPS]
+    print(json.dumps({"maps": len(maps), "all_bytes": sum(m.get("bytes_memlock", 0) for m in maps),
+                      "group_bytes": sum(m.get("bytes_memlock", 0) for m in groups),
+                      "group_max_entries": max((m["max_entries"] for m in groups), default=0)}))
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[0] == "data-cfg":
         data_cfg(a[1])
+    elif a[0] == "bpf-mem":
+        bpf_mem(int(a[1]))
     elif a[0] == "v3-send":
-        v3_send(int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 100)
+        v3_send(int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 100, int(a[4]) if len(a) > 4 else 0)
     elif a[0] == "join":
         join(int(a[1]), a[2], int(a[3]))
     elif a[0] == "leave":

@@ -75,6 +75,12 @@ def scale_figures(d):
             out.append(fig(base + " install, s", rec["install_s"], LOWER, ref))
             if rec.get("rss_kib"):
                 out.append(fig(base + " VmRSS, MiB", rec["rss_kib"] / 1024, LOWER, ref))
+            if rec.get("bpf_group_bytes"):
+                out.append(fig(base + " BPF group maps, MiB", rec["bpf_group_bytes"] / 2**20, LOWER, ref))
+                added = rec["bpf_group_bytes"] - rec.get("bpf_group_bytes0", 0)
+                out.append(fig(base + " BPF group maps, B/group", added / n, LOWER, ref))
+            if rec.get("bpf_all_bytes"):
+                out.append(fig(base + " BPF maps held, MiB", rec["bpf_all_bytes"] / 2**20, LOWER, ref))
     return out
 
 
@@ -89,6 +95,8 @@ def report_figures(d):
                 out.append(fig(base + " learned, %", 100 * r["groups_learned"] / r["sent"], HIGHER, ref))
             if kind == "igmpsnoop":
                 out.append(fig(base + " socket drops", r.get("socket_drops", 0), LOWER, ref))
+                if "ratelimit_drops" in r:
+                    out.append(fig(base + " rate-limit drops", r["ratelimit_drops"], LOWER, ref))
         ok = [r["achieved_pps"] for r in steps if r.get("sent") and r["groups_learned"] >= r["sent"]]
         if steps:
             out.append(fig("reports {} highest rate with all learned, /s".format(kind), max(ok) if ok else 0, HIGHER, ref))

@@ -8,7 +8,7 @@ Writes into OUTDIR (created if missing) one SVG per figure the run holds:
                   Linux bridge (bars at the median, whiskers min..max), the sender ceiling
   latency.svg     join and leave latency CDFs per switch (every sample the run kept)
   scale.svg       throughput to one group vs other groups installed, both switches; the
-                  daemon's VmRSS
+                  daemon's VmRSS and the BPF group maps' memory
   reports.svg     report processing: rate sent vs offered, and share of reports learned
   program_cost.svg the XDP program's own cost per frame in each source-entry state
   throughput6.svg, latency6.svg  the same as throughput.svg and latency.svg for IPv6 (MLD)
@@ -178,6 +178,13 @@ def plot_scale(d, outdir):
         line, = ax_rss.plot([n for n, _ in rss], [m for _, m in rss], color=COLORS["igmpsnoop"], marker="o",
                             label="igmpsnoop daemon VmRSS")
         line.set_gid("scale-rss-igmpsnoop")
+        bpf = [(n, (res.scale(d, "igmpsnoop", n)[0] or {}).get("bpf_group_bytes", 0)) for n in sizes]
+        bpf = [(n, b / 2**20) for n, b in bpf if b]
+        if bpf:
+            line, = ax_rss.plot([n for n, _ in bpf], [m for _, m in bpf], color=COLORS["igmpsnoop"], marker="s",
+                                ls="--", label="BPF group maps (bytes_memlock)")
+            line.set_gid("scale-bpf-igmpsnoop")
+            ax_rss.legend(fontsize=7, loc="upper left")
         ax_rss.set_xscale("log")
         ax_rss.set_xticks(sizes)
         ax_rss.xaxis.set_major_formatter(THOUSANDS)
@@ -185,7 +192,7 @@ def plot_scale(d, outdir):
         ax_rss.set_ylim(bottom=0)
         ax_rss.set_xlabel("other groups installed")
         ax_rss.set_ylabel("MiB")
-        ax_rss.set_title("igmpsnoop daemon memory (VmRSS)", fontsize=10)
+        ax_rss.set_title("igmpsnoop memory: daemon VmRSS, BPF group maps", fontsize=10)
         ax_rss.grid(alpha=0.3)
     else:
         ax_rss.set_axis_off()
@@ -220,7 +227,8 @@ def plot_reports(d, outdir):
         ax.xaxis.set_major_formatter(THOUSANDS)
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-        ax.set_xlabel("offered IGMPv2 reports/s (distinct groups)")
+        ax.set_xlabel("offered IGMPv2 reports/s (distinct groups{})".format(
+            ", h1 + h2" if any(r.get("senders") == 2 for rs in steps.values() for r in rs) else ""))
         ax.grid(alpha=0.3)
     # Each where its curves are not: rates climb to the upper right, shares stay high.
     ax_sent.legend(fontsize=7, loc="lower right")

@@ -66,35 +66,80 @@ if lat:
             sys_cells.append("{:.2f} / {:.2f}".format(pct(sc, 50), pct(sc, 99)) if sc else "n/a")
         print("| {} ({}) | {} | {} | {} | {} |".format(fig, var, cells[0], cells[1], ratio(*p50s), " vs ".join(sys_cells)))
 
+MIB = 1024 * 1024
+
+
+def per_group(after, before, n):
+    """Bytes per group of what installing N groups added (n/a without the figures)."""
+    return "{:,.0f}".format((after - before) / n) if after and n else "n/a"
+
+
 sc = [r for r in R if r["fig"] == "scale"]
 if sc:
     print("\n### 4. Scale: one group (1 member) while N other groups are installed\n")
-    print("| other groups | igmpsnoop pps | bridge pps | ratio | groups listed (igmpsnoop / bridge) | install s (igmpsnoop / bridge) | daemon VmRSS MiB | BPF maps (delta) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| other groups | igmpsnoop pps | bridge pps | ratio | groups listed (igmpsnoop / bridge) "
+          "| install s (igmpsnoop / bridge) | daemon VmRSS MiB (B/group) | BPF group maps MiB (B/group) "
+          "| BPF maps held MiB | BPF maps (delta) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in sorted({r["groups_sent"] for r in sc}):
         i = next((r for r in sc if r["kind"] == "igmpsnoop" and r["groups_sent"] == n), {})
         b = next((r for r in sc if r["kind"] == "bridge" and r["groups_sent"] == n), {})
         pi = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "igmpsnoop"]
         pb = [r["pps_per_member"] for r in tp if r["label"] == "scale%d" % n and r["kind"] == "bridge"]
-        print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {:.1f} | {} |".format(
+        rss = "{:.1f} ({})".format(i.get("rss_kib", 0) / 1024,
+                                   per_group(i.get("rss_kib", 0) * 1024, i.get("rss0_kib", 0) * 1024, n)
+                                   if i.get("rss0_kib") else "n/a")
+        gm = "{:.1f} ({})".format(i.get("bpf_group_bytes", 0) / MIB,
+                                  per_group(i.get("bpf_group_bytes", 0), i.get("bpf_group_bytes0", 0), n)) \
+            if i.get("bpf_group_bytes") else "n/a"
+        held = "{:.1f}".format(i["bpf_all_bytes"] / MIB) if i.get("bpf_all_bytes") else "n/a"
+        print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {} | {} | {} | {} |".format(
             n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed"),
-            i.get("install_s"), b.get("install_s"), i.get("rss_kib", 0) / 1024, i.get("bpf_maps_delta")))
+            i.get("install_s"), b.get("install_s"), rss, gm, held, i.get("bpf_maps_delta")))
+    if any(r.get("bpf_group_bytes") for r in sc):
+        print("\nB/group: what installing the N groups added (VmRSS, or the group maps' bytes_memlock), per "
+              "group; the group maps' MiB include their bucket arrays, allocated whole at --max-groups "
+              "{:,}. BPF maps held: every map the daemon holds open.".format(
+                  max(r.get("group_max_entries", 0) for r in sc)))
 
 rr = [r for r in R if r["fig"] == "report_rate"]
+
+
+def accounting(r):
+    """Sent = learned + every counted drop; the difference (0, or to be explained)."""
+    counted = r["groups_learned"] + r.get("socket_drops", 0) + r.get("ratelimit_drops", 0) \
+        + (r["rx_igmp"] - r["groups_learned"])
+    return r["sent"] - counted
+
+
 if rr:
-    print("\n### 4b. Report processing (IGMPv2 reports for distinct groups from one host, paced; igmpsnoop with --control-rate-limit 0)\n")
-    print("| offered reports/s | igmpsnoop: sent at / processed / socket drops / groups learned | bridge: sent at / groups learned |")
-    print("|---|---|---|")
+    two = any(r.get("senders") == 2 for r in rr)
+    print("\n### 4b. Report processing (IGMPv2 reports for distinct groups from {}, paced; igmpsnoop with "
+          "--control-rate-limit 0)\n".format("h1 and h2 together, half each" if two else "one host"))
+    print("| offered reports/s | igmpsnoop: sent at (h1 + h2) / processed / socket drops / rate-limit drops "
+          "/ groups learned | veth refusals (sent again) / port rx_dropped | bridge: sent at / groups learned |")
+    print("|---|---|---|---|")
     for rate in sorted({r["offered_pps"] for r in rr}):
         i = next((r for r in rr if r["kind"] == "igmpsnoop" and r["offered_pps"] == rate), {})
         b = next((r for r in rr if r["kind"] == "bridge" and r["offered_pps"] == rate), {})
-        print("| {:,} | {:,} / {} of {} / {} / {} | {:,} / {} of {} |".format(
-            rate, i.get("achieved_pps", 0), i.get("rx_igmp"), i.get("sent"), i.get("socket_drops"),
-            i.get("groups_learned"), b.get("achieved_pps", 0), b.get("groups_learned"), b.get("sent")))
+        at = " ({})".format(" + ".join("{:,}".format(h["pps"]) for h in i["hosts"])) if i.get("hosts") else ""
+        print("| {:,} | {:,}{} / {} of {} / {} / {} / {} | {} / {} | {:,} / {} of {} |".format(
+            rate, i.get("achieved_pps", 0), at, i.get("rx_igmp"), i.get("sent"), i.get("socket_drops"),
+            i.get("ratelimit_drops", "n/a"), i.get("groups_learned"), i.get("veth_tx_dropped", "n/a"),
+            i.get("port_rx_dropped", "n/a"), b.get("achieved_pps", 0), b.get("groups_learned"), b.get("sent")))
+    print("\nAccounting, igmpsnoop (sent = learned + socket drops + rate-limit drops + processed but not "
+          "learned; difference):")
+    for r in sorted((r for r in rr if r["kind"] == "igmpsnoop"), key=lambda r: r["offered_pps"]):
+        print("- {:,}/s: {:,} = {:,} + {:,} + {:,} + {:,}; difference {:,}".format(
+            r["offered_pps"], r["sent"], r["groups_learned"], r.get("socket_drops", 0), r.get("ratelimit_drops", 0),
+            r["rx_igmp"] - r["groups_learned"], accounting(r)))
     ok = [r["achieved_pps"] for r in rr if r["kind"] == "igmpsnoop" and r["groups_learned"] >= r["sent"]]
     okb = [r["achieved_pps"] for r in rr if r["kind"] == "bridge" and r["groups_learned"] >= r["sent"]]
     print("\nHighest rate sent with every report learned: igmpsnoop {} reports/s, bridge {} reports/s. The bridge "
-          "learns in the sender's transmit path, so it slows the sender down instead of dropping.".format(
+          "learns in the sender's transmit path, so it slows the sender down instead of dropping. A veth "
+          "refusal (the switch port's ring full, the host's tx_dropped) is sent again by mcast-tool: it "
+          "slows the sender, loses no report. Port rx_dropped: what the switch ports' receive path "
+          "dropped (a failed redirect into a full socket is counted by the socket, not there).".format(
               "{:,}".format(max(ok)) if ok else "none", "{:,}".format(max(okb)) if okb else "none"))
 
 SF_STATES = (

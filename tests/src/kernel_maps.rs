@@ -133,3 +133,11 @@ struct LookupAttr {
     value: u64,
     flags: u64,
 }
+
+/// The max_entries the kernel gave map `name` of the state pinned at
+/// `pin_dir` (what `bpftool map show` prints as `max_entries`).
+pub fn map_max_entries(pin_dir: &Path, name: &str) -> Result<u32> {
+    let path = pin_dir.join("maps").join(name);
+    let info = aya::maps::MapInfo::from_pin(&path).with_context(|| format!("info of {path:?}"))?;
+    Ok(info.max_entries())
+}

@@ -47,7 +47,7 @@ pub use cmd::{ChildGuard, netns_command, nsenter_command, run};
 pub use conformance::ScapyHost;
 pub use daemon::{Launcher, Switch, igmpsnoop_cli, poll_until};
 pub use fabric::{Fabric, HOST_STRIDE};
-pub use kernel_maps::{KernelState, kernel_state};
+pub use kernel_maps::{KernelState, kernel_state, map_max_entries};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};
 pub use mcast::{Receiver, RecvReport, SendOpts, SourceFilter, send, send_with};
 pub use sniff::{GRACE, Sniffers, count_pcap};

@@ -500,11 +500,11 @@ fn bad_command_lines_fail_with_one_line() {
         "--port",
         "p1",
         "--max-groups",
-        "300000",
+        "1048577",
         "--socket",
         &sock_s,
     ]);
-    one_line_error(&out, &["--max-groups", "262144"]);
+    one_line_error(&out, &["--max-groups", "1048576"]);
 
     let out = igmpsnoop_cli(&["groups", "--socket", &sock_s]);
     let line = one_line_error(&out, &["no daemon is running", "igmpsnoop run"]);

@@ -303,7 +303,10 @@ pub struct RunArgs {
     /// Flood multicast for groups nobody joined (else: router ports only) [default: true]
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
     pub flood_unregistered: Option<bool>,
-    /// Most (VLAN, group) entries; a full table rejects new groups (at most 262144) [default: 65536]
+    /// Most (VLAN, group) entries per family; a full table rejects new
+    /// groups. The fast path's group maps are created this big (hard cap
+    /// 1048576); pinned state made with another value is not adopted
+    /// [default: 65536]
     #[arg(long, value_name = "N")]
     pub max_groups: Option<usize>,
     /// Most groups one port may join [default: no limit]

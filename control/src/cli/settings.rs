@@ -332,8 +332,8 @@ impl Given<'_> {
         }
         if let Some(v) = pick(args.max_groups, file.max_groups) {
             let cap = igmpsnoop_common::MAX_GROUPS as usize;
-            if v > cap {
-                bail!("--max-groups {v}: the fast path holds at most {cap} groups");
+            if !(1..=cap).contains(&v) {
+                bail!("--max-groups {v}: the fast path holds 1 to {cap} groups (the hard cap)");
             }
             engine.max_groups = v;
         }

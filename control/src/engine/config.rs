@@ -86,7 +86,7 @@ impl Default for Config {
             mld_version: Version::V2,
             mld_querier_address: None,
             flood_unregistered: true,
-            max_groups: 65536,
+            max_groups: igmpsnoop_common::DEFAULT_MAX_GROUPS as usize,
             max_sources_per_group: DEFAULT_MAX_SOURCES_PER_GROUP,
             router_port_timeout: None,
             switch_mac: [0x02, 0, 0, 0, 0, 0x01],

@@ -7,8 +7,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use igmpsnoop_common::{
-    FAMILY_IPV4, FAMILY_IPV6, Group6Key, GroupKey, MAX_GROUPS, MAX_SOURCE_ENTRIES, Source6Key,
-    SourceKey,
+    FAMILY_IPV4, FAMILY_IPV6, Group6Key, GroupKey, MAX_SOURCE_ENTRIES, Source6Key, SourceKey,
 };
 
 use super::desired::Desired;
@@ -129,16 +128,18 @@ pub struct FamilyState<A: Addr> {
 }
 
 impl<A: Addr> FamilyState<A> {
-    /// Takes over the family's two maps; `capacity`: groups expected.
+    /// Takes over the family's two maps; `groups_max`: the group map's
+    /// max_entries; `expected`: groups to size the records for.
     pub(super) fn new(
         groups: aya::maps::Map,
         sources: aya::maps::Map,
-        capacity: usize,
+        groups_max: usize,
+        expected: usize,
     ) -> Result<Self> {
         Ok(Self {
-            groups: Table::new(A::GROUPS, groups, MAX_GROUPS as usize, capacity)?,
+            groups: Table::new(A::GROUPS, groups, groups_max, expected)?,
             sources: Table::new(A::SOURCES, sources, MAX_SOURCE_ENTRIES as usize, 0)?,
-            desired: Desired::with_capacity(capacity),
+            desired: Desired::with_capacity(expected),
             pending: HashSet::new(),
             pending_sources: HashSet::new(),
         })

@@ -212,8 +212,8 @@ impl Forwarding {
     /// Takes over the maps, adopting whatever they already hold (pinned maps
     /// from an earlier run; fresh maps hold nothing), VLAN config included
     /// (of the ports that kept their index). The flood set becomes exactly
-    /// our ports. `capacity`: groups expected (records are sized for them
-    /// up front).
+    /// our ports. `capacity`: the group maps' max_entries (`--max-groups`),
+    /// the IPv4 records sized for that many up front.
     pub(crate) fn open(capacity: usize, maps: Maps, ifindexes: Vec<u32>) -> Result<Self> {
         let Map::ArrayOfMaps(sets_data) = &maps.port_sets else {
             return Err(Error::MissingMap {
@@ -237,9 +237,9 @@ impl Forwarding {
             })
             .collect();
         let mut this = Self {
-            v4: FamilyState::new(maps.groups, maps.sources, capacity)?,
+            v4: FamilyState::new(maps.groups, maps.sources, capacity, capacity)?,
             // Expected IPv6 groups are not known apart; sized as they come.
-            v6: FamilyState::new(maps.groups6, maps.sources6, 0)?,
+            v6: FamilyState::new(maps.groups6, maps.sources6, capacity, 0)?,
             _port_sets: maps.port_sets,
             sets,
             flood: maps.flood,

@@ -12,8 +12,18 @@ pub const MAX_PORTS: u32 = 64;
 /// AF_XDP sockets per port (one per RX queue); XSKMAP index = port * this + queue.
 pub const MAX_QUEUES: u32 = 16;
 pub const XSKMAP_SIZE: u32 = MAX_PORTS * MAX_QUEUES;
-/// Distinct (VLAN, group) entries the fast path can hold.
-pub const MAX_GROUPS: u32 = 262_144;
+/// Most (VLAN, group) entries the fast path can be asked to hold
+/// (`--max-groups`): GROUPS and GROUPS6 are sized by the switch's
+/// `--max-groups` at load (this is only the object's placeholder size).
+/// Each map's bucket array is allocated whole at creation (16 bytes a
+/// bucket, the entry count rounded up to a power of two), so this cap keeps
+/// one map under 16 MiB of buckets.
+pub const MAX_GROUPS: u32 = 1_048_576;
+/// `--max-groups` when none is given: the size of the group maps and of the
+/// control plane's tables.
+pub const DEFAULT_MAX_GROUPS: u32 = 65_536;
+/// The group maps, sized by `--max-groups` at load (see [`MAX_GROUPS`]).
+pub const GROUP_MAPS: [&str; 2] = ["GROUPS", "GROUPS6"];
 /// Slots of the port-set array: distinct egress port sets the fast path can
 /// hold at once (groups with equal port sets share one).
 pub const MAX_PORT_SETS: u32 = 65_536;

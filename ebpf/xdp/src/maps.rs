@@ -18,7 +18,8 @@ use igmpsnoop_common::{
 /// userspace write to a map-in-map waits for an RCU grace period (~15 ms
 /// here), a write to this does not, so a join reaches the fast path in
 /// microseconds. Not preallocated: entries are freed after a grace period,
-/// so a lookup racing an update never reads a recycled element.
+/// so a lookup racing an update never reads a recycled element. Its size
+/// here is a placeholder: the loader sets `--max-groups` (GROUP_MAPS).
 #[btf_map]
 pub(crate) static GROUPS: HashMap<
     GroupKey,
@@ -45,7 +46,7 @@ pub(crate) static SOURCES: HashMap<
 pub(crate) static STREAMS: LruPerCpuHashMap<SourceKey, StreamCount, { MAX_STREAMS as usize }> =
     LruPerCpuHashMap::new();
 /// IPv6 (VLAN, group) -> its port set: GROUPS for MLD's groups (a map of
-/// its own keeps GROUPS' keys at 8 bytes).
+/// its own keeps GROUPS' keys at 8 bytes). Sized by the loader, like GROUPS.
 #[btf_map]
 pub(crate) static GROUPS6: HashMap<
     Group6Key,
