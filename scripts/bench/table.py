@@ -94,8 +94,8 @@ if sc:
             if i.get("bpf_group_bytes") else "n/a"
         held = "{:.1f}".format(i["bpf_all_bytes"] / MIB) if i.get("bpf_all_bytes") else "n/a"
         print("| {:,} | {} | {} | {} | {} / {} | {} / {} | {} | {} | {} | {} |".format(
-            n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed"),
-            i.get("install_s"), b.get("install_s"), rss, gm, held, i.get("bpf_maps_delta")))
+            n, mmm(pi), mmm(pb), ratio(med(pi), med(pb)), i.get("groups_listed"), b.get("groups_listed", "n/a"),
+            i.get("install_s"), b.get("install_s", "n/a"), rss, gm, held, i.get("bpf_maps_delta")))
     if any(r.get("bpf_group_bytes") for r in sc):
         print("\nB/group: what installing the N groups added (VmRSS, or the group maps' bytes_memlock), per "
               "group; the group maps' MiB include their bucket arrays, allocated whole at --max-groups "
