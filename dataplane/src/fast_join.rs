@@ -78,6 +78,7 @@ impl FastJoins {
                     } else {
                         n.joins += 1;
                     }
+                    note(forwarding, &event);
                     self.awaiting.push_back((now + GRACE, event));
                 }
                 None => warn!(len = item.len(), "fast join: short event ignored"),
@@ -94,14 +95,26 @@ impl FastJoins {
     }
 }
 
-fn touch(forwarding: &mut Forwarding, event: &FastJoinEvent) {
-    debug!(vlan = event.vlan, family = event.family, group = ?event.group, kind = event.kind, "fast join or leave applied in XDP: rewriting the entry");
+/// Notes the program's write, which a flush of the entry before the grace
+/// ends covers ([`Forwarding::program_wrote`]).
+fn note(forwarding: &mut Forwarding, event: &FastJoinEvent) {
     match event.family {
-        FAMILY_IPV4 => {
-            let mut g = [0u8; 4];
-            g.copy_from_slice(&event.group[..4]);
-            forwarding.touch(event.vlan, g);
-        }
+        FAMILY_IPV4 => forwarding.program_wrote(event.vlan, ipv4(event)),
+        FAMILY_IPV6 => forwarding.program_wrote(event.vlan, event.group),
+        _ => {}
+    }
+}
+
+fn ipv4(event: &FastJoinEvent) -> [u8; 4] {
+    let mut g = [0u8; 4];
+    g.copy_from_slice(&event.group[..4]);
+    g
+}
+
+fn touch(forwarding: &mut Forwarding, event: &FastJoinEvent) {
+    debug!(vlan = event.vlan, family = event.family, group = ?event.group, kind = event.kind, "fast join or leave applied in XDP: rewriting the entry unless a flush did");
+    match event.family {
+        FAMILY_IPV4 => forwarding.touch(event.vlan, ipv4(event)),
         FAMILY_IPV6 => forwarding.touch(event.vlan, event.group),
         other => warn!(family = other, "fast join: event of no family ignored"),
     }

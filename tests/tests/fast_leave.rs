@@ -134,6 +134,21 @@ fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_mldv2() {
     leave_applied_while_stopped(&lab, [G6, G6_2]);
 }
 
+/// And MLDv1 hosts (`force_mld_version=1`): their leave is a Done message.
+#[test]
+fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_mldv1() {
+    require();
+    let lab = Lab::ipv6(4).unwrap();
+    for h in lab.hosts() {
+        lab.exec(
+            &lab.host_ns(h),
+            &["sysctl", "-qw", "net.ipv6.conf.eth0.force_mld_version=1"],
+        )
+        .unwrap();
+    }
+    leave_applied_while_stopped(&lab, [G6, G6_2]);
+}
+
 // ---------------------------------------------------------------------------
 // (b) A leave on a port without fast leave waits for the daemon (its
 // group-specific queries, RFC 2236 §3).

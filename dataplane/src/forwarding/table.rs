@@ -6,7 +6,7 @@
 //! another, so that the caller can order the two tables' writes. An entry
 //! the kernel refuses (the map is full) does not stop the others: it is
 //! counted and reported, and keeps what it had.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::io;
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
@@ -85,6 +85,11 @@ pub(crate) struct Table<K> {
     refused: usize,
     /// New entries refused ever.
     refused_total: u64,
+    /// Entries the program wrote (fast join, fast leave) that no write of
+    /// ours has covered since: only these need the rewrite after the
+    /// grace. Empty on a switch where the program writes nothing, so a
+    /// write pays one emptiness check.
+    uncovered: HashSet<K>,
 }
 
 fn raw_fd(map: &Map) -> Result<RawFd> {
@@ -110,6 +115,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
             installed: HashMap::with_capacity(expected.min(capacity)),
             refused: 0,
             refused_total: 0,
+            uncovered: HashSet::new(),
         })
     }
 
@@ -142,6 +148,25 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
                 solo: [0; 2],
                 exact: false,
             });
+    }
+
+    /// The program wrote `key`'s entry (it said so on its ring).
+    pub fn program_wrote(&mut self, key: K) {
+        self.uncovered.insert(key);
+    }
+
+    /// Whether the program wrote `key`'s entry after our last write of it
+    /// (or deletion); forgets the fact either way.
+    pub fn take_uncovered(&mut self, key: &K) -> bool {
+        self.uncovered.remove(key)
+    }
+
+    /// A write (or deletion) of ours covers whatever the program wrote
+    /// there before.
+    fn covered(&mut self, key: &K) {
+        if !self.uncovered.is_empty() {
+            self.uncovered.remove(key);
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<&Installed> {
@@ -241,6 +266,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
                 self.refused_update(key, error, first_error);
                 continue;
             }
+            self.covered(&key);
             if let Some(old) = self.installed.insert(key, new) {
                 sets.release(old.slot);
             }
@@ -294,6 +320,7 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
                 }
                 // Already gone: forget it like the others.
             }
+            self.covered(&key);
             if let Some(old) = self.installed.remove(&key) {
                 sets.release(old.slot);
             }
