@@ -410,6 +410,8 @@ pub fn ports(data: &Value) -> String {
             "FLOODED",
             "FORWARDED",
             "TO CONTROL",
+            // Joins and leaves the program applied itself (fast join, fast leave).
+            "IN XDP J/L",
             "DROPS",
             "TX DROPPED",
         ],
@@ -453,6 +455,7 @@ pub fn ports(data: &Value) -> String {
                     s(&c["flooded"]),
                     s(&c["forwarded"]),
                     s(&c["to_control"]),
+                    format!("{}/{}", s(&c["fast_join"]), s(&c["fast_leave"])),
                     drops.to_string(),
                     s(&p["egress"]["tx_dropped"]),
                 ]
@@ -719,6 +722,24 @@ mod tests {
         );
         assert_eq!(cells(lines[2]), ["20", "-", "p3", "-", "off", "0"]);
         assert_eq!(vlans(&json!([])), "no VLANs\n");
+    }
+
+    #[test]
+    fn ports_table_shows_joins_and_leaves_applied_in_xdp() {
+        let data = json!([{"port": "p2", "ifindex": 3, "xdp_mode": "native", "up": true,
+                           "fast_leave": true, "groups": 4,
+                           "counters": {"rx": 10, "fast_join": 7, "fast_leave": 5, "drop_vlan": 1},
+                           "egress": {"tx_dropped": 0}}]);
+        let out = ports(&data);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("IN XDP J/L"), "{out}");
+        let col = lines[0].find("IN XDP J/L").unwrap();
+        assert_eq!(
+            lines[1][col..].split_whitespace().next(),
+            Some("7/5"),
+            "{out}"
+        );
+        assert!(lines[1].contains("fast-leave"), "{out}");
     }
 
     #[test]
