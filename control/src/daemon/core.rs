@@ -144,10 +144,10 @@ impl Core {
         }
     }
 
-    /// Takes the fast path's reports of the joins it applied itself and
-    /// marks each group for rewriting by a flush once its grace passed:
-    /// whatever the program wrote, the kernel ends up with what the engine
-    /// wants.
+    /// Takes the fast path's reports of the joins and leaves it applied
+    /// itself and marks each group for rewriting by a flush once its grace
+    /// passed, unless a flush wrote it since: whatever the program wrote,
+    /// the kernel ends up with what the engine wants.
     pub fn drain_fast_joins(&mut self) {
         let n = self.dp.drain_fast_joins();
         self.counters.fast_joins += n.joins as u64;

@@ -154,8 +154,8 @@ impl Daemon {
             self.reload();
         }
         // Entries the program wrote, once due (a grace after the program
-        // reported them), are rewritten by the flush below with what the
-        // engine wants.
+        // reported them) and unless a flush wrote them since, are rewritten
+        // by the flush below with what the engine wants.
         self.core.drain_fast_joins();
         let now = self.core.clock.now();
         self.core.engine.handle_timeout(now, &mut self.core.actions);
@@ -237,8 +237,9 @@ impl Daemon {
 
     fn receive(&mut self) {
         // Before the frames and the flush: entries the program wrote whose
-        // grace has passed are rewritten by this round's flush (their
-        // reports, handed over after the event, were handled by now).
+        // grace has passed, and that no flush wrote since, are rewritten by
+        // this round's flush (their reports, handed over after the event,
+        // were handled by now or never will be).
         self.core.drain_fast_joins();
         let frames = &mut self.frames;
         frames.clear();
