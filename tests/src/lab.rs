@@ -432,6 +432,14 @@ impl Lab {
             .map(|_| ())
     }
 
+    /// Sets host `host`'s `force_mld_version` (0: the kernel's own, MLDv2
+    /// with MLDv1 compatibility; 1: MLDv1 only; 2: MLDv2 only).
+    pub fn set_mld_version(&self, host: usize, version: u8) -> Result<()> {
+        let kv = format!("net.ipv6.conf.{HOST_IFACE}.force_mld_version={version}");
+        self.exec(&self.host_ns(host), &["sysctl", "-qw", &kv])
+            .map(|_| ())
+    }
+
     /// Counters of `iface` in `ns`.
     pub fn iface_stats(&self, ns: &str, iface: &str) -> Result<IfaceStats> {
         iface_stats(ns, iface)

@@ -140,11 +140,7 @@ fn a_sole_members_leave_is_applied_in_xdp_while_the_daemon_is_stopped_mldv1() {
     require();
     let lab = Lab::ipv6(4).unwrap();
     for h in lab.hosts() {
-        lab.exec(
-            &lab.host_ns(h),
-            &["sysctl", "-qw", "net.ipv6.conf.eth0.force_mld_version=1"],
-        )
-        .unwrap();
+        lab.set_mld_version(h, 1).unwrap();
     }
     leave_applied_while_stopped(&lab, [G6, G6_2]);
 }

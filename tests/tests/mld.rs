@@ -98,8 +98,7 @@ fn wait_dad(lab: &Lab) {
 fn set_mld_version(lab: &Lab, version: u8) {
     let v = if version == 2 { 0 } else { version };
     for h in lab.hosts() {
-        let kv = format!("net.ipv6.conf.eth0.force_mld_version={v}");
-        lab.exec(&lab.host_ns(h), &["sysctl", "-qw", &kv]).unwrap();
+        lab.set_mld_version(h, v).unwrap();
     }
 }
 
@@ -380,8 +379,7 @@ fn reports_and_dones_reach_the_router_port_only() {
     require();
     let lab = lab(4, 2);
     for h in [2, 3] {
-        let kv = "net.ipv6.conf.eth0.force_mld_version=1";
-        lab.exec(&lab.host_ns(h), &["sysctl", "-qw", kv]).unwrap();
+        lab.set_mld_version(h, 1).unwrap();
     }
     let mut caps: Vec<Capture> = lab
         .hosts()
