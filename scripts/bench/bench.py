@@ -319,7 +319,7 @@ def leave(n, group, port, quiet, fam=V4):
             timeouts += 1
             s.close()
             continue
-        w.quiet(10, 0.2)  # a steady member for a moment
+        w.quiet(10, 0.05)  # a steady member for a moment
         t_call = time.time()
         s.setsockopt(fam.level, fam.drop, fam.mreq(group))
         t_leave, last, end = None, None, time.monotonic() + 10

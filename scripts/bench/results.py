@@ -76,6 +76,14 @@ def latency(d, fig, variant, kind):
     return None
 
 
+def host_napi(d):
+    """How the latency runs' hosts received: "softirq" (the kernel's default for a
+    veth, since 2026-12-02) or "threaded" (records without the field: NAPI threads);
+    None without latency records, "mixed" when they differ."""
+    kinds = {r.get("host_napi", "threaded") for f, _ in LATENCY_FIGURES + LATENCY_FIGURES6 for r in records(d, f)}
+    return None if not kinds else kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def scale_sizes(d):
     return sorted({r["groups_sent"] for r in records(d, "scale")})
 

@@ -50,8 +50,9 @@ if any(r["label"] in ("ceiling", "native", "generic", "bridge") for r in tp):
 lat = [r for r in R if r["fig"] in ("join", "leave")]
 if lat:
     spps = sorted({r.get("stream_pps", 0) for r in lat})
-    print("\n### 2/3. Join and leave latency (ms, from the host's report on the wire; h1 streams {} pps)\n".format(
-        " / ".join("{:,}".format(p) for p in spps) or "?"))
+    napi = " / ".join(sorted({r.get("host_napi", "threaded") for r in lat}))
+    print("\n### 2/3. Join and leave latency (ms, from the host's report on the wire; h1 streams {} pps; "
+          "hosts receive in {} NAPI)\n".format(" / ".join("{:,}".format(p) for p in spps) or "?", napi))
     print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 | from the syscall: igmpsnoop / bridge p50 / p99 |")
     print("|---|---|---|---|---|")
     for fig, var in (("join", "fast-leave"), ("leave", "default"), ("leave", "fast-leave")):
@@ -62,8 +63,8 @@ if lat:
             sc = x[0].get("syscall_ms", []) if x else []
             t = x[0]["timeouts"] if x else 0
             p50s.append(pct(s, 50))
-            cells.append("{:.2f} / {:.2f} ({}{})".format(pct(s, 50), pct(s, 99), len(s), ", {} timeouts".format(t) if t else "") if s else "n/a")
-            sys_cells.append("{:.2f} / {:.2f}".format(pct(sc, 50), pct(sc, 99)) if sc else "n/a")
+            cells.append("{:.3f} / {:.3f} ({}{})".format(pct(s, 50), pct(s, 99), len(s), ", {} timeouts".format(t) if t else "") if s else "n/a")
+            sys_cells.append("{:.3f} / {:.3f}".format(pct(sc, 50), pct(sc, 99)) if sc else "n/a")
         print("| {} ({}) | {} | {} | {} | {} |".format(fig, var, cells[0], cells[1], ratio(*p50s), " vs ".join(sys_cells)))
 
 MIB = 1024 * 1024
@@ -198,7 +199,7 @@ if tp6 or lat6:
             v = x[0]["samples_ms"] if x else []
             t = x[0]["timeouts"] if x else 0
             p50s.append(pct(v, 50))
-            cells.append("{:.2f} / {:.2f} ({}{})".format(pct(v, 50), pct(v, 99), len(v), ", {} timeouts".format(t) if t else "") if v else "n/a")
+            cells.append("{:.3f} / {:.3f} ({}{})".format(pct(v, 50), pct(v, 99), len(v), ", {} timeouts".format(t) if t else "") if v else "n/a")
         print("| {} ({}) | {} | {} | {} |".format(fig[:-1], var, cells[0], cells[1], ratio(*p50s)))
 
 vl = [r for r in R if r["fig"] == "vlan"]

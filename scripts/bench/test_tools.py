@@ -194,6 +194,16 @@ class CompareTest(Tmp):
         p = self.compare(old, new, "--threshold", "3")
         self.assertIn("WORSE", line_of(p.stdout, "throughput generic, 1 member, pps/member"))
 
+    def test_a_change_of_how_latency_hosts_receive_is_noted(self):
+        old = fixture()
+        new = copy.deepcopy(old)
+        for r in new["results"]:
+            if "samples_ms" in r:
+                r["host_napi"] = "softirq"
+        self.assertNotIn("received differently", self.compare(old, old).stdout)
+        p = self.compare(old, new)
+        self.assertIn("note: the latency runs' hosts received differently (threaded -> softirq NAPI)", p.stdout)
+
     def test_engine_figures_and_counts_from_zero(self):
         old = dict(fixture(), cargo_bench=ENGINE_LINES)
         new = copy.deepcopy(old)
