@@ -45,7 +45,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// (`fast_leave`).
 /// 10: GROUPS and GROUPS6 sized by `--max-groups` (they held 262,144 each);
 /// pinned ones of another size are refused ([`PinDir::check_group_maps`]).
-pub const STATE_LAYOUT: u32 = 10;
+/// 11: REPORT_SUM (scratch for the program's checksum of a report before
+/// fast join or fast leave applies it).
+pub const STATE_LAYOUT: u32 = 11;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

@@ -61,6 +61,8 @@ pub struct IgmpSend {
     /// RFC 3376 §4: TTL 1, and the Router Alert option.
     pub ttl: u8,
     pub router_alert: bool,
+    /// Send the IPv4 header checksum wrong.
+    pub bad_ip_checksum: bool,
 }
 
 impl Default for IgmpSend {
@@ -71,6 +73,7 @@ impl Default for IgmpSend {
             mac: None,
             ttl: 1,
             router_alert: true,
+            bad_ip_checksum: false,
         }
     }
 }
@@ -104,6 +107,9 @@ impl IgmpSend {
         }
         if !self.router_alert {
             args.push("--no-router-alert");
+        }
+        if self.bad_ip_checksum {
+            args.push("--bad-ip-checksum");
         }
         lab.exec(&lab.host_ns(host), &args).map(|_| ())
     }

@@ -14,14 +14,17 @@
 //! or recently used them. So the tests that join a second member first
 //! make another group G0 use that set, as any busy switch would.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use igmpsnoop_tests::xdp_membership::{
     N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, engine_counter,
     port_counter, require, start, strings,
 };
-use igmpsnoop_tests::{IgmpSend, Lab, Receiver, SourceFilter, Switch, poll_until};
+use igmpsnoop_tests::{
+    IgmpSend, Lab, MldSend, Receiver, SourceFilter, Switch, igmp_checksum, mldv2_report,
+    poll_until, v3_report,
+};
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const G0: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 100);
@@ -30,6 +33,8 @@ const G2: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
 const G6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 1);
 const G6_0: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 0x100);
 const G6_2: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 2);
+/// RFC 3376 §4.2.12 / RFC 3810 §5.2.12: CHANGE_TO_EXCLUDE_MODE.
+const TO_EX: u8 = 4;
 
 /// G0 on {p2, p3}, so that the set {p2, p3} is published; G on {p2}.
 fn g0_and_g_on_p2(lab: &Lab, sw: &Switch) -> Vec<Receiver> {
@@ -156,45 +161,269 @@ fn a_join_refused_by_a_limit_is_never_applied() {
     assert_engine_and_fast_path_agree(&lab, &sw);
 }
 
-// ... and one the program did apply but the engine refuses (a report with
-// a bad checksum: the program does not check it) is undone by the daemon's
-// next round.
+// ... nor is a report the engine rejects as malformed or misaddressed: the
+// program makes the engine's checks first (ebpf/xdp/src/report_check.rs).
+// With the daemon stopped none of them reaches h2; a well-formed report,
+// sent last, does (so the checks pass what they should). After SIGCONT the
+// engine counts each one by its reason.
+
+/// The engine's rejection counters (`stats`, `engine`, `*reject_*`).
+fn rejections(sw: &Switch) -> BTreeMap<String, u64> {
+    let s = sw.json(&["stats"]).unwrap();
+    s["engine"]
+        .as_object()
+        .expect("stats.engine")
+        .iter()
+        .filter(|(k, _)| k.contains("reject_"))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+        .collect()
+}
+
+/// Sends each of `bad` (what it is, how it is sent, the engine's counter
+/// for it) from h2 with the daemon stopped, then `good`; checks that only
+/// `good` was applied in XDP and that the engine counted each bad one.
+fn only_what_the_engine_accepts_is_applied<A: Into<IpAddr> + Copy + std::fmt::Display>(
+    lab: &Lab,
+    [g0, g]: [A; 2],
+    bad: &[(&str, &dyn Fn(), &str)],
+    good: &dyn Fn(),
+) {
+    let sw = start(lab, &[]);
+    // G0 {p2, p3} publishes the set {p2, p3}; G is {p3}: h2's join of G
+    // would need exactly that set.
+    let _r3 = Receiver::start(lab, 3, &[g0, g], UDP).unwrap();
+    let _r2 = Receiver::start(lab, 2, &[g0], UDP).unwrap();
+    sw.wait_ports(g0, &["p2", "p3"], WAIT);
+    sw.wait_ports(g, &["p3"], WAIT);
+    let (fast_before, rejected_before) = (port_counter(&sw, "p2", "fast_join"), rejections(&sw));
+
+    let stopped = Stopped::new(&sw);
+    for (_, send, _) in bad {
+        send();
+    }
+    let got = burst(lab, g, &[2, 3], &[3]);
+    assert!(got[&3] >= N, "{got:?}");
+    assert!(
+        got[&2] < NOISE,
+        "{g}: a report the engine rejects was applied in XDP: {got:?}"
+    );
+    good();
+    let got = burst(lab, g, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N,
+        "{g}: the well-formed report was not applied in XDP: {got:?}"
+    );
+    drop(stopped);
+
+    assert_eq!(port_counter(&sw, "p2", "fast_join"), fast_before + 1);
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, reason) in bad {
+        *want.entry(reason.to_string()).or_default() += 1;
+    }
+    let mut moved = BTreeMap::new();
+    poll_until(WAIT, || {
+        let now = rejections(&sw);
+        moved = now
+            .iter()
+            .filter_map(|(k, v)| {
+                let d = v - rejected_before.get(k).copied().unwrap_or(0);
+                (d != 0).then(|| (k.clone(), d))
+            })
+            .collect::<BTreeMap<_, _>>();
+        (moved == want).then_some(())
+    })
+    .unwrap_or_else(|| {
+        let what: Vec<_> = bad.iter().map(|(w, _, _)| *w).collect();
+        panic!("sent {what:?}: the engine counted {moved:?}, want {want:?}")
+    });
+    sw.wait_ports(g, &["p2", "p3"], WAIT);
+    assert_engine_and_fast_path_agree(lab, &sw);
+}
+
+fn igmpv2_report(group: Ipv4Addr, checksum_xor: u16) -> Vec<u8> {
+    let mut m = vec![0x16, 0, 0, 0];
+    m.extend_from_slice(&group.octets());
+    let sum = igmp_checksum(&m) ^ checksum_xor;
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
 #[test]
-fn a_join_applied_in_xdp_but_refused_by_the_engine_is_undone() {
+fn igmp_reports_the_engine_rejects_are_never_applied_in_xdp() {
     require();
     let lab = Lab::new(4).unwrap();
-    let sw = start(&lab, &[]);
+    let to_g = IgmpSend {
+        dst: G,
+        ..IgmpSend::default()
+    };
+    let good = igmpv2_report(G, 0);
+    let mut v3_bad = v3_report(&[(TO_EX, G, &[])]);
+    v3_bad[3] ^= 0x55;
+    let lab_ref = &lab;
+    let send = |how: IgmpSend, msg: Vec<u8>| move || how.send(lab_ref, 2, &msg).unwrap();
+    let bad_checksum = send(to_g.clone(), igmpv2_report(G, 0x5555));
+    let bad_ip_checksum = send(
+        IgmpSend {
+            bad_ip_checksum: true,
+            ..to_g.clone()
+        },
+        good.clone(),
+    );
+    let ttl_2 = send(
+        IgmpSend {
+            ttl: 2,
+            ..to_g.clone()
+        },
+        good.clone(),
+    );
+    let v3_bad_checksum = send(IgmpSend::default(), v3_bad);
+    only_what_the_engine_accepts_is_applied(
+        &lab,
+        [G0, G],
+        &[
+            (
+                "IGMPv2 report, bad checksum",
+                &bad_checksum,
+                "reject_bad_igmp_checksum",
+            ),
+            (
+                "IPv4 header, bad checksum",
+                &bad_ip_checksum,
+                "reject_bad_ip_checksum",
+            ),
+            ("TTL 2", &ttl_2, "reject_bad_ttl"),
+            (
+                "IGMPv3 report, bad checksum",
+                &v3_bad_checksum,
+                "reject_bad_igmp_checksum",
+            ),
+        ],
+        &send(to_g.clone(), good.clone()),
+    );
+}
+
+#[test]
+fn mld_reports_the_engine_rejects_are_never_applied_in_xdp() {
+    require();
+    let lab = Lab::ipv6(4).unwrap();
+    let report = mldv2_report(&[(TO_EX, G6, &[])]);
+    let send = |how: MldSend| {
+        let msg = report.clone();
+        let lab = &lab;
+        move || how.send(lab, 2, &msg).unwrap()
+    };
+    let bad_checksum = send(MldSend {
+        bad_checksum: true,
+        ..MldSend::default()
+    });
+    let no_router_alert = send(MldSend {
+        router_alert: false,
+        ..MldSend::default()
+    });
+    let hop_limit_2 = send(MldSend {
+        hop_limit: 2,
+        ..MldSend::default()
+    });
+    // RFC 3810 §5.2.13: reports come from a link-local address (or ::).
+    let global_source = send(MldSend {
+        src: Some(lab.host_ip6(2)),
+        ..MldSend::default()
+    });
+    only_what_the_engine_accepts_is_applied(
+        &lab,
+        [G6_0, G6],
+        &[
+            ("bad checksum", &bad_checksum, "reject_bad_icmpv6_checksum"),
+            (
+                "no Router Alert",
+                &no_router_alert,
+                "reject_no_router_alert",
+            ),
+            ("hop limit 2", &hop_limit_2, "mld_reject_bad_hop_limit"),
+            (
+                "from a global address",
+                &global_source,
+                "reject_report_not_link_local",
+            ),
+        ],
+        &send(MldSend::default()),
+    );
+}
+
+// ... and one the program applied but whose report the daemon never got
+// (its AF_XDP socket's ring was full: the frame is dropped after the
+// program ran) is undone by the daemon's rewrite of every entry the
+// program wrote.
+
+/// The control sockets' drops (`stats`, `control_sockets`).
+fn socket_drops(sw: &Switch) -> u64 {
+    let s = sw.json(&["stats"]).unwrap();
+    s["control_sockets"]["rx_dropped"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no control_sockets.rx_dropped: {s}"))
+}
+
+#[test]
+fn a_join_applied_in_xdp_whose_report_the_daemon_lost_is_undone() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    let sw = start(&lab, &["--control-rate-limit", "0"]);
     let _r3 = Receiver::start(&lab, 3, &[G0, G], UDP).unwrap();
     let _r2 = Receiver::start(&lab, 2, &[G0], UDP).unwrap();
     sw.wait_ports(G0, &["p2", "p3"], WAIT);
     sw.wait_ports(G, &["p3"], WAIT);
-    let bad = engine_counter(&sw, "reject_bad_igmp_checksum");
-    let fast_before = port_counter(&sw, "p2", "fast_join");
+    let (fast_before, drops_before) = (port_counter(&sw, "p2", "fast_join"), socket_drops(&sw));
 
-    // An IGMPv2 report for G from h2 whose checksum is wrong.
-    let mut report = vec![0x16, 0, 0, 0];
-    report.extend_from_slice(&G.octets());
-    let good = igmpsnoop_tests::igmp_checksum(&report);
-    report[2..4].copy_from_slice(&(good ^ 0x5555).to_be_bytes());
+    let stopped = Stopped::new(&sw);
+    // Reports of G0, which p2 is in already: the program writes nothing for
+    // them, and they fill p2's socket (1024 frames) while the daemon sleeps.
+    let tool = igmpsnoop_tests::mcast_tool_bin()
+        .to_string_lossy()
+        .into_owned();
+    let (src, g0) = (lab.host_ip(2).to_string(), G0.to_string());
+    lab.exec(
+        &lab.host_ns(2),
+        &[
+            &tool,
+            "reports",
+            "--group",
+            &g0,
+            "--same-group",
+            "--src",
+            &src,
+            "--count",
+            "3000",
+            "--rate",
+            "20000",
+        ],
+    )
+    .unwrap();
     IgmpSend {
         dst: G,
         ..IgmpSend::default()
     }
-    .send(&lab, 2, &report)
+    .send(&lab, 2, &igmpv2_report(G, 0))
     .unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N,
+        "h2's join was not applied in XDP (the case this test is about): {got:?}"
+    );
+    drop(stopped);
+
+    assert_eq!(port_counter(&sw, "p2", "fast_join"), fast_before + 1);
+    poll_until(WAIT, || (socket_drops(&sw) > drops_before).then_some(()))
+        .expect("p2's socket dropped nothing: the daemon may have seen h2's report");
+    // The engine never learned G on p2; the rewrite takes the join back.
     poll_until(WAIT, || {
-        (engine_counter(&sw, "reject_bad_igmp_checksum") > bad).then_some(())
+        (burst(&lab, G, &[2, 3], &[3])[&2] < NOISE).then_some(())
     })
-    .expect("the engine never saw the bad report");
+    .expect("the join whose report was lost was never undone");
     assert_eq!(
-        port_counter(&sw, "p2", "fast_join"),
-        fast_before + 1,
-        "the program applied the join (the case this test is about)"
+        sw.group_ports(G).unwrap(),
+        BTreeSet::from(["p3".to_string()])
     );
     assert_engine_and_fast_path_agree(&lab, &sw);
-    let got = burst(&lab, G, &[2, 3], &[3]);
-    assert!(got[&3] >= N, "{got:?}");
-    assert!(got[&2] < NOISE, "the refused join was not undone: {got:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -177,19 +177,24 @@ fn a_leave_on_a_port_without_fast_leave_is_not_applied_in_xdp() {
 }
 
 // ---------------------------------------------------------------------------
-// (c) A leave from a MAC that is not the member's is not applied; the
-// member's own is.
+// (c) A leave from a MAC that is not the member's is not applied, nor is a
+// malformed one from the member; the member's own well-formed one is.
 
 fn igmpv2_leave(group: Ipv4Addr) -> Vec<u8> {
+    igmpv2_leave_xor(group, 0)
+}
+
+/// An IGMPv2 leave whose checksum is XORed with `checksum_xor`.
+fn igmpv2_leave_xor(group: Ipv4Addr, checksum_xor: u16) -> Vec<u8> {
     let mut m = vec![0x17, 0, 0, 0];
     m.extend_from_slice(&group.octets());
-    let sum = igmp_checksum(&m);
+    let sum = igmp_checksum(&m) ^ checksum_xor;
     m[2..4].copy_from_slice(&sum.to_be_bytes());
     m
 }
 
 #[test]
-fn a_leave_from_another_mac_is_not_applied_in_xdp() {
+fn a_leave_from_another_mac_or_malformed_is_not_applied_in_xdp() {
     require();
     let lab = Lab::new(4).unwrap();
     for h in 1..=4 {
@@ -216,6 +221,20 @@ fn a_leave_from_another_mac_is_not_applied_in_xdp() {
     assert!(
         got[&2] >= N && got[&3] >= N,
         "a leave from a MAC that is not the member's was applied: {got:?}"
+    );
+    // Nor is the member's own leave with a bad checksum or TTL 2, which
+    // the engine rejects (ebpf/xdp/src/report_check.rs).
+    leave.send(&lab, 3, &igmpv2_leave_xor(G, 0x5555)).unwrap();
+    IgmpSend {
+        ttl: 2,
+        ..leave.clone()
+    }
+    .send(&lab, 3, &igmpv2_leave(G))
+    .unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N && got[&3] >= N,
+        "a leave the engine rejects was applied: {got:?}"
     );
     // The member's own leave (its MAC; the socket stays joined, so the
     // daemon sees it re-report later) is.

@@ -36,12 +36,16 @@ pub const MAX_STREAMS: u32 = 65_536;
 /// member, no router port), so its traffic is dropped and counted. Entries
 /// with `copies == 0` always carry it.
 pub const NO_SET: u32 = u32::MAX;
+/// Bytes of an IGMP or MLD message the XDP program checksums before fast
+/// join or fast leave applies it (an IGMPv3 report of 127 source-less
+/// records, an MLDv2 report of 51); a longer one is left to the daemon.
+pub const REPORT_SUM_BYTES: usize = 1024;
 /// Learned (MAC, VLAN) entries; an LRU map, so the oldest go first when full.
 pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the eBPF programs, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 21] = [
+pub const MAP_NAMES: [&str; 22] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
@@ -63,6 +67,7 @@ pub const MAP_NAMES: [&str; 21] = [
     "SLOTS",
     "FAST_JOINS",
     "LEAVE_HOSTS",
+    "REPORT_SUM",
 ];
 
 /// `ROUTER_SETS` key's VLAN meaning "every VLAN without a router set of its

@@ -46,6 +46,7 @@ use crate::{
     fast_leave,
     group::router_set,
     maps::{CONFIG, GROUPS, GROUPS6, MASKS},
+    report_check,
 };
 /// Port mask -> a published slot that holds exactly it; the daemon deletes
 /// an entry before it rewrites the slot for another set.
@@ -127,20 +128,21 @@ impl Family for [u8; 16] {
 }
 
 /// A control frame about to go to the daemon: if `out` says it is an IGMP
-/// or MLD message (`Out::report`), its joins and leaves. Not on a switch
-/// with VLAN config: a set there carries its ports' formats, which the
-/// daemon computes.
+/// or MLD message (`Out::report`) the engine would accept
+/// (`report_check`), its joins and leaves. Not on a switch with VLAN
+/// config: a set there carries its ports' formats, which the daemon
+/// computes.
 #[inline(always)]
 pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
     if f.vlans || out.report == 0 {
         return;
     }
-    // Bounded for the verifier; a header this far in is not a report.
-    let off = usize::from(out.l4);
-    if off > 512 {
+    // Bounded for the verifier; headers this far in are not a report's.
+    let (l3_off, l4_off) = (out.arg as usize, usize::from(out.l4));
+    if l3_off > 64 || l4_off > 512 {
         return;
     }
-    let (l4, end) = (ctx.data() + off, ctx.data_end());
+    let (l3, l4, end) = (ctx.data() + l3_off, ctx.data() + l4_off, ctx.data_end());
     if ctx.data() + 14 > end {
         return;
     }
@@ -152,9 +154,36 @@ pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
         mac: unsafe { *((ctx.data() + 6) as *const [u8; 6]) },
     };
     if out.report == FAMILY_IPV4 {
-        igmp(l4, end, out.arg.to_ne_bytes(), &from);
+        let Some(msg_end) = report_check::igmp(ctx, l3, l4) else {
+            return;
+        };
+        if l3 + 20 > end {
+            return;
+        }
+        // SAFETY: in bounds (checked just above); the destination is at 16.
+        let daddr = unsafe { *((l3 + 16) as *const [u8; 4]) };
+        igmp(l4, Bounds { msg_end, end }, daddr, &from);
     } else {
-        mld(l4, end, &from);
+        let Some(msg_end) = report_check::mld(ctx, l3, l4) else {
+            return;
+        };
+        mld(l4, Bounds { msg_end, end }, &from);
+    }
+}
+
+/// Where a message ends (`msg_end`, from the IP length: frame padding
+/// excluded) and where the frame does (`end`, what the verifier bounds
+/// reads by): every read is checked against both.
+#[derive(Clone, Copy)]
+struct Bounds {
+    msg_end: usize,
+    end: usize,
+}
+
+impl Bounds {
+    #[inline(always)]
+    fn short(&self, at: usize) -> bool {
+        at > self.end || at > self.msg_end
     }
 }
 
@@ -169,8 +198,8 @@ pub(crate) struct Sender {
 /// An IGMP message at `l4` (IPv4 destination `daddr`) from `from`, about
 /// to go to the daemon.
 #[inline(always)]
-fn igmp(l4: usize, end: usize, daddr: [u8; 4], from: &Sender) {
-    if l4 + 8 > end {
+fn igmp(l4: usize, b: Bounds, daddr: [u8; 4], from: &Sender) {
+    if b.short(l4 + 8) {
         return;
     }
     // SAFETY: the 8 bytes at l4 are in bounds (checked above).
@@ -190,22 +219,22 @@ fn igmp(l4: usize, end: usize, daddr: [u8; 4], from: &Sender) {
             let group: [u8; 4] = unsafe { *((l4 + 4) as *const [u8; 4]) };
             fast_leave::leave(group, from);
         }
-        IGMP_V3_REPORT => records::<4>(l4, end, from),
+        IGMP_V3_REPORT => records::<4>(l4, b, from),
         _ => {}
     }
 }
 
 /// An MLD message (ICMPv6) at `l4` from `from`.
 #[inline(always)]
-fn mld(l4: usize, end: usize, from: &Sender) {
-    if l4 + 8 > end {
+fn mld(l4: usize, b: Bounds, from: &Sender) {
+    if b.short(l4 + 8) {
         return;
     }
     // SAFETY: the 8 bytes at l4 are in bounds (checked above).
     let kind = unsafe { *(l4 as *const u8) };
     match kind {
         MLD_V1_REPORT | MLD_V1_DONE => {
-            if l4 + 24 > end {
+            if b.short(l4 + 24) {
                 return;
             }
             // SAFETY: checked just above (RFC 2710 §3: the address at 8).
@@ -216,7 +245,7 @@ fn mld(l4: usize, end: usize, from: &Sender) {
                 fast_leave::leave(group, from);
             }
         }
-        MLD_V2_REPORT => records::<16>(l4, end, from),
+        MLD_V2_REPORT => records::<16>(l4, b, from),
         _ => {}
     }
 }
@@ -226,7 +255,7 @@ fn mld(l4: usize, end: usize, from: &Sender) {
 /// records at 6) and the record layout (type, aux length, number of
 /// sources, group at 4).
 #[inline(always)]
-fn records<const N: usize>(l4: usize, end: usize, from: &Sender)
+fn records<const N: usize>(l4: usize, b: Bounds, from: &Sender)
 where
     [u8; N]: Family,
 {
@@ -234,7 +263,7 @@ where
     let n = u32::from(u16::from_be(unsafe { *((l4 + 6) as *const u16) }));
     let mut at = l4 + 8;
     for i in 0..FAST_JOIN_MAX_RECORDS {
-        if i >= n || at + 4 + N > end {
+        if i >= n || b.short(at + 4 + N) {
             return;
         }
         // SAFETY: the 4 + N bytes at `at` are in bounds (checked above).

@@ -36,7 +36,7 @@ pub(crate) fn ipv4_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Fram
     if is_control(proto, daddr) {
         if proto == IPPROTO_IGMP {
             let l4 = l3 + usize::from(ver_ihl & 0x0f) * 4;
-            return Out::report(FAMILY_IPV4, l4 - ctx.data(), daddr);
+            return Out::report(FAMILY_IPV4, l3 - ctx.data(), l4 - ctx.data());
         }
         return Out::CONTROL;
     }

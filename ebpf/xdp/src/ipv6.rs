@@ -46,7 +46,7 @@ pub(crate) fn ipv6_multicast<P: Packet>(ctx: &P, l3: usize, end: usize, f: &Fram
     let daddr: [u8; 16] = unsafe { *((l3 + 24) as *const [u8; 16]) };
     match ipv6_control_kind(proto, l4, end, &daddr) {
         Ok(true) if proto == IPPROTO_ICMPV6 => {
-            return Out::report(FAMILY_IPV6, l4 - ctx.data(), [0; 4]);
+            return Out::report(FAMILY_IPV6, l3 - ctx.data(), l4 - ctx.data());
         }
         Ok(true) => return Out::CONTROL,
         Ok(false) => {}

@@ -32,6 +32,7 @@ mod ipv6;
 mod maps;
 mod pkt;
 mod rate;
+mod report_check;
 mod tag;
 mod tc;
 
@@ -91,7 +92,8 @@ pub(crate) struct Out {
     /// With `out::SET`.
     set: SetRef,
     /// With `out::DONE`: the action; with `out::PORT`: the ifindex; with
-    /// `out::CONTROL` for an IGMP report: its IPv4 destination.
+    /// `out::CONTROL` for a report: where its IP header starts, from the
+    /// frame's first byte.
     pub(crate) arg: u32,
     /// With `out::CONTROL`: the family of a report fast join may apply
     /// (`FAMILY_IPV4`, `FAMILY_IPV6`), 0 for other control frames.
@@ -139,12 +141,14 @@ impl Out {
         }
     }
 
-    /// A report for the control plane that fast join may apply first.
-    fn report(family: u16, l4: usize, daddr: [u8; 4]) -> Out {
+    /// A report for the control plane that fast join may apply first:
+    /// its IP header at `l3`, its IGMP or ICMPv6 header at `l4` (from the
+    /// frame's first byte).
+    fn report(family: u16, l3: usize, l4: usize) -> Out {
         Out {
             kind: out::CONTROL,
             set: NO_REF,
-            arg: u32::from_ne_bytes(daddr),
+            arg: l3 as u32,
             report: family,
             l4: l4 as u16,
         }

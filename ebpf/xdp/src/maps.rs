@@ -10,8 +10,8 @@ use aya_ebpf::{
 };
 use igmpsnoop_common::{
     COUNTERS_SIZE, Group6Key, GroupKey, MAX_GROUPS, MAX_MACS, MAX_PORT_SETS, MAX_PORTS,
-    MAX_SOURCE_ENTRIES, MAX_STREAMS, MacEntry, MacKey, PortConf, PortVlanConf, RateState,
-    RouterKey, SetRef, Source6Key, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE,
+    MAX_SOURCE_ENTRIES, MAX_STREAMS, MacEntry, MacKey, PortConf, PortVlanConf, REPORT_SUM_BYTES,
+    RateState, RouterKey, SetRef, Source6Key, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -114,3 +114,7 @@ pub(crate) static COUNTERS: PerCpuArray<u64, { COUNTERS_SIZE as usize }> = PerCp
 /// Control-frame rate limiter state per port (per CPU, so the limit is per CPU).
 #[btf_map]
 pub(crate) static RATE: PerCpuArray<RateState, { MAX_PORTS as usize }> = PerCpuArray::new();
+
+/// Scratch for an IGMP or MLD message being checksummed (report_check.rs).
+#[btf_map]
+pub(crate) static REPORT_SUM: PerCpuArray<[u8; REPORT_SUM_BYTES], 1> = PerCpuArray::new();

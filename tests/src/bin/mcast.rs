@@ -194,6 +194,9 @@ pub struct ReportsArgs {
     /// Reports per second
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
+    /// Every report for --group itself, not FIRST + i [default: off]
+    #[arg(long)]
+    same_group: bool,
     /// Interface to send out of
     #[arg(long, default_value = "eth0")]
     iface: String,
@@ -238,6 +241,9 @@ pub struct IgmpArgs {
     /// Leave the Router Alert option out [default: included]
     #[arg(long)]
     no_router_alert: bool,
+    /// Send the IPv4 header checksum wrong (inverted) [default: right]
+    #[arg(long)]
+    bad_ip_checksum: bool,
     /// Ethernet source [default: the interface's]
     #[arg(long)]
     mac: Option<String>,

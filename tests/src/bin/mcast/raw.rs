@@ -224,7 +224,11 @@ pub fn igmp(a: &IgmpArgs) -> Result<()> {
     } else {
         &[0x94, 0x04, 0, 0]
     };
-    let ip = ipv4(a.src, a.dst, a.ttl, 2, ra, &message);
+    let mut ip = ipv4(a.src, a.dst, a.ttl, 2, ra, &message);
+    if a.bad_ip_checksum {
+        ip[10] ^= 0xff;
+        ip[11] ^= 0xff;
+    }
     let p = Packet::open(&a.iface, ETH_P_IP)?;
     p.send(&ether(mcast_mac(a.dst.into()), mac, ETH_P_IP, &ip))
 }
@@ -264,7 +268,8 @@ pub fn reports(a: &ReportsArgs) -> Result<()> {
                 std::hint::spin_loop();
             }
         }
-        let group = Ipv4Addr::from(first.wrapping_add(i as u32));
+        let step = if a.same_group { 0 } else { i as u32 };
+        let group = Ipv4Addr::from(first.wrapping_add(step));
         refused += p.send_counting(&v2_report(mac, a.src, group))?;
     }
     let secs = t0.elapsed().as_secs_f64();
