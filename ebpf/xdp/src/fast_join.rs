@@ -19,7 +19,10 @@
 //! - a published port set holds exactly the new set (SLOTS: the program
 //!   never writes a port set, it only points an entry at one);
 //! - a ring buffer event can be reserved: no write the daemon would not
-//!   learn of.
+//!   learn of;
+//! - the report passes the engine's own checks (`report_check`: checksums,
+//!   TTL or hop limit 1, Router Alert, addresses), so the program never
+//!   applies what the engine rejects.
 //!
 //! Joins are IGMPv1/v2 reports, IGMPv3 records MODE_IS_EXCLUDE and
 //! CHANGE_TO_EXCLUDE_MODE with no source (RFC 3376 §4.2.12: a (*,G) join),
