@@ -14,7 +14,7 @@ use crate::{
     pkt::Packet,
 };
 
-const IPV4_MIN_HLEN: usize = 20;
+pub(crate) const IPV4_MIN_HLEN: usize = 20;
 
 /// IPv4 multicast: control frames up, link-local flooded, groups replicated.
 #[inline(always)]

@@ -16,7 +16,7 @@ use crate::{
     pkt::Packet,
 };
 
-const IPV6_HLEN: usize = 40;
+pub(crate) const IPV6_HLEN: usize = 40;
 
 /// Whether IPv6 is snooped at all (`SwitchConf::snoop_ipv6`).
 #[inline(always)]
@@ -142,7 +142,7 @@ pub(crate) enum Chain {
     Long,
 }
 
-const NEXTHDR_HOP: u8 = 0;
+pub(crate) const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_FRAGMENT: u8 = 44;
 const NEXTHDR_AUTH: u8 = 51;

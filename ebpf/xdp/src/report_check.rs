@@ -16,16 +16,16 @@ use aya_ebpf::{
     helpers::{bpf_csum_diff, bpf_xdp_load_bytes},
     programs::XdpContext,
 };
-use igmpsnoop_common::REPORT_SUM_BYTES;
+use igmpsnoop_common::{IPPROTO_ICMPV6, REPORT_SUM_BYTES};
 
-use crate::maps::REPORT_SUM;
+use crate::{
+    ipv4::IPV4_MIN_HLEN,
+    ipv6::{IPV6_HLEN, NEXTHDR_HOP},
+    maps::REPORT_SUM,
+};
 
-const IPV4_MIN_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
 /// RFC 2113 §2.1: Router Alert, length 4, value 0.
 const IPV4_ROUTER_ALERT: [u8; 4] = [0x94, 0x04, 0, 0];
-const NEXTHDR_HOP: u8 = 0;
-const IPPROTO_ICMPV6: u8 = 58;
 /// RFC 2711 §2.1: the Router Alert option (type 5, length 2).
 const IPV6_OPT_ROUTER_ALERT: u8 = 5;
 const IPV6_OPT_PAD1: u8 = 0;
