@@ -303,8 +303,11 @@ stream_start() { # h1 streams ~20 kpps to 239.1.1.1:5001; records the rate it re
 latency() { # fig kind variant mode n [quiet]
     local out
     out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" "$LAT_GROUP" 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
-    rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" --argjson pps "$STREAM_PPS" \
-        '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps,host_napi:"softirq"}' <<<"$out")"
+    # How the measuring host received, read off it rather than assumed.
+    local napi=softirq
+    [[ "$(ip netns exec "$(H 2)" cat /sys/class/net/eth0/threaded)" == 0 ]] || napi=threaded
+    rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" --argjson pps "$STREAM_PPS" --arg napi "$napi" \
+        '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps,host_napi:$napi}' <<<"$out")"
     log "  $1 $2 $3 (stream $STREAM_PPS pps): $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
 }
 

@@ -181,10 +181,10 @@ def report(old_d, new_d, threshold, out):
         print("note: one run is --quick, the other full: repetitions and sample counts differ", file=out)
     if old_d.get("machine") != new_d.get("machine"):
         print("note: the machines differ (cpu, kernel or core count)", file=out)
-    if None not in (res.host_napi(old_d), res.host_napi(new_d)) and res.host_napi(old_d) != res.host_napi(new_d):
+    napi = res.host_napi(old_d), res.host_napi(new_d)
+    if None not in napi and napi[0] != napi[1]:
         print("note: the latency runs' hosts received differently ({} -> {} NAPI): latency "
-              "tails move with that, not only with igmpsnoop".format(res.host_napi(old_d), res.host_napi(new_d)),
-              file=out)
+              "tails move with that, not only with igmpsnoop".format(*napi), file=out)
     a, b = figures(old_d), figures(new_d)
     both = [n for n in a if n in b]
     width = max([len(n) for n in both] + [6])

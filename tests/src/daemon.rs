@@ -2,7 +2,7 @@
 //! lab's switch namespace with its control socket in the lab's scratch
 //! directory, and drives the CLI against it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -199,6 +199,18 @@ impl Switch {
         igmpsnoop_cli(&full)
     }
 
+    /// The engine's counters by name (`igmpsnoop stats`, `engine`; its
+    /// numbers only).
+    pub fn engine_counters(&self) -> BTreeMap<String, u64> {
+        let stats = self.json(&["stats"]).expect("stats --json");
+        stats["engine"]
+            .as_object()
+            .expect("stats.engine")
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+            .collect()
+    }
+
     /// Runs `igmpsnoop ARGS --json` and parses its output; errors on a
     /// non-zero exit.
     pub fn json(&self, args: &[&str]) -> Result<Value> {
@@ -290,4 +302,18 @@ impl Drop for Switch {
     fn drop(&mut self) {
         let _ = self.child.stop(libc::SIGTERM, Duration::from_secs(2));
     }
+}
+
+/// The counters that moved from `before` to `after`, by how much.
+pub fn counters_moved(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d != 0).then(|| (k.clone(), d))
+        })
+        .collect()
 }

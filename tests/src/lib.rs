@@ -45,7 +45,7 @@ pub mod xdp_membership;
 pub use capture::{Capture, decode_pcap, field, field_str, fields_str};
 pub use cmd::{ChildGuard, netns_command, nsenter_command, run};
 pub use conformance::ScapyHost;
-pub use daemon::{Launcher, Switch, igmpsnoop_cli, poll_until};
+pub use daemon::{Launcher, Switch, counters_moved, igmpsnoop_cli, poll_until};
 pub use fabric::{Fabric, HOST_STRIDE};
 pub use kernel_maps::{KernelState, kernel_state, map_max_entries};
 pub use lab::{HOST_IFACE, IfaceStats, LAB_SUBNET, Lab, TEST_PREFIX, cleanup_stale, iface_stats};

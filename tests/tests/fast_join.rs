@@ -22,8 +22,8 @@ use igmpsnoop_tests::xdp_membership::{
     port_counter, require, start, strings,
 };
 use igmpsnoop_tests::{
-    IgmpSend, Lab, MldSend, Receiver, SourceFilter, Switch, igmp_checksum, mldv2_report,
-    poll_until, v3_report,
+    IgmpSend, Lab, MldSend, Receiver, SourceFilter, Switch, counters_moved, igmp_checksum,
+    mldv2_report, poll_until, v3_report,
 };
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -167,16 +167,11 @@ fn a_join_refused_by_a_limit_is_never_applied() {
 // sent last, does (so the checks pass what they should). After SIGCONT the
 // engine counts each one by its reason.
 
-/// The engine's rejection counters (`stats`, `engine`, `*reject_*`).
+/// The engine's rejection counters (`*reject_*`).
 fn rejections(sw: &Switch) -> BTreeMap<String, u64> {
-    let s = sw.json(&["stats"]).unwrap();
-    s["engine"]
-        .as_object()
-        .expect("stats.engine")
-        .iter()
-        .filter(|(k, _)| k.contains("reject_"))
-        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
-        .collect()
+    let mut c = sw.engine_counters();
+    c.retain(|k, _| k.contains("reject_"));
+    c
 }
 
 /// Sends each of `bad` (what it is, how it is sent, the engine's counter
@@ -222,14 +217,7 @@ fn only_what_the_engine_accepts_is_applied<A: Into<IpAddr> + Copy + std::fmt::Di
     }
     let mut moved = BTreeMap::new();
     poll_until(WAIT, || {
-        let now = rejections(&sw);
-        moved = now
-            .iter()
-            .filter_map(|(k, v)| {
-                let d = v - rejected_before.get(k).copied().unwrap_or(0);
-                (d != 0).then(|| (k.clone(), d))
-            })
-            .collect::<BTreeMap<_, _>>();
+        moved = counters_moved(&rejected_before, &rejections(&sw));
         (moved == want).then_some(())
     })
     .unwrap_or_else(|| {

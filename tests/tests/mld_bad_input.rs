@@ -18,7 +18,7 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use igmpsnoop_tests::{
-    ALL_NODES, Lab, MldSend, Switch, igmpsnoop_bin, mldv2_report, poll_until,
+    ALL_NODES, Lab, MldSend, Switch, counters_moved, igmpsnoop_bin, mldv2_report, poll_until,
     require_root_and_tools,
 };
 use serde_json::Value;
@@ -93,16 +93,6 @@ impl Case {
         );
     }
 
-    fn engine_counters(&self) -> BTreeMap<String, u64> {
-        let stats = self.sw.json(&["stats"]).expect("stats --json");
-        stats["engine"]
-            .as_object()
-            .expect("stats.engine")
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
-            .collect()
-    }
-
     /// What the daemon learned, without its timers: groups, (S,G) entries,
     /// router ports, querier state.
     fn state(&self) -> Value {
@@ -119,12 +109,12 @@ impl Case {
     /// Sends `msg` as `how` says, and checks that it is counted as
     /// `reason` (and as no other rejection) and changes nothing.
     fn expect_refused(&mut self, what: &str, how: &MldSend, msg: &[u8], reason: &str) {
-        let (state0, c0) = (self.state(), self.engine_counters());
+        let (state0, c0) = (self.state(), self.sw.engine_counters());
         assert!(c0.contains_key(reason), "no counter {reason} in stats");
         self.send(how, msg);
         let mut moved = BTreeMap::new();
         let counted = poll_until(WAIT, || {
-            moved = rejections_moved(&c0, &self.engine_counters());
+            moved = rejections_moved(&c0, &self.sw.engine_counters());
             moved.contains_key(reason).then_some(())
         });
         // Anything else the frame would have done has been done by now:
@@ -141,13 +131,9 @@ impl Case {
 
 /// The rejection counters (`reject_*`, `mld_reject_*`) that changed.
 fn rejections_moved(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    b.iter()
-        .filter(|(k, _)| k.contains("reject_"))
-        .filter_map(|(k, v)| {
-            let d = v - a.get(k).copied().unwrap_or(0);
-            (d != 0).then(|| (k.clone(), d))
-        })
-        .collect()
+    let mut moved = counters_moved(a, b);
+    moved.retain(|k, _| k.contains("reject_"));
+    moved
 }
 
 /// Removes what moves with time alone: `*_ms` and the startup query count.

@@ -2,33 +2,14 @@
 //! control frames are counted under their own reason and change nothing;
 //! guard ports keep hosts from becoming querier or router; port events
 //! flush and re-query.
-use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
-use igmpsnoop_tests::{Lab, Receiver, Switch, poll_until, require_root_and_tools, scapy};
+use igmpsnoop_tests::{
+    Lab, Receiver, Switch, counters_moved, poll_until, require_root_and_tools, scapy,
+};
 use serde_json::Value;
 
 const TOOLS: &[&str] = &["tcpdump"];
-
-/// The engine's counters, by name.
-fn engine_counters(sw: &Switch) -> BTreeMap<String, u64> {
-    let stats = sw.json(&["stats"]).expect("stats --json");
-    stats["engine"]
-        .as_object()
-        .expect("engine counters")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-        .collect()
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0);
-            (d > 0).then(|| (k.clone(), d))
-        })
-        .collect()
-}
 
 /// Python that builds raw IGMP frames from h1 (checksums under our control).
 const CRAFT: &str = r#"
@@ -107,7 +88,7 @@ fn malformed_control_frames_are_counted_by_reason_and_change_nothing() {
     const K: u64 = 3;
     let mut unexpected = Vec::new();
     for (name, expr, counter) in CASES {
-        let before = engine_counters(&sw);
+        let before = sw.engine_counters();
         scapy(
             &lab,
             1,
@@ -115,14 +96,14 @@ fn malformed_control_frames_are_counted_by_reason_and_change_nothing() {
         )
         .expect("scapy send");
         let got = poll_until(Duration::from_secs(3), || {
-            let d = delta(&before, &engine_counters(&sw));
+            let d = counters_moved(&before, &sw.engine_counters());
             (d.get(*counter).copied().unwrap_or(0) >= K).then_some(d)
         });
         match got {
             Some(d) => assert_eq!(d[*counter], K, "{name}: {d:?}"),
             None => unexpected.push(format!(
                 "{name}: expected {counter} += {K}, got {:?}",
-                delta(&before, &engine_counters(&sw))
+                counters_moved(&before, &sw.engine_counters())
             )),
         }
     }
@@ -135,7 +116,7 @@ fn malformed_control_frames_are_counted_by_reason_and_change_nothing() {
             .as_u64()
             .unwrap_or(0)
     };
-    let (bad_before, rx_before) = (dataplane(&sw), engine_counters(&sw)["rx_frames"]);
+    let (bad_before, rx_before) = (dataplane(&sw), sw.engine_counters()["rx_frames"]);
     scapy(&lab, 1, &format!("{CRAFT}\nsendp([frame(ipv4(igmp(0x16, '239.3.0.9'), '239.3.0.9', ihl=3))] * {K}, iface=IFACE, inter=0.002, verbose=False)"))
         .expect("scapy send");
     assert!(
@@ -146,7 +127,7 @@ fn malformed_control_frames_are_counted_by_reason_and_change_nothing() {
         "bad_ipv4 did not count the IHL-3 frames"
     );
     assert_eq!(
-        engine_counters(&sw)["rx_frames"],
+        sw.engine_counters()["rx_frames"],
         rx_before,
         "an IHL-3 frame reached the control plane"
     );
@@ -211,7 +192,7 @@ fn guard_port_keeps_a_host_from_becoming_querier_or_router() {
     let querier = sw.json(&["querier"]).expect("querier");
     assert_eq!(querier[0]["state"], "querier", "{querier}");
     assert_eq!(routers(&sw), Vec::<String>::new());
-    assert_eq!(engine_counters(&sw)["ignored_guard_query"], 5);
+    assert_eq!(sw.engine_counters()["ignored_guard_query"], 5);
     // The same queries on an unguarded port do make a router and silence us:
     // the test above can fail.
     scapy(&lab, 2, &queries_from("10.77.0.2", 3)).expect("queries from h2");
@@ -256,11 +237,11 @@ fn port_down_flushes_and_port_up_gets_a_query_at_once() {
     // Back up: a general query goes out of p2 at once (startup queries are
     // over and the next periodic one is two minutes away), and h2's answer
     // re-learns the group.
-    let queries_before = engine_counters(&sw)["tx_general_query"];
+    let queries_before = sw.engine_counters()["tx_general_query"];
     lab.exec(&lab.host_ns(2), &["ip", "link", "set", "eth0", "up"])
         .expect("up");
     let queried = poll_until(Duration::from_secs(3), || {
-        (engine_counters(&sw)["tx_general_query"] > queries_before).then_some(())
+        (sw.engine_counters()["tx_general_query"] > queries_before).then_some(())
     });
     assert!(queried.is_some(), "no general query after p2 came up");
     let relearned = poll_until(Duration::from_secs(4), || {
@@ -382,7 +363,7 @@ fn a_report_flood_is_rate_limited_and_bounded_and_other_ports_keep_working() {
     );
     // ... the port's group limit held, and said so ...
     assert_eq!(p1["groups"].as_u64(), Some(LIMIT), "{p1}");
-    assert!(engine_counters(&sw)["reject_limit_port"] > 0);
+    assert!(sw.engine_counters()["reject_limit_port"] > 0);
     assert!(
         sw.log().contains("port group limit reached"),
         "no log line for the full port"
