@@ -36,7 +36,7 @@ use igmpsnoop_common::{
 
 use crate::{
     counters::count,
-    fast_join::{FAST_JOINS, Family, SLOTS, Sender, router_ports},
+    fast_join::{FAST_JOINS, Family, RING_NO_WAKEUP, SLOTS, Sender, router_ports},
     maps::{CONFIG, MASKS},
 };
 
@@ -121,7 +121,7 @@ pub(crate) fn leave<A: Family>(group: A, from: &Sender) {
         )
     };
     if written.is_err() {
-        event.discard(0);
+        event.discard(RING_NO_WAKEUP);
         return;
     }
     event.write(FastJoinEvent {
@@ -131,6 +131,6 @@ pub(crate) fn leave<A: Family>(group: A, from: &Sender) {
         kind: FAST_LEAVE,
         _pad: 0,
     });
-    event.submit(0);
+    event.submit(RING_NO_WAKEUP);
     count(from.port, counter::FAST_LEAVE);
 }
