@@ -506,6 +506,17 @@ fn bad_command_lines_fail_with_one_line() {
     ]);
     one_line_error(&out, &["--max-groups", "1048576"]);
 
+    let out = igmpsnoop_cli(&[
+        "run",
+        "--port",
+        "p1",
+        "--sched-slice-ms",
+        "101",
+        "--socket",
+        &sock_s,
+    ]);
+    usage_error(&out, &["101", "--sched-slice-ms"]);
+
     let out = igmpsnoop_cli(&["groups", "--socket", &sock_s]);
     let line = one_line_error(&out, &["no daemon is running", "igmpsnoop run"]);
     assert!(line.contains(&sock_s), "{line}");
@@ -625,6 +636,47 @@ fn sigterm_removes_socket_and_detaches_xdp() {
     assert!(!links.contains("xdp"), "XDP left attached: {links}");
     let out = igmpsnoop_cli(&["groups", "--socket", &socket.to_string_lossy()]);
     one_line_error(&out, &["no daemon is running"]);
+}
+
+// ---------------------------------------------------------------------------
+// 7b. The scheduler slice the daemon asks for, as the kernel shows it.
+
+/// `se.slice` (ns) of every thread of `pid`, from /proc/PID/task/*/sched.
+fn slices(pid: u32) -> Vec<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    tasks
+        .map(|t| {
+            let sched = std::fs::read_to_string(t.unwrap().path().join("sched")).unwrap();
+            sched
+                .lines()
+                .find_map(|l| l.strip_prefix("se.slice"))
+                .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+                .expect("se.slice in /proc/PID/task/TID/sched (kernel 6.6 or later)")
+        })
+        .collect()
+}
+
+#[test]
+fn the_daemon_asks_for_a_longer_scheduler_slice() {
+    require();
+    let lab = Lab::new(2).unwrap();
+    // This test process runs with the kernel's default slice.
+    let default = slices(std::process::id())[0];
+    for (extra, want) in [
+        (&[][..], 20_000_000),
+        (&["--sched-slice-ms", "5"][..], 5_000_000),
+        (&["--sched-slice-ms", "0"][..], default),
+    ] {
+        let mut sw = start(&lab, extra);
+        let got = slices(sw.pid());
+        assert!(got.len() > 1, "one thread only: {got:?}");
+        assert!(
+            got.iter().all(|&s| s == want),
+            "{extra:?}: slices {got:?}, want {want} on every thread; log: {}",
+            sw.log()
+        );
+        sw.stop(Duration::from_secs(5)).expect("exits on SIGTERM");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ struct FileConfig {
     metrics_listen: Option<std::net::SocketAddr>,
     count_streams: Option<bool>,
     fast_join: Option<bool>,
+    sched_slice_ms: Option<u64>,
     socket: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     no_pin: Option<bool>,
@@ -95,6 +96,8 @@ pub struct Settings {
     pub count_streams: bool,
     /// Joins applied by the XDP program itself (fast join).
     pub fast_join: bool,
+    /// The scheduler slice the daemon asks for; None: the kernel's.
+    pub sched_slice: Option<Duration>,
     pub socket: PathBuf,
     /// None: pin nothing.
     pub pin_dir: Option<PathBuf>,
@@ -105,6 +108,10 @@ pub struct Settings {
 /// membership churn, low enough that one flooding host cannot starve the rest.
 const DEFAULT_CONTROL_RATE: u32 = 2000;
 const DEFAULT_MAC_AGE: Duration = Duration::from_secs(300);
+/// Longer than any task's default slice (1-3 ms), so that a sender woken
+/// on the daemon's core preempts it at once (EEVDF's PREEMPT_SHORT); the
+/// daemon's rounds take well under a millisecond.
+const DEFAULT_SCHED_SLICE_MS: u64 = 20;
 
 fn dur(key: &str, value: Option<&str>) -> anyhow::Result<Option<Duration>> {
     value
@@ -163,6 +170,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
         metrics_listen: pick(args.metrics_listen, file.metrics_listen),
         count_streams: pick(args.count_streams, file.count_streams).unwrap_or(true),
         fast_join: pick(args.fast_join, file.fast_join).unwrap_or(true),
+        sched_slice: sched_slice(pick(args.sched_slice_ms, file.sched_slice_ms))?,
         socket: args
             .socket
             .socket
@@ -170,6 +178,16 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<Settings> {
             .or_else(|| file.socket.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
     })
+}
+
+/// `sched-slice-ms`: 0 keeps the kernel's slice; the flag's own range
+/// (0-100, the kernel's bound) is checked here for the file's key.
+fn sched_slice(ms: Option<u64>) -> anyhow::Result<Option<Duration>> {
+    match ms.unwrap_or(DEFAULT_SCHED_SLICE_MS) {
+        0 => Ok(None),
+        ms @ 1..=100 => Ok(Some(Duration::from_millis(ms))),
+        ms => bail!("sched-slice-ms: {ms} is past the kernel's 100 ms"),
+    }
 }
 
 /// The config file at `path`; no path: every key unset.
@@ -636,6 +654,7 @@ mod tests {
         assert_eq!(file.metrics_listen, flags.metrics_listen);
         assert_eq!(file.count_streams, flags.count_streams);
         assert_eq!(file.fast_join, flags.fast_join);
+        assert_eq!(file.sched_slice, flags.sched_slice);
         assert_eq!(file.socket, flags.socket);
         assert_eq!(file.pin_dir, flags.pin_dir);
         assert_eq!(file.keep_on_exit, flags.keep_on_exit);

@@ -8,6 +8,7 @@ mod metrics;
 mod port_watch;
 mod reload;
 mod requests;
+mod sched;
 mod signals;
 mod views;
 mod wake;
@@ -22,7 +23,7 @@ use igmpsnoop_control::{
 };
 use igmpsnoop_dataplane::{Dataplane, Initial, Options};
 use sd_notify::NotifyState;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::{args::RunArgs, settings::Settings};
 use control_socket::{ControlSocket, Monitors};
@@ -39,12 +40,30 @@ const MAC_AGE_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// Runs the switch. `args` is the command line the settings came from: a
 /// SIGHUP resolves it again (flags still override the re-read config file).
 pub fn run(settings: Settings, args: RunArgs) -> anyhow::Result<()> {
+    // First, so that every thread the daemon starts inherits the slice.
+    let slice = settings.sched_slice.map(|d| (d, sched::set_slice(d)));
     let mut daemon = Daemon::start(settings, args)?;
+    // Logged once up, so that a start that fails says only why.
+    if let Some((d, outcome)) = slice {
+        log_sched_slice(d, outcome);
+    }
     while !daemon.signals.stop_requested() {
         daemon.round()?;
     }
     daemon.stop();
     Ok(())
+}
+
+fn log_sched_slice(slice: Duration, outcome: std::io::Result<bool>) {
+    match outcome {
+        Ok(true) => info!(ms = slice.as_millis() as u64, "scheduler slice set"),
+        Ok(false) => {
+            info!("scheduler slice left alone: the daemon runs under a real-time or idle policy")
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot set the scheduler slice (--sched-slice-ms); running with the kernel's")
+        }
+    }
 }
 
 struct Daemon {

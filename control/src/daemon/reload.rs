@@ -57,6 +57,7 @@ fn apply(
         ("xdp-mode", new.xdp_mode != running.xdp_mode),
         ("pin-dir", new.pin_dir != running.pin_dir),
         ("socket", new.socket != running.socket),
+        ("sched-slice-ms", new.sched_slice != running.sched_slice),
     ] {
         if differs {
             done.need_restart.push(name);
