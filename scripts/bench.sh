@@ -300,14 +300,20 @@ stream_start() { # h1 streams ~20 kpps to 239.1.1.1:5001; records the rate it re
     a=$(rx_of "$SW" p1); sleep 1; b=$(rx_of "$SW" p1)
     STREAM_PPS=$((b - a))
 }
+# The measuring host's sampler runs on the last CPU: trafgen --cpus 1 sends from CPU 0,
+# and a sampler woken there by each report held the stream up for both switches (its
+# timestamps are the kernel's, taken wherever it runs). None on a 1-CPU machine.
+SAMPLER_CPU=$(($(nproc) - 1))
 latency() { # fig kind variant mode n [quiet]
-    local out
-    out=$(ip netns exec "$(H 2)" timeout 900 "$PY" "$HELP" "$4" "$5" "$LAT_GROUP" 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
+    local out pin=()
+    ((SAMPLER_CPU > 0)) && pin=(taskset -c "$SAMPLER_CPU")
+    out=$(ip netns exec "$(H 2)" "${pin[@]}" timeout 900 "$PY" "$HELP" "$4" "$5" "$LAT_GROUP" 5001 ${6:-} || echo '{"samples_ms":[],"syscall_ms":[],"timeouts":-1}')
     # How the measuring host received, read off it rather than assumed.
     local napi=softirq
     [[ "$(ip netns exec "$(H 2)" cat /sys/class/net/eth0/threaded)" == 0 ]] || napi=threaded
     rec "$(jq -c --arg f "$1" --arg k "$2" --arg v "$3" --argjson pps "$STREAM_PPS" --arg napi "$napi" \
-        '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps,host_napi:$napi}' <<<"$out")"
+        --argjson cpu "$SAMPLER_CPU" \
+        '{fig:$f,kind:$k,variant:$v,samples_ms,syscall_ms,timeouts,stream_pps:$pps,host_napi:$napi,sampler_cpu:$cpu}' <<<"$out")"
     log "  $1 $2 $3 (stream $STREAM_PPS pps): $(jq -c '{n:(.samples_ms|length),timeouts,p50:(.samples_ms|sort|.[(length*0.5|floor)]),max:(.samples_ms|max)}' <<<"$out")"
 }
 

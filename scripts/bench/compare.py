@@ -185,6 +185,10 @@ def report(old_d, new_d, threshold, out):
     if None not in napi and napi[0] != napi[1]:
         print("note: the latency runs' hosts received differently ({} -> {} NAPI): latency "
               "tails move with that, not only with igmpsnoop".format(*napi), file=out)
+    sampler = res.sampler_cpu(old_d), res.sampler_cpu(new_d)
+    if None not in sampler and sampler[0] != sampler[1]:
+        print("note: the latency sampler ran on {} -> {}: on the sender's CPU it held the "
+              "stream up, for both switches".format(*sampler), file=out)
     a, b = figures(old_d), figures(new_d)
     both = [n for n in a if n in b]
     width = max([len(n) for n in both] + [6])

@@ -84,6 +84,15 @@ def host_napi(d):
     return None if not kinds else kinds.pop() if len(kinds) == 1 else "mixed"
 
 
+def sampler_cpu(d):
+    """Where the latency runs' sampler ran: "CPU n" (pinned off the sender's CPU 0,
+    since 2026-12-02) or "any CPU" (records without the field, or a 1-CPU machine);
+    None without latency records, "mixed" when they differ."""
+    where = {"CPU {}".format(r["sampler_cpu"]) if r.get("sampler_cpu") else "any CPU"
+             for f, _ in LATENCY_FIGURES + LATENCY_FIGURES6 for r in records(d, f)}
+    return None if not where else where.pop() if len(where) == 1 else "mixed"
+
+
 def scale_sizes(d):
     return sorted({r["groups_sent"] for r in records(d, "scale")})
 

@@ -51,8 +51,10 @@ lat = [r for r in R if r["fig"] in ("join", "leave")]
 if lat:
     spps = sorted({r.get("stream_pps", 0) for r in lat})
     napi = " / ".join(sorted({r.get("host_napi", "threaded") for r in lat}))
+    where = " / ".join(sorted({"CPU {}".format(r["sampler_cpu"]) if r.get("sampler_cpu") else "any CPU" for r in lat}))
     print("\n### 2/3. Join and leave latency (ms, from the host's report on the wire; h1 streams {} pps; "
-          "hosts receive in {} NAPI)\n".format(" / ".join("{:,}".format(p) for p in spps) or "?", napi))
+          "hosts receive in {} NAPI; sampler on {})\n".format(
+              " / ".join("{:,}".format(p) for p in spps) or "?", napi, where))
     print("| figure | igmpsnoop p50 / p99 (n) | bridge p50 / p99 (n) | ratio p50 | from the syscall: igmpsnoop / bridge p50 / p99 |")
     print("|---|---|---|---|---|")
     for fig, var in (("join", "fast-leave"), ("leave", "default"), ("leave", "fast-leave")):

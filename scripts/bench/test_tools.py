@@ -204,6 +204,16 @@ class CompareTest(Tmp):
         p = self.compare(old, new)
         self.assertIn("note: the latency runs' hosts received differently (threaded -> softirq NAPI)", p.stdout)
 
+    def test_a_change_of_where_the_latency_sampler_ran_is_noted(self):
+        old = fixture()
+        new = copy.deepcopy(old)
+        for r in new["results"]:
+            if "samples_ms" in r:
+                r["sampler_cpu"] = 1
+        self.assertNotIn("latency sampler ran", self.compare(old, old).stdout)
+        p = self.compare(old, new)
+        self.assertIn("note: the latency sampler ran on any CPU -> CPU 1", p.stdout)
+
     def test_engine_figures_and_counts_from_zero(self):
         old = dict(fixture(), cargo_bench=ENGINE_LINES)
         new = copy.deepcopy(old)
