@@ -611,6 +611,14 @@ impl Forwarding {
         A::state_mut(self).groups.program_wrote(key);
     }
 
+    /// Whether a program write of (vlan, group)'s entry awaits its rewrite:
+    /// no flush wrote the entry since the write was read.
+    pub fn awaits_rewrite<A: Addr>(&self, vlan: u16, group: A) -> bool {
+        A::state(self)
+            .groups
+            .is_uncovered(&A::group_key(vlan, group))
+    }
+
     /// The grace of a program's write of (vlan, group)'s entry ended: unless
     /// a flush wrote the entry since the write was read (the engine had the
     /// report and wrote what it wants), the next flush writes what the

@@ -161,6 +161,11 @@ impl<K: Copy + Eq + Hash + aya::Pod + std::fmt::Debug> Table<K> {
         self.uncovered.remove(key)
     }
 
+    /// Whether the program wrote `key`'s entry after our last write of it.
+    pub fn is_uncovered(&self, key: &K) -> bool {
+        self.uncovered.contains(key)
+    }
+
     /// A write (or deletion) of ours covers whatever the program wrote
     /// there before.
     fn covered(&mut self, key: &K) {
