@@ -335,11 +335,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
     pub fast_join: Option<bool>,
     /// The CPU slice (ms) the daemon asks of the kernel's scheduler (EEVDF,
-    /// Linux 6.12 or later; older kernels ignore it). A task with a shorter
-    /// slice (every task's default is about 1-3 ms) preempts the daemon as
-    /// soon as it wakes, so the daemon's catch-up after a report the fast
-    /// path already applied never holds up a sender sharing its core; its
-    /// share of the CPU is unchanged. 0 keeps the kernel's [default: 20]
+    /// Linux 6.12 or later; older kernels ignore it). Longer than other
+    /// tasks' (about 1-3 ms), a task woken on the daemon's core preempts
+    /// it at once: a sender sharing its cores waits less (the join
+    /// benchmark's p90 halved with 20), but so do hosts flooding it with
+    /// reports, and it learns less of a flood. Its share of the CPU is
+    /// unchanged. 0 keeps the kernel's [default: 0]
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=100))]
     pub sched_slice_ms: Option<u64>,
     /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics [default: off]

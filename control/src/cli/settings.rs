@@ -108,10 +108,11 @@ pub struct Settings {
 /// membership churn, low enough that one flooding host cannot starve the rest.
 const DEFAULT_CONTROL_RATE: u32 = 2000;
 const DEFAULT_MAC_AGE: Duration = Duration::from_secs(300);
-/// Longer than any task's default slice (1-3 ms), so that a sender woken
-/// on the daemon's core preempts it at once (EEVDF's PREEMPT_SHORT); the
-/// daemon's rounds take well under a millisecond.
-const DEFAULT_SCHED_SLICE_MS: u64 = 20;
+/// The kernel's slice: a longer one let a sender sharing the daemon's
+/// cores preempt it at once (the join benchmark's p90 halved), but also
+/// the hosts flooding it with reports, and it learned less of them (README
+/// "Fast join"); an operator chooses.
+const DEFAULT_SCHED_SLICE_MS: u64 = 0;
 
 fn dur(key: &str, value: Option<&str>) -> anyhow::Result<Option<Duration>> {
     value

@@ -8,7 +8,10 @@
 //! daemon's core waited out a whole round (100-170 µs, perf sched_switch,
 //! in the join benchmark). A longer slice for the daemon changes only who
 //! goes first on a wake-up; its weight, so its share of the CPU, is the
-//! same. Older kernels ignore the field.
+//! same. Hosts flooding the daemon with reports from its own cores go
+//! first too, and it learned less of such a flood: so the default is the
+//! kernel's slice, and this is the operator's choice. Older kernels ignore
+//! the field.
 //!
 //! By hand: libc has the syscall number but not `struct sched_attr`, and
 //! no maintained crate wraps this call.
