@@ -227,18 +227,24 @@ mod tests {
         }
     }
 
+    /// Group 1 joined at `t0`, left 1 ms later and joined again at `t0 +
+    /// again`; group 2 joined at 2 ms.
+    fn rejoin(t0: Instant, again: Duration) -> Awaiting {
+        let mut a = Awaiting::default();
+        a.push(t0, event(1, FAST_JOIN));
+        a.push(t0 + Duration::from_millis(1), event(1, FAST_LEAVE));
+        a.push(t0 + Duration::from_millis(2), event(2, FAST_JOIN));
+        a.push(t0 + again, event(1, FAST_JOIN));
+        a
+    }
+
     /// Join, leave and join again of one group within the grace: only the
     /// last event's grace may rewrite the entry; another group's event
     /// due in between still does.
     #[test]
     fn only_an_entrys_last_event_ends_in_a_rewrite() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut a = Awaiting::default();
-        a.push(t0, event(1, FAST_JOIN));
-        a.push(t0 + ms(1), event(1, FAST_LEAVE));
-        a.push(t0 + ms(2), event(2, FAST_JOIN));
-        a.push(t0 + ms(40), event(1, FAST_JOIN));
+        let (t0, ms) = (Instant::now(), Duration::from_millis);
+        let mut a = rejoin(t0, ms(40));
         assert_eq!(a.next_due(), Some(t0));
         let due: Vec<_> = std::iter::from_fn(|| a.pop_due(t0 + ms(10)))
             .map(|(e, last)| (e.group[3], e.kind, last))
@@ -262,13 +268,8 @@ mod tests {
     /// the first uncovered one's due time), each counted off its entry.
     #[test]
     fn covered_events_are_retired_from_the_front() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut a = Awaiting::default();
-        a.push(t0, event(1, FAST_JOIN));
-        a.push(t0 + ms(1), event(1, FAST_LEAVE));
-        a.push(t0 + ms(2), event(2, FAST_JOIN));
-        a.push(t0 + ms(3), event(1, FAST_JOIN));
+        let (t0, ms) = (Instant::now(), Duration::from_millis);
+        let mut a = rejoin(t0, ms(3));
         // Group 2's write awaits its rewrite, group 1's was covered.
         a.retire_covered(|e| e.group[3] == 1);
         assert_eq!(a.next_due(), Some(t0 + ms(2)));
