@@ -281,9 +281,18 @@ impl Dataplane {
         self.ports.iter().find(|p| p.name == name)
     }
 
-    /// Descriptors to poll for readable control frames.
-    pub fn poll_fds(&self) -> Vec<RawFd> {
+    /// Descriptors to wait on for readable control frames.
+    pub fn wait_fds(&self) -> Vec<RawFd> {
         self.sockets.iter().flatten().map(|s| s.fd()).collect()
+    }
+
+    /// Kicks every socket's transmit path that still has frames queued
+    /// (without a system call for the others). Call it before waiting.
+    pub fn kick_tx(&mut self) {
+        self.sockets
+            .iter_mut()
+            .flatten()
+            .for_each(|s| s.kick_pending());
     }
 
     /// Readable when the program applied a join itself (fast join) and the

@@ -178,7 +178,7 @@ impl XskSocket {
         Ok(this)
     }
 
-    /// The socket's file descriptor: for the XSKMAP and for poll().
+    /// The socket's file descriptor: for the XSKMAP and for the loop's wait.
     pub fn fd(&self) -> RawFd {
         self.rx.as_raw_fd()
     }
@@ -285,6 +285,15 @@ impl XskSocket {
         // Copy mode (veth) only transmits when kicked.
         self.tx.wake();
         Ok(())
+    }
+
+    /// Kicks the transmit path again if frames are still on the TX ring: a
+    /// kick that found the device busy leaves them there, and the loop waits
+    /// with epoll, which (unlike poll) does not drive transmission.
+    pub fn kick_pending(&mut self) {
+        if self.tx.pending() > 0 {
+            self.tx.wake();
+        }
     }
 
     fn reap_completions(&mut self) {

@@ -2,7 +2,7 @@
 //! accepts, a thread per client (at most [`MAX_CLIENTS`]) reads its request
 //! line and writes the answer, each with a timeout. Requests reach the loop
 //! through a bounded channel, and a byte on the wake socket makes the loop's
-//! poll return; the loop answers without ever touching a client's socket, so
+//! wait return; the loop answers without ever touching a client's socket, so
 //! a client that sends nothing, or never reads, stalls only its own thread.
 use std::{
     fs,

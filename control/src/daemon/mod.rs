@@ -11,12 +11,12 @@ mod requests;
 mod sched;
 mod signals;
 mod views;
+mod waiter;
 mod wake;
 mod watch;
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use igmpsnoop_control::{
     Engine,
     api::{EventKind, Request},
@@ -29,6 +29,7 @@ use crate::cli::{args::RunArgs, settings::Settings};
 use control_socket::{ControlSocket, Monitors};
 use core::{Clock, Core, DaemonCounters};
 use signals::Signals;
+use waiter::Waiter;
 use wake::Wake;
 use watch::Watch;
 
@@ -81,9 +82,9 @@ struct Daemon {
     last_mac_age: Instant,
     frames: Vec<(usize, Vec<u8>)>,
     /// What the loop waits on: every AF_XDP socket, the fast-join ring
-    /// buffer, then the wake socket (the same descriptors for the daemon's
+    /// buffer and the wake socket (the same descriptors for the daemon's
     /// life).
-    fds: Vec<libc::pollfd>,
+    waiter: Waiter,
 }
 
 impl Daemon {
@@ -136,17 +137,13 @@ impl Daemon {
             .collect();
         info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = core.engine.config().querier, "igmpsnoop forwarding");
         core.dp.keep_pinned(settings.keep_on_exit);
-        let fds = core
+        let sources: Vec<_> = core
             .dp
-            .poll_fds()
+            .wait_fds()
             .into_iter()
-            .chain([core.dp.fast_join_fd(), wake.fd()])
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .chain([core.dp.fast_join_fd()])
             .collect();
+        let waiter = Waiter::new(&sources, wake.fd())?;
         // Type=notify: systemd considers the service started from here on.
         let _ = sd_notify::notify(&[NotifyState::Ready]);
         Ok(Daemon {
@@ -162,7 +159,7 @@ impl Daemon {
             last_port_check: Instant::now(),
             last_mac_age: Instant::now(),
             frames: Vec::new(),
-            fds,
+            waiter,
         })
     }
 
@@ -183,7 +180,8 @@ impl Daemon {
         self.end_hold_if_due();
 
         let sleep = self.sleep(now);
-        let woken = self.poll(sleep)?;
+        self.core.dp.kick_tx();
+        let woken = self.wait(sleep)?;
         let busy = Instant::now();
         if !woken && let Err(e) = self.core.dp.forwarding.maintain() {
             self.core.counters.map_errors += 1;
@@ -214,44 +212,27 @@ impl Daemon {
             .min(self.fast_join_wait())
     }
 
-    /// Until the next fast-joined entry is due for its rewrite, rounded up
-    /// to poll's whole milliseconds so the loop does not spin before it.
+    /// Until the next fast-joined entry is due for its rewrite (the wait
+    /// rounds it up to whole milliseconds, so the loop does not spin before
+    /// it).
     fn fast_join_wait(&self) -> Duration {
         match self.core.dp.fast_join_due() {
-            Some(due) => {
-                let left = due.saturating_duration_since(Instant::now());
-                Duration::from_millis(left.as_micros().div_ceil(1000) as u64)
-            }
+            Some(due) => due.saturating_duration_since(Instant::now()),
             None => MAX_SLEEP,
         }
     }
 
     /// Waits for frames, a request or a signal, at most `sleep`; returns
     /// whether anything came.
-    fn poll(&mut self, sleep: Duration) -> anyhow::Result<bool> {
-        let fds = &mut self.fds;
-        for f in fds.iter_mut() {
-            f.revents = 0;
-        }
-        // SAFETY: fds is a valid array of pollfd of the given length.
-        let ready = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                sleep.as_millis() as i32,
-            )
-        };
-        if ready < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                bail!("poll: {err}");
-            }
-            return Ok(true);
-        }
-        if fds.last().is_some_and(|f| f.revents != 0) {
+    fn wait(&mut self, sleep: Duration) -> anyhow::Result<bool> {
+        let ready = self
+            .waiter
+            .wait(sleep)
+            .map_err(|e| anyhow::anyhow!("epoll_wait: {e}"))?;
+        if ready.wake {
             self.wake.drain();
         }
-        Ok(ready > 0)
+        Ok(ready.any)
     }
 
     fn receive(&mut self) {

@@ -1,5 +1,5 @@
-//! Wakes the event loop's poll from another thread or a signal handler: a
-//! socket pair whose read end is in the poll set.
+//! Wakes the event loop's wait from another thread or a signal handler: a
+//! socket pair whose read end is in the wait set.
 use std::{
     io::{self, Read, Write},
     os::{
