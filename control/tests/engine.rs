@@ -3,12 +3,13 @@
 mod common;
 
 use common::*;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 use igmpsnoop_control::engine::{
     Action, AddrFamily, Config, ConfigError, Engine, PortConfig, Version,
 };
 use igmpsnoop_control::port::PortMask;
+use igmpsnoop_control::table::SoleHost;
 use igmpsnoop_control::wire::igmp::{self, RecordType};
 
 const GMI: u64 = 260_000;
@@ -212,6 +213,54 @@ fn fast_leave_two_hosts_on_one_port() {
     assert!(transmits(&a).is_empty(), "fast leave sends no query");
     assert_eq!(h.counter("fast_leaves"), 1);
     assert_eq!(h.e.group_count(), 0);
+}
+
+/// The groups whose fast-leave hosts the daemon must publish again
+/// (LEAVE_HOSTS), and what it would publish for G1.
+fn leave_changes(h: &mut Harness) -> (Vec<(u16, IpAddr)>, Vec<SoleHost>) {
+    (h.e.take_leave_changes(), h.e.leave_hosts(0, G1.into()))
+}
+
+#[test]
+fn a_host_aging_out_makes_the_other_a_sole_host_for_fast_leave() {
+    let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
+    h.e.track_leave_changes(true);
+    h.rx(0, 1, &v2_report(1, G1));
+    h.rx(100_000, 1, &v2_report(2, G1));
+    let (changed, hosts) = leave_changes(&mut h);
+    assert_eq!(changed, vec![(0, G1.into())]);
+    assert!(hosts.is_empty(), "two hosts: a leave goes to the daemon");
+    assert!(h.tick(GMI - 1).is_empty());
+    assert!(leave_changes(&mut h).0.is_empty());
+    // Host 1 stops reporting: its record ages out at GMI, the port stays
+    // (host 2), and host 2 alone may now leave it at once.
+    assert!(group_action(&h.tick(GMI), G1).is_none());
+    let sole = SoleHost {
+        port: 1,
+        mac: host_mac(2),
+        last: true,
+    };
+    assert_eq!(leave_changes(&mut h), (vec![(0, G1.into())], vec![sole]));
+}
+
+#[test]
+fn the_end_of_igmpv1_compatibility_lets_the_host_leave_fast() {
+    let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
+    h.e.track_leave_changes(true);
+    // RFC 3376 §7.3.2: after a v1 report, leaves are ignored until the v1
+    // host present timer (GMI) ends, though the host reports at v2 since.
+    h.rx(0, 1, &v1_report(1, G1));
+    h.rx(100_000, 1, &v2_report(1, G1));
+    assert!(leave_changes(&mut h).1.is_empty(), "v1 mode: no fast leave");
+    assert_eq!(h.e.next_deadline(), Some(ms(GMI)));
+    h.tick(GMI);
+    let sole = SoleHost {
+        port: 1,
+        mac: host_mac(1),
+        last: true,
+    };
+    assert_eq!(leave_changes(&mut h), (vec![(0, G1.into())], vec![sole]));
+    assert_eq!(h.e.next_deadline(), Some(ms(100_000 + GMI)));
 }
 
 #[test]

@@ -19,7 +19,8 @@ impl Engine {
         for ev in events {
             if let TableEvent::Ports { key, .. }
             | TableEvent::Source { key, .. }
-            | TableEvent::Gone { key } = &ev
+            | TableEvent::Gone { key }
+            | TableEvent::Hosts { key } = &ev
             {
                 self.note_change(*key);
             }
@@ -43,6 +44,7 @@ impl Engine {
                         ports: PortMask::EMPTY,
                     });
                 }
+                TableEvent::Hosts { .. } => {}
                 TableEvent::GroupQuery {
                     key,
                     port,

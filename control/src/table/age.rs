@@ -61,7 +61,11 @@ fn age_member<A: Copy + Ord>(
     if ps.next_query != Timestamp::ZERO && ps.next_query <= now {
         send_source_queries(&mut ps, key, now, timers, out);
     }
+    let hosts = m.hosts.len();
     m.hosts.retain(|h| h.expires > now);
+    if m.end_compat(now) || m.hosts.len() != hosts {
+        out.push(TableEvent::Hosts { key });
+    }
     if m.expires != Timestamp::ZERO && m.expires <= now && !m.is_static {
         host::keep_wanted(&m.hosts, &mut ps.records, now);
     }

@@ -158,6 +158,11 @@ pub enum TableEvent<A> {
     /// The group is gone (after `Source { ports: None }` for each of its
     /// source entries).
     Gone { key: MembershipKey<A> },
+    /// A member's hosts or its compatibility mode changed on a timer (a
+    /// host's report aged out, an older-version host present timer ended),
+    /// which may leave forwarding as it was but changes whose leave ends
+    /// the port's membership (fast leave).
+    Hosts { key: MembershipKey<A> },
     /// A group-specific query is due out of `port`.
     GroupQuery {
         key: MembershipKey<A>,
@@ -225,10 +230,28 @@ impl<A: Copy + Ord> Member<A> {
         if self.gsq_left > 0 {
             d = Some(d.map_or(self.next_gsq, |x| x.min(self.next_gsq)));
         }
-        for h in self.hosts.iter() {
-            d = Some(d.map_or(h.expires, |x| x.min(h.expires)));
+        // The compatibility timers too (cleared when they end), so that the
+        // end of an older-version mode is seen when it happens.
+        let compat = [self.v1_until, self.v2_until];
+        let hosts = self.hosts.iter().map(|h| h.expires);
+        for t in hosts.chain(compat.into_iter().filter(|t| *t != Timestamp::ZERO)) {
+            d = Some(d.map_or(t, |x| x.min(t)));
         }
         d
+    }
+
+    /// Ends the compatibility timers due at `now` (RFC 3376 §7.3.2, RFC 3810
+    /// §8.3.2: the older-version host present timer expired); returns
+    /// whether any did.
+    fn end_compat(&mut self, now: Timestamp) -> bool {
+        let mut ended = false;
+        for t in [&mut self.v1_until, &mut self.v2_until] {
+            if *t != Timestamp::ZERO && *t <= now {
+                *t = Timestamp::ZERO;
+                ended = true;
+            }
+        }
+        ended
     }
 
     /// Router state borrowed for the `filter` tables.
