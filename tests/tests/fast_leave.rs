@@ -18,6 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use igmpsnoop_tests::xdp_membership::{
     N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, daemon_counter,
@@ -247,5 +248,100 @@ fn a_leave_from_another_mac_or_malformed_is_not_applied_in_xdp() {
     assert_eq!(port_counter(&sw, "p3", "fast_leave"), 1);
 
     wait_group_ports(&sw, G, &["p2"]);
+    assert_engine_and_fast_path_agree(&lab, &sw);
+}
+
+// ---------------------------------------------------------------------------
+// (d) A second host behind p3 (another MAC) reports G and is heard no more;
+// h3 joins 4 s later. While the other's report lasts, p3 has two hosts and
+// neither is published for the program. It ages out at the membership
+// interval (2 × 4 s + 2 s here; no querier, so h3 does not report again and
+// nothing else changes): h3 is p3's sole host from then on, published as
+// such on that timer alone, and its leave is applied in XDP.
+
+fn igmpv2_report(group: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![0x16, 0, 0, 0];
+    m.extend_from_slice(&group.octets());
+    let sum = igmp_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// How many hosts `groups` lists for (G, port).
+fn hosts_on(sw: &Switch, port: &str) -> usize {
+    sw.row(G, port)
+        .and_then(|r| r["hosts"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn once_a_second_host_ages_out_the_remaining_hosts_leave_is_applied_in_xdp() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    // h3's join: its report and the repeat within 0.1 s.
+    lab.set_igmp_version(3, 2).unwrap();
+    let kv = "net.ipv4.conf.eth0.igmpv2_unsolicited_report_interval=100";
+    lab.exec(&lab.host_ns(3), &["sysctl", "-qw", kv]).unwrap();
+    let sw = start(
+        &lab,
+        &[
+            "--fast-leave",
+            "p3",
+            "--flood-unregistered",
+            "false",
+            "--query-interval",
+            "4s",
+            "--query-response-interval",
+            "2s",
+        ],
+    );
+    IgmpSend {
+        dst: G,
+        mac: Some("02:00:00:aa:bb:03".into()),
+        ..IgmpSend::default()
+    }
+    .send(&lab, 3, &igmpv2_report(G))
+    .unwrap();
+    let other_reported = Instant::now();
+    sw.wait_ports(G, &["p3"], WAIT);
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(other_reported.elapsed()));
+    let mut r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    poll_until(WAIT, || (hosts_on(&sw, "p3") == 2).then_some(()))
+        .unwrap_or_else(|| panic!("h3 not listed on p3: {:?}", sw.row(G, "p3")));
+    let got = burst(&lab, G, &[3], &[3]);
+    assert!(got[&3] >= N, "h3 before the leave: {got:?}");
+    assert_eq!(
+        daemon_counter(&sw, "leave_hosts"),
+        0,
+        "two hosts on p3: neither leave may be applied in XDP"
+    );
+
+    // The other host's report ends 10 s after it was sent; h3's 4 s later.
+    poll_until(Duration::from_secs(12), || {
+        (daemon_counter(&sw, "leave_hosts") == 1).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "h3, p3's sole host since the other one aged out, was not published \
+             for fast leave: {:?}",
+            sw.row(G, "p3")
+        )
+    });
+    assert!(
+        other_reported.elapsed() < Duration::from_secs(14),
+        "published only as h3 expired"
+    );
+    assert_eq!(hosts_on(&sw, "p3"), 1);
+
+    let stopped = Stopped::new(&sw);
+    r3.leave().unwrap();
+    let got = burst(&lab, G, &[3], &[]);
+    assert!(
+        got[&3] < NOISE,
+        "h3's leave with the daemon stopped: {got:?}"
+    );
+    drop(stopped);
+    assert_eq!(port_counter(&sw, "p3", "fast_leave"), 1);
+    wait_group_ports(&sw, G, &[]);
     assert_engine_and_fast_path_agree(&lab, &sw);
 }
