@@ -154,6 +154,7 @@ fn forwarding_maps(ebpf: &mut Ebpf) -> Result<forwarding::Maps> {
         flood_sets: take(ebpf, "FLOOD_SETS")?,
         router_sets: take(ebpf, "ROUTER_SETS")?,
         port_vlans: take(ebpf, "PORT_VLANS")?,
+        vlan_ports: take(ebpf, "VLAN_PORTS")?,
         config: take::<Array<MapData, _>>(ebpf, "CONFIG")?,
         slots: take::<HashMap<MapData, _, _>>(ebpf, "SLOTS")?,
     })

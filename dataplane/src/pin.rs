@@ -47,7 +47,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// pinned ones of another size are refused ([`PinDir::check_group_maps`]).
 /// 11: REPORT_SUM (scratch for the program's checksum of a report before
 /// fast join or fast leave applies it).
-pub const STATE_LAYOUT: u32 = 11;
+/// 12: VLAN_PORTS (fast join and fast leave on a switch with VLAN config).
+pub const STATE_LAYOUT: u32 = 12;
 const META_MAGIC: u32 = 0x6967_6d70; // "igmp"
 
 /// The single value of DIR/meta.

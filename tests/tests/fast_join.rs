@@ -17,13 +17,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use igmpsnoop_control::wire::{frame::build_igmp, igmp};
 use igmpsnoop_tests::xdp_membership::{
     N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, engine_counter,
     port_counter, require, start, strings,
 };
 use igmpsnoop_tests::{
-    IgmpSend, Lab, MldSend, Receiver, SourceFilter, Switch, counters_moved, igmp_checksum,
-    mldv2_report, poll_until, v3_report,
+    Capture, IgmpSend, Lab, MldSend, RawPort, Receiver, SourceFilter, Switch, counters_moved,
+    igmp_checksum, mldv2_report, poll_until, v3_report,
 };
 
 const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -479,5 +480,127 @@ fn a_report_with_sources_is_not_fast_joined() {
     assert_eq!(port_counter(&sw, "p3", "fast_join"), fast_before);
     let got = burst(&lab, G, &[2, 3], &[2, 3]);
     assert!(got[&2] >= N && got[&3] >= N, "{got:?}");
+    assert_engine_and_fast_path_agree(&lab, &sw);
+}
+
+// ---------------------------------------------------------------------------
+// (e) On a switch with VLAN config the program shapes each set it writes
+// for its VLAN, as the daemon does. p1 and p2 are access ports of VLAN 10,
+// p3 a tagged-only trunk of VLAN 10 (fast leave), p4 an access port of
+// VLAN 20. h3 speaks tagged frames (crafted: this kernel has no 802.1Q
+// devices). With the daemon stopped, h2's join (untagged, VLAN 10) and
+// h3's (tagged) are applied by the program: h2 gets G untagged, h3 tagged
+// with VID 10 (a MIXED set, through TC), h4 nothing. h3's tagged leave on
+// the fast-leave trunk is applied too: h2 alone gets G, untagged.
+
+/// An IGMPv2 message from h3, tagged with VLAN 10, sent raw on its eth0.
+fn tagged_from_h3(lab: &Lab, dst: Ipv4Addr, repr: &igmp::Repr) {
+    let frame = build_igmp(lab.host_mac_bytes(3), 10, lab.host_ip(3), dst, 1, repr);
+    RawPort::open(lab, 3).unwrap().send(&frame).unwrap();
+}
+
+/// Counts h1's datagrams to G captured on `host`, tagged with VID 10 and
+/// untagged.
+fn formats_seen(cap: &mut Capture) -> (usize, usize) {
+    let tagged = "udp.dstport == 5000 && vlan.id == 10";
+    let untagged = "udp.dstport == 5000 && !vlan";
+    cap.stop().unwrap();
+    (
+        cap.decode(Some(tagged)).unwrap().len(),
+        cap.decode(Some(untagged)).unwrap().len(),
+    )
+}
+
+fn capture_g(lab: &Lab, host: usize) -> Capture {
+    Capture::start(lab, &lab.host_ns(host), "eth0", "udp port 5000").unwrap()
+}
+
+#[test]
+fn on_a_switch_with_vlans_joins_and_leaves_in_xdp_keep_each_ports_format() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 2).unwrap();
+    }
+    let sw = start(
+        &lab,
+        &[
+            "--pvid",
+            "p1=10",
+            "--pvid",
+            "p2=10",
+            "--vlans",
+            "p3=10",
+            "--pvid",
+            "p4=20",
+            "--fast-leave",
+            "p3",
+            "--flood-unregistered",
+            "false",
+        ],
+    );
+    let report = |g| igmp::Repr::ReportV2 { group: g };
+    // G0 on {p2, p3}: that set is published.
+    let _r2 = Receiver::start(&lab, 2, &[G0], UDP).unwrap();
+    tagged_from_h3(&lab, G0, &report(G0));
+    sw.wait_ports(G0, &[], WAIT);
+    poll_until(WAIT, || {
+        let rows = sw.groups().unwrap();
+        let on: BTreeSet<String> = rows
+            .into_iter()
+            .filter(|r| r.group == IpAddr::from(G0) && r.vlan == 10)
+            .map(|r| r.port)
+            .collect();
+        (on == strings(&serde_json::json!(["p2", "p3"]))).then_some(())
+    })
+    .expect("G0 on p2 and p3 in VLAN 10");
+    let fast_before = port_counter(&sw, "p3", "fast_join");
+
+    let stopped = Stopped::new(&sw);
+    let _r2g = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    tagged_from_h3(&lab, G, &report(G));
+    let (mut c2, mut c3) = (capture_g(&lab, 2), capture_g(&lab, 3));
+    let got = burst(&lab, G, &[2, 3, 4], &[2, 3]);
+    assert!(got[&2] >= N && got[&3] >= N, "G, daemon stopped: {got:?}");
+    assert!(got[&4] < NOISE, "G reached VLAN 20: {got:?}");
+    let n = N as usize;
+    let (tagged, untagged) = formats_seen(&mut c2);
+    assert!(
+        tagged == 0 && untagged >= n,
+        "h2 (access): {tagged} tagged, {untagged} untagged"
+    );
+    let (tagged, untagged) = formats_seen(&mut c3);
+    assert!(
+        tagged >= n && untagged == 0,
+        "h3 (trunk): {tagged} tagged, {untagged} untagged"
+    );
+    drop(stopped);
+    assert!(port_counter(&sw, "p2", "fast_join") >= 1);
+    assert!(port_counter(&sw, "p3", "fast_join") > fast_before);
+
+    // h3's leave: published as p3's sole host of G first.
+    poll_until(WAIT, || {
+        (sw.json(&["stats"]).unwrap()["daemon"]["leave_hosts"].as_u64() == Some(2)).then_some(())
+    })
+    .expect("h3 published as the sole host of G0 and G on p3");
+    let stopped = Stopped::new(&sw);
+    tagged_from_h3(
+        &lab,
+        Ipv4Addr::new(224, 0, 0, 2),
+        &igmp::Repr::LeaveV2 { group: G },
+    );
+    let mut c2 = capture_g(&lab, 2);
+    let got = burst(&lab, G, &[2, 3], &[2]);
+    assert!(
+        got[&2] >= N && got[&3] < NOISE,
+        "G after h3's leave: {got:?}"
+    );
+    let (tagged, untagged) = formats_seen(&mut c2);
+    assert!(
+        tagged == 0 && untagged >= n,
+        "h2 after the leave: {tagged} tagged, {untagged} untagged"
+    );
+    drop(stopped);
+    assert_eq!(port_counter(&sw, "p3", "fast_leave"), 1);
     assert_engine_and_fast_path_agree(&lab, &sw);
 }

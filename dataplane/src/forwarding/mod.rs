@@ -84,7 +84,7 @@ use std::collections::{BTreeMap, HashMap};
 use aya::maps::{Array, DevMapHash, HashMap as AyaHashMap, Map, MapData};
 use igmpsnoop_common::{
     ANY_VLAN, FAMILY_IPV4, FAMILY_IPV6, Group6Key, GroupKey, PortVlanConf, RouterKey, SetRef,
-    Source6Key, SourceKey, SwitchConf,
+    Source6Key, SourceKey, SwitchConf, VlanPorts,
 };
 
 use crate::{
@@ -128,6 +128,9 @@ pub struct Forwarding {
     flood_sets: RefMap<u16>,
     router_sets: RefMap<RouterKey>,
     port_vlans: Array<MapData, PortVlanConf>,
+    /// Each VLAN's carriers and untagged ports, for the program's fast join
+    /// and fast leave (`VlanTable::vlan_ports`).
+    vlan_ports: AyaHashMap<MapData, u16, VlanPorts>,
     vlans: VlanTable,
     config: Array<MapData, SwitchConf>,
     /// ifindex of each port index.
@@ -204,6 +207,7 @@ pub(crate) struct Maps {
     pub flood_sets: AyaHashMap<MapData, u16, SetRef>,
     pub router_sets: AyaHashMap<MapData, RouterKey, SetRef>,
     pub port_vlans: Array<MapData, PortVlanConf>,
+    pub vlan_ports: AyaHashMap<MapData, u16, VlanPorts>,
     pub config: Array<MapData, SwitchConf>,
     pub slots: AyaHashMap<MapData, PortMask, u32>,
 }
@@ -247,6 +251,7 @@ impl Forwarding {
             flood_sets: RefMap::new("FLOOD_SETS", maps.flood_sets),
             router_sets: RefMap::new("ROUTER_SETS", maps.router_sets),
             port_vlans: maps.port_vlans,
+            vlan_ports: maps.vlan_ports,
             vlans: VlanTable::new(adopted_vlans),
             config: maps.config,
             ifindexes,
@@ -511,10 +516,37 @@ impl Forwarding {
             })
             .collect();
         self.router_sets.sync(&mut self.sets, &routers)?;
+        // Before `vlans` turns on: the program shapes its writes with it.
+        self.write_vlan_ports()?;
         let on = u32::from(self.vlans.any());
         if self.conf.vlans != on {
             self.conf.vlans = on;
             self.write_conf()?;
+        }
+        Ok(())
+    }
+
+    /// Makes VLAN_PORTS hold exactly what the VLAN table says (entries of
+    /// VLANs no longer configured, adopted ones included, deleted).
+    fn write_vlan_ports(&mut self) -> Result<()> {
+        let want = self.vlans.vlan_ports();
+        let stale: Vec<u16> = self
+            .vlan_ports
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| !want.contains_key(k))
+            .collect();
+        for vlan in stale {
+            self.vlan_ports
+                .remove(&vlan)
+                .map_err(map_err("VLAN_PORTS"))?;
+        }
+        for (vlan, ports) in want {
+            if self.vlan_ports.get(&vlan, 0).ok() != Some(ports) {
+                self.vlan_ports
+                    .insert(vlan, ports, 0)
+                    .map_err(map_err("VLAN_PORTS"))?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! AS_IS: frames leave exactly as they came, as before VLAN support.
 use std::collections::{BTreeSet, HashMap};
 
-use igmpsnoop_common::{PortVlanConf, VLAN_WORDS, set_flags};
+use igmpsnoop_common::{ANY_VLAN, PortVlanConf, VLAN_WORDS, VlanPorts, set_flags};
 
 use super::PortMask;
 use super::desired::Want;
@@ -98,29 +98,48 @@ impl VlanTable {
         }
     }
 
+    /// The ports carrying `vlan` and those of them that want it untagged.
+    fn ports_of(&self, vlan: u16) -> VlanPorts {
+        let (carry, plain) = match self.configured.get(&vlan) {
+            Some(&masks) => masks,
+            None if vlan == 0 => (self.unaware, self.unaware),
+            None => (self.unaware, PortMask::EMPTY),
+        };
+        VlanPorts {
+            carry: carry.0,
+            untagged: plain.0,
+        }
+    }
+
+    /// What VLAN_PORTS holds with VLAN config (empty without): every
+    /// configured VLAN, VLAN 0, and ANY_VLAN for every other VLAN, so that
+    /// the program's [`VlanPorts::shape`] is this table's [`Self::shape`].
+    pub fn vlan_ports(&self) -> HashMap<u16, VlanPorts> {
+        if !self.any() {
+            return HashMap::new();
+        }
+        let any = VlanPorts {
+            carry: self.unaware.0,
+            untagged: 0,
+        };
+        self.configured()
+            .chain([0])
+            .map(|v| (v, self.ports_of(v)))
+            .chain([(ANY_VLAN, any)])
+            .collect()
+    }
+
     /// `want` (ports wanted for `vlan`) restricted to the ports carrying
     /// `vlan`, with its format.
     pub fn shape(&self, vlan: u16, want: Want) -> Want {
         if !self.any() {
             return want;
         }
-        let (carry, plain) = match self.configured.get(&vlan) {
-            Some(&masks) => masks,
-            None if vlan == 0 => (self.unaware, self.unaware),
-            None => (self.unaware, PortMask::EMPTY),
-        };
-        let mask = want.mask & carry;
-        let (plain, tagged) = (mask & plain, mask & !plain);
-        let format = match (!plain.is_empty(), !tagged.is_empty()) {
-            (true, true) => set_flags::MIXED,
-            (true, false) => set_flags::UNTAGGED,
-            (false, true) => set_flags::TAGGED,
-            (false, false) => set_flags::AS_IS,
-        };
+        let shaped = self.ports_of(vlan).shape(want.mask.0);
         Want {
-            mask,
-            flags: (want.flags & !set_flags::FORMAT) | format,
-            solo: [solo(plain), solo(tagged)],
+            mask: PortMask(shaped.mask),
+            flags: (want.flags & !set_flags::FORMAT) | shaped.format,
+            solo: [shaped.solo_untagged, shaped.solo_tagged],
         }
     }
 
@@ -142,14 +161,6 @@ impl VlanTable {
 /// port, at most `MAX_PORTS`, so the index fits a `u8`.
 fn indexed(ports: &[Option<PortVlans>]) -> impl Iterator<Item = (u8, &Option<PortVlans>)> {
     ports.iter().zip(0u8..).map(|(config, port)| (port, config))
-}
-
-/// 1 + the index of the only port of `mask`, 0 when none or several.
-fn solo(mask: PortMask) -> u8 {
-    match (mask.count(), mask.iter().next()) {
-        (1, Some(port)) => port + 1,
-        _ => 0,
-    }
 }
 
 /// The PORT_VLANS entry of a port.
@@ -225,6 +236,33 @@ mod tests {
         assert_eq!((w.mask, w.flags), (PortMask(0b1000), set_flags::UNTAGGED));
         let w = t.shape(30, Want::new(PortMask(0b1111), 0));
         assert_eq!((w.mask, w.flags), (PortMask(0b1000), set_flags::TAGGED));
+    }
+
+    /// What the program reads (VLAN_PORTS, with its fallback to ANY_VLAN)
+    /// shapes every set as the table does, for every VLAN and set here.
+    #[test]
+    fn vlan_ports_shape_every_set_as_the_table_does() {
+        let t = table();
+        let ports = t.vlan_ports();
+        let keys: BTreeSet<u16> = ports.keys().copied().collect();
+        assert_eq!(keys, BTreeSet::from([0, 10, 20, ANY_VLAN]));
+        for vlan in [0, 10, 20, 30, 4094] {
+            let p = ports.get(&vlan).unwrap_or(&ports[&ANY_VLAN]);
+            for mask in 0..16u64 {
+                let program = p.shape(mask);
+                let table = t.shape(vlan, Want::new(PortMask(mask), 0));
+                assert_eq!(
+                    (
+                        PortMask(program.mask),
+                        program.format,
+                        [program.solo_untagged, program.solo_tagged]
+                    ),
+                    (table.mask, table.flags, table.solo),
+                    "VLAN {vlan}, ports {mask:#b}"
+                );
+            }
+        }
+        assert!(VlanTable::new(vec![None, None]).vlan_ports().is_empty());
     }
 
     #[test]

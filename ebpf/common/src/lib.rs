@@ -45,7 +45,7 @@ pub const MAX_MACS: u32 = 65_536;
 
 /// Every map of the eBPF programs, by symbol name: exported by the linker,
 /// taken by the data plane, pinned by name.
-pub const MAP_NAMES: [&str; 22] = [
+pub const MAP_NAMES: [&str; 23] = [
     "GROUPS",
     "SOURCES",
     "STREAMS",
@@ -68,6 +68,7 @@ pub const MAP_NAMES: [&str; 22] = [
     "FAST_JOINS",
     "LEAVE_HOSTS",
     "REPORT_SUM",
+    "VLAN_PORTS",
 ];
 
 /// `ROUTER_SETS` key's VLAN meaning "every VLAN without a router set of its
@@ -369,6 +370,63 @@ impl PortVlanConf {
     }
 }
 
+/// Value of `VLAN_PORTS` (by VLAN; `ANY_VLAN` for every VLAN no port has
+/// config for, VLAN 0 included only when some port has): the ports that
+/// carry the VLAN and those of them that want it untagged. Written by the
+/// control plane when a port's VLANs change; fast join and fast leave
+/// shape the sets they write with it, as the control plane shapes its own
+/// ([`VlanPorts::shape`] is that one code).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VlanPorts {
+    pub carry: u64,
+    pub untagged: u64,
+}
+
+/// A set of ports shaped for a VLAN: its ports, its format
+/// (`set_flags::FORMAT` bits) and its solo ports (as in [`SetRef`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Shaped {
+    pub mask: u64,
+    pub format: u8,
+    pub solo_untagged: u8,
+    pub solo_tagged: u8,
+}
+
+impl VlanPorts {
+    /// `want` (ports wanted for this VLAN) restricted to the ports that
+    /// carry it, with the format they want it in: all untagged, all
+    /// tagged, MIXED, or AS_IS when empty.
+    #[inline(always)]
+    pub fn shape(&self, want: u64) -> Shaped {
+        let mask = want & self.carry;
+        let (plain, tagged) = (mask & self.untagged, mask & !self.untagged);
+        let format = match (plain != 0, tagged != 0) {
+            (true, true) => set_flags::MIXED,
+            (true, false) => set_flags::UNTAGGED,
+            (false, true) => set_flags::TAGGED,
+            (false, false) => set_flags::AS_IS,
+        };
+        Shaped {
+            mask,
+            format,
+            solo_untagged: solo(plain),
+            solo_tagged: solo(tagged),
+        }
+    }
+}
+
+/// 1 + the index of the only port of `mask`, 0 when none or several.
+#[inline(always)]
+fn solo(mask: u64) -> u8 {
+    if mask != 0 && mask & (mask - 1) == 0 {
+        // At most 64.
+        mask.trailing_zeros() as u8 + 1
+    } else {
+        0
+    }
+}
+
 /// Key of `ROUTER_SETS`: (VLAN or ANY_VLAN, FAMILY_IPV4 or FAMILY_IPV6).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -610,6 +668,8 @@ mod pod {
     unsafe impl aya::Pod for super::SourceKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PortVlanConf {}
+    // SAFETY: repr(C), two u64: no padding.
+    unsafe impl aya::Pod for super::VlanPorts {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RouterKey {}
     // SAFETY: as above.

@@ -40,16 +40,17 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use igmpsnoop_common::{
-    FAMILY_IPV4, FAMILY_IPV6, FAST_JOIN, FAST_JOIN_MAX_RECORDS, FAST_JOIN_RING_BYTES,
-    FastJoinEvent, Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, counter, set_flags,
+    ANY_VLAN, FAMILY_IPV4, FAMILY_IPV6, FAST_JOIN, FAST_JOIN_MAX_RECORDS, FAST_JOIN_RING_BYTES,
+    FastJoinEvent, Group6Key, GroupKey, MAX_PORT_SETS, NO_SET, SetRef, Shaped, SwitchConf, counter,
+    set_flags,
 };
 
 use crate::{
-    Frame, Out,
+    Frame, Out, VLAN_HLEN, control_format,
     counters::count,
     fast_leave,
     group::router_set,
-    maps::{CONFIG, GROUPS, GROUPS6, MASKS},
+    maps::{CONFIG, GROUPS, GROUPS6, MASKS, VLAN_PORTS},
     report_check,
 };
 /// Port mask -> a published slot that holds exactly it; the daemon deletes
@@ -143,17 +144,20 @@ impl Family for [u8; 16] {
 
 /// A control frame about to go to the daemon: if `out` says it is an IGMP
 /// or MLD message (`Out::report`) the engine would accept
-/// (`report_check`), its joins and leaves. Not on a switch with VLAN
-/// config: a set there carries its ports' formats, which the daemon
-/// computes.
+/// (`report_check`), its joins and leaves. On a switch with VLAN config
+/// the frame may carry a tag it did not have when it was parsed (the
+/// daemon reads every VLAN from the tag: `control_format`), which moved
+/// its headers on.
 #[inline(always)]
 pub(crate) fn report(ctx: &XdpContext, out: &Out, f: &Frame) {
-    if f.vlans || out.report == 0 {
+    if out.report == 0 {
         return;
     }
+    let pushed = f.vlans && !f.tagged && control_format(f) == set_flags::TAGGED;
+    let shift = if pushed { VLAN_HLEN } else { 0 };
     // Bounded for the verifier; headers this far in are not a report's.
-    let (l3_off, l4_off) = (out.arg as usize, usize::from(out.l4));
-    if l3_off > 64 || l4_off > 512 {
+    let (l3_off, l4_off) = (out.arg as usize + shift, usize::from(out.l4) + shift);
+    if l3_off > 68 || l4_off > 516 {
         return;
     }
     let (l3, l4, end) = (ctx.data() + l3_off, ctx.data() + l4_off, ctx.data_end());
@@ -329,22 +333,11 @@ fn join<A: Family>(vlan: u16, group: A, port: u32) {
     if ports & bit != 0 {
         return;
     }
-    let want = ports | bit;
-    // SAFETY: copied out at once (the daemon only replaces whole entries).
-    let Some(slot) = (unsafe { SLOTS.get(want) }).copied() else {
+    let Some(entry) = entry_of(conf, vlan, ports | bit) else {
         return;
     };
     let Some(mut event) = FAST_JOINS.reserve(0) else {
         return;
-    };
-    let entry = SetRef {
-        set: slot,
-        // At most 64.
-        copies: want.count_ones() as u8,
-        // AS_IS: no VLAN config (see `report`), no source entries.
-        flags: 0,
-        solo_untagged: 0,
-        solo_tagged: 0,
     };
     if A::write(vlan, group, entry).is_err() {
         // The map is full: the daemon handles the join (and the limit).
@@ -360,6 +353,40 @@ fn join<A: Family>(vlan: u16, group: A, port: u32) {
     });
     event.submit(RING_NO_WAKEUP);
     count(port, counter::FAST_JOIN);
+}
+
+/// The group entry for the ports `want` on `vlan`, as the control plane
+/// would write it (no source entries): the set shaped for the VLAN on a
+/// switch with VLAN config (dataplane/src/forwarding/vlans.rs uses the
+/// same `VlanPorts::shape`), as is without. None when no published set
+/// holds exactly those ports, when `want` has a port that does not carry
+/// the VLAN (never, for sets the control plane wrote and a port that took
+/// the report), or when the shape of the VLAN is not known.
+#[inline(always)]
+pub(crate) fn entry_of(conf: &SwitchConf, vlan: u16, want: u64) -> Option<SetRef> {
+    let shaped = if conf.vlans == 0 {
+        Shaped {
+            mask: want,
+            ..Shaped::default()
+        }
+    } else {
+        // SAFETY: copied out at once (the daemon replaces whole entries).
+        let ports = unsafe { VLAN_PORTS.get(vlan).or_else(|| VLAN_PORTS.get(ANY_VLAN)) };
+        ports.copied()?.shape(want)
+    };
+    if shaped.mask != want {
+        return None;
+    }
+    // SAFETY: copied out at once (the daemon only replaces whole entries).
+    let slot = unsafe { SLOTS.get(want) }.copied()?;
+    Some(SetRef {
+        set: slot,
+        // At most 64.
+        copies: want.count_ones() as u8,
+        flags: shaped.format,
+        solo_untagged: shaped.solo_untagged,
+        solo_tagged: shaped.solo_tagged,
+    })
 }
 
 /// The router ports a new group of `family` in `vlan` gets (every set has

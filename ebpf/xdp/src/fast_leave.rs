@@ -14,15 +14,14 @@
 //! host's MAC. A leave is applied only when all of these hold, otherwise
 //! nothing is done and the daemon handles it as it always did:
 //!
-//! - fast join is on (`SwitchConf::fast_join`: the daemon drains the ring)
-//!   and the switch has no VLAN config (checked by the caller, as for
-//!   joins);
+//! - fast join is on (`SwitchConf::fast_join`: the daemon drains the ring);
 //! - LEAVE_HOSTS has the (VLAN, family, port, group) and the frame's source
 //!   MAC is its host's (another host's leave, or a spoofed one from another
 //!   MAC, is not the member's: RFC 3376 §6.4.2's leave of a port with other
 //!   hosts needs the queries the daemon sends);
 //! - the group's entry holds the port and has no source entries;
-//! - the set without the port is published (SLOTS), or the port was the
+//! - the set without the port is published (SLOTS; shaped for its VLAN
+//!   on a switch with VLAN config, `fast_join::entry_of`), or the port was the
 //!   group's last member (LeaveHost::last) and the set without it holds
 //!   the router ports only: the entry is deleted, as the daemon's flush
 //!   deletes a group with no member and no source (it becomes
@@ -30,13 +29,12 @@
 //! - a ring buffer event can be reserved.
 use aya_ebpf::{bindings::BPF_F_NO_PREALLOC, btf_maps::HashMap, macros::btf_map};
 use igmpsnoop_common::{
-    FAST_LEAVE, FastJoinEvent, LeaveHost, LeaveKey, MAX_LEAVE_HOSTS, NO_SET, SetRef, counter,
-    set_flags,
+    FAST_LEAVE, FastJoinEvent, LeaveHost, LeaveKey, MAX_LEAVE_HOSTS, NO_SET, counter, set_flags,
 };
 
 use crate::{
     counters::count,
-    fast_join::{FAST_JOINS, Family, RING_NO_WAKEUP, SLOTS, Sender, router_ports},
+    fast_join::{FAST_JOINS, Family, RING_NO_WAKEUP, Sender, entry_of, router_ports},
     maps::{CONFIG, MASKS},
 };
 
@@ -87,38 +85,24 @@ pub(crate) fn leave<A: Family>(group: A, from: &Sender) {
     }
     let want = ports & !bit;
     let delete = host.last != 0 && want == router_ports(from.vlan, A::FAMILY);
-    let slot = if delete {
-        NO_SET
+    let entry = if delete {
+        None
     } else if want == 0 {
         // The engine has members besides this port that the set lacks:
         // not ours to guess.
         return;
     } else {
-        // SAFETY: copied out at once (the daemon only replaces whole entries).
-        match unsafe { SLOTS.get(want) } {
-            Some(slot) => *slot,
+        match entry_of(conf, from.vlan, want) {
+            Some(e) => Some(e),
             None => return,
         }
     };
     let Some(mut event) = FAST_JOINS.reserve(0) else {
         return;
     };
-    let written = if delete {
-        A::delete(from.vlan, group)
-    } else {
-        A::write(
-            from.vlan,
-            group,
-            SetRef {
-                set: slot,
-                // At most 64.
-                copies: want.count_ones() as u8,
-                // AS_IS: no VLAN config, no source entries.
-                flags: 0,
-                solo_untagged: 0,
-                solo_tagged: 0,
-            },
-        )
+    let written = match entry {
+        None => A::delete(from.vlan, group),
+        Some(e) => A::write(from.vlan, group, e),
     };
     if written.is_err() {
         event.discard(RING_NO_WAKEUP);

@@ -355,7 +355,7 @@ fn execute(ctx: &XdpContext, out: Out, f: &Frame) -> u32 {
 /// VLAN-unaware ports' frames go up as they came (VLAN 0 is never a
 /// configured VLAN).
 #[inline(always)]
-fn control_format(f: &Frame) -> u8 {
+pub(crate) fn control_format(f: &Frame) -> u8 {
     if f.vlan == 0 || (f.tagged && f.tag_vid == f.vlan) {
         set_flags::AS_IS
     } else {

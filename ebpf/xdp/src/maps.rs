@@ -11,7 +11,8 @@ use aya_ebpf::{
 use igmpsnoop_common::{
     COUNTERS_SIZE, Group6Key, GroupKey, MAX_GROUPS, MAX_MACS, MAX_PORT_SETS, MAX_PORTS,
     MAX_SOURCE_ENTRIES, MAX_STREAMS, MacEntry, MacKey, PortConf, PortVlanConf, REPORT_SUM_BYTES,
-    RateState, RouterKey, SetRef, Source6Key, SourceKey, StreamCount, SwitchConf, XSKMAP_SIZE,
+    RateState, RouterKey, SetRef, Source6Key, SourceKey, StreamCount, SwitchConf, VlanPorts,
+    XSKMAP_SIZE,
 };
 
 /// (VLAN, group) -> its port set. A plain hash, not a map of maps: a
@@ -98,6 +99,11 @@ pub(crate) static ROUTER_SETS: HashMap<RouterKey, SetRef, 8192> = HashMap::new()
 /// ifindex -> port.
 #[btf_map]
 pub(crate) static PORTS: HashMap<u32, PortConf, { MAX_PORTS as usize }> = HashMap::new();
+/// VLAN (ANY_VLAN: every VLAN no port has config for) -> the ports that
+/// carry it and those that want it untagged: how fast join and fast leave
+/// shape a set on a switch with VLAN config. 4094 VLANs, 0 and ANY_VLAN.
+#[btf_map]
+pub(crate) static VLAN_PORTS: HashMap<u16, VlanPorts, 4096> = HashMap::new();
 /// Port index -> the VLANs it carries (and its ifindex, for the TC program).
 #[btf_map]
 pub(crate) static PORT_VLANS: Array<PortVlanConf, { MAX_PORTS as usize }> = Array::new();
