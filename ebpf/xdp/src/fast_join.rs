@@ -69,8 +69,8 @@ pub(crate) static FAST_JOINS: RingBuf<FastJoinEvent, { FAST_JOIN_RING_BYTES as u
 /// `native_write_msr` under `bpf_ringbuf_submit`), delaying the frames
 /// behind the report. The report, redirected to the daemon's socket right
 /// after the event, wakes the daemon anyway; if it does not get there, the
-/// daemon reads the event in its next round (at most 200 ms: poll sees a
-/// ring's waiting data at once).
+/// daemon reads the event in its next round (at most 200 ms: every round
+/// drains the ring).
 pub(crate) const RING_NO_WAKEUP: u64 = BPF_RB_NO_WAKEUP as u64;
 
 const IGMP_V1_REPORT: u8 = 0x12;
