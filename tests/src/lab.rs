@@ -432,6 +432,19 @@ impl Lab {
             .map(|_| ())
     }
 
+    /// Sets host `host`'s IGMPv2 and IGMPv3 unsolicited report intervals
+    /// (the kernel's defaults: 10 s and 1 s): a join's repeated reports
+    /// then all go out within `ms`, so that none comes later, in the middle
+    /// of what a test measures.
+    pub fn set_unsolicited_report_interval(&self, host: usize, ms: u32) -> Result<()> {
+        for v in [2, 3] {
+            let kv =
+                format!("net.ipv4.conf.{HOST_IFACE}.igmpv{v}_unsolicited_report_interval={ms}");
+            self.exec(&self.host_ns(host), &["sysctl", "-qw", &kv])?;
+        }
+        Ok(())
+    }
+
     /// Sets host `host`'s `force_mld_version` (0: the kernel's own, MLDv2
     /// with MLDv1 compatibility; 1: MLDv1 only; 2: MLDv2 only).
     pub fn set_mld_version(&self, host: usize, version: u8) -> Result<()> {

@@ -336,15 +336,7 @@ fn querier_learns_from_queries_and_ages_out_silent_hosts() {
     // Their unsolicited reports (and v3 retransmissions, 10 ms apart here)
     // are all dropped before the output is unblocked.
     for h in [2, 3] {
-        lab.exec(
-            &lab.host_ns(h),
-            &[
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.eth0.igmpv3_unsolicited_report_interval=10",
-            ],
-        )
-        .unwrap();
+        lab.set_unsolicited_report_interval(h, 10).unwrap();
         block_igmp(&lab, h, true);
     }
     let r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
