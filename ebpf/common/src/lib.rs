@@ -554,7 +554,8 @@ pub mod counter {
     pub const FORWARDED: u32 = 1;
     /// Registered-group frames replicated (frames, not copies).
     pub const REPLICATED: u32 = 2;
-    /// Copies made for registered groups.
+    /// Copies made for registered groups (the ingress port, when a member
+    /// of the set, gets none and is not counted).
     pub const REPLICATED_COPIES: u32 = 3;
     /// Frames flooded (broadcast, unknown unicast, link-local and unregistered multicast).
     pub const FLOODED: u32 = 4;

@@ -9,7 +9,7 @@ use crate::{
     Frame, Out,
     counters::{add, count},
     flood,
-    maps::{CONFIG, ROUTER_SETS},
+    maps::{CONFIG, MASKS, ROUTER_SETS},
     pkt::Packet,
 };
 
@@ -46,7 +46,16 @@ pub(crate) fn registered(
     }
     stream(matched);
     count(port, counter::REPLICATED);
-    add(port, counter::REPLICATED_COPIES, u64::from(set.copies));
+    // The ingress port gets no copy (BPF_F_EXCLUDE_INGRESS) when it is in
+    // the set itself (a member that also sends). An array lookup: inlined.
+    let own = MASKS
+        .get(set.set)
+        .is_some_and(|m| port < 64 && (*m >> port) & 1 != 0);
+    add(
+        port,
+        counter::REPLICATED_COPIES,
+        u64::from(set.copies) - u64::from(own),
+    );
     Out::set(set)
 }
 
