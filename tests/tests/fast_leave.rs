@@ -348,3 +348,62 @@ fn once_a_second_host_ages_out_the_remaining_hosts_leave_is_applied_in_xdp() {
     wait_group_ports(&sw, G, &[]);
     assert_engine_and_fast_path_agree(&lab, &sw);
 }
+
+// ---------------------------------------------------------------------------
+// (e) A router port keeps every group (RFC 4541 §2.1.2): h3's leave on the
+// fast-leave port p3, also a static router port, is not applied by the
+// program (the daemon's table keeps p3 in G's set as a router port), while
+// h2 on p2 stays a member.
+
+#[test]
+fn a_leave_on_a_router_port_is_not_applied_in_xdp() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    for h in 1..=4 {
+        lab.set_igmp_version(h, 2).unwrap();
+    }
+    // h3 stays joined after its leave (sent for it below: a host on a
+    // router port hears the others' reports, and an IGMPv2 host that heard
+    // another report for its group sends no leave, RFC 2236 §6).
+    lab.set_unsolicited_report_interval(3, 100).unwrap();
+    let sw = start(
+        &lab,
+        &[
+            "--fast-leave",
+            "p3",
+            "--router-port",
+            "p3",
+            "--flood-unregistered",
+            "false",
+        ],
+    );
+    // h3 first: a host on a router port that hears another's report for
+    // its group before its own goes out suppresses its own (RFC 2236 §3).
+    let _r3 = Receiver::start(&lab, 3, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p3"], WAIT);
+    let _r2 = Receiver::start(&lab, 2, &[G], UDP).unwrap();
+    sw.wait_ports(G, &["p2", "p3"], WAIT);
+    poll_until(WAIT, || {
+        (daemon_counter(&sw, "leave_hosts") == 1).then_some(())
+    })
+    .expect("h3 published as p3's sole host of G");
+
+    let stopped = Stopped::new(&sw);
+    IgmpSend {
+        dst: ALL_ROUTERS,
+        ..IgmpSend::default()
+    }
+    .send(&lab, 3, &igmpv2_leave(G))
+    .unwrap();
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(
+        got[&2] >= N && got[&3] >= N,
+        "G after a leave on the router port p3, daemon stopped: {got:?}"
+    );
+    drop(stopped);
+    assert_eq!(port_counter(&sw, "p3", "fast_leave"), 0);
+    wait_group_ports(&sw, G, &["p2"]);
+    assert_engine_and_fast_path_agree(&lab, &sw);
+    let got = burst(&lab, G, &[2, 3], &[2, 3]);
+    assert!(got[&2] >= N && got[&3] >= N, "after SIGCONT: {got:?}");
+}

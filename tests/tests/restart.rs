@@ -293,3 +293,54 @@ fn pins_without_a_meta_are_an_incomplete_state_and_start_clean() {
     send(&lab, 1, G1, UDP, 50).unwrap();
     assert_eq!(r2.finish().unwrap()[&G1], 50);
 }
+
+/// `stats` of the daemon: its own counters.
+fn daemon_stat(sw: &Switch, name: &str) -> u64 {
+    sw.json(&["stats"]).expect("stats")["daemon"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no daemon counter {name}"))
+}
+
+/// A port a restarted daemon holds for a group stays until the hold ends,
+/// whatever the hosts it learns again say: so the fast path must not take
+/// it out on a leave meanwhile. h3, p3's only host of G1 on a fast-leave
+/// port, reports again during the hold: it is not published for the
+/// program's fast leave (LEAVE_HOSTS) until the hold ends, and is then.
+#[test]
+fn a_held_port_is_published_for_fast_leave_only_when_the_hold_ends() {
+    require();
+    let lab = Lab::new(3).unwrap();
+    let args = args(&lab, &["--fast-leave", "p3"]);
+    let args = strs(&args);
+    let socket = lab.scratch_file("sw").with_extension("sock");
+    let mut sw = Switch::start_at(&lab, &socket, &args).unwrap();
+    let _r3 = Receiver::start(&lab, 3, &[G1], UDP).unwrap();
+    sw.wait_ports(G1, &["p3"], Duration::from_secs(3));
+    poll_until(Duration::from_secs(3), || {
+        (daemon_stat(&sw, "leave_hosts") == 1).then_some(())
+    })
+    .expect("h3 published before the restart");
+    sw.kill9().unwrap();
+    let sw = Switch::start_at(&lab, &socket, &args).unwrap();
+
+    // h3 answers a startup query: learned again, its port still held.
+    poll_until(HOLD, || {
+        (sw.row(G1, "p3").is_some_and(|r| r["adopted"] == false)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("h3 did not report again: {:?}", sw.row(G1, "p3")));
+    assert!(
+        pinned(&sw)["held_groups"].as_u64() > Some(0),
+        "the hold ended before the check: {}",
+        pinned(&sw)
+    );
+    assert_eq!(daemon_stat(&sw, "leave_hosts"), 0, "a held port published");
+
+    poll_until(HOLD + Duration::from_secs(4), || {
+        (pinned(&sw)["held_groups"] == 0).then_some(())
+    })
+    .expect("the hold never ended");
+    poll_until(Duration::from_secs(3), || {
+        (daemon_stat(&sw, "leave_hosts") == 1).then_some(())
+    })
+    .expect("h3 not published once the hold ended");
+}

@@ -179,13 +179,20 @@ impl Core {
     }
 
     /// The hosts the program may take out of each group that changed
-    /// since the last flush (fast leave in XDP).
+    /// since the last flush (fast leave in XDP). Not on a port the group
+    /// holds from an earlier run: the daemon keeps it until the hold ends,
+    /// whatever the hosts it learned since say (they may not be all).
     fn stage_leave_hosts(&mut self) {
         for (vlan, group) in self.engine.take_leave_changes() {
+            let held = match group {
+                IpAddr::V4(g) => self.dp.forwarding.held_ports(vlan, g.octets()),
+                IpAddr::V6(g) => self.dp.forwarding.held_ports(vlan, g.octets()),
+            };
             let hosts = self
                 .engine
                 .leave_hosts(vlan, group)
                 .into_iter()
+                .filter(|h| !held.contains(h.port))
                 .map(|h| LeaveHostEntry {
                     port: h.port,
                     mac: h.mac,

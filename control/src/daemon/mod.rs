@@ -298,6 +298,8 @@ impl Daemon {
         self.hold_until = None;
         match self.core.dp.forwarding.release_held() {
             Ok(removed) => {
+                // Fast leave may now apply on the ports that were held.
+                self.core.engine.track_leave_changes(true);
                 info!(
                     removed,
                     "hold on adopted state over: groups nobody reported again are gone"

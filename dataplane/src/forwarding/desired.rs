@@ -148,6 +148,11 @@ impl<A: Addr> Desired<A> {
         self.source_count.contains_key(key)
     }
 
+    /// The ports `key` holds from an earlier run until the hold ends.
+    pub fn held_ports(&self, key: &A::GroupKey) -> PortMask {
+        self.held.get(key).copied().unwrap_or_default()
+    }
+
     /// The member ports the control plane set for `key` (held ones not
     /// included, router ports neither).
     pub fn members_of(&self, key: &A::GroupKey) -> PortMask {
@@ -157,7 +162,7 @@ impl<A: Addr> Desired<A> {
     /// The entry `key` must have in the group map, `routers` (the effective
     /// router ports) included; None: unregistered.
     pub fn group(&self, key: &A::GroupKey, routers: PortMask) -> Option<Want> {
-        let own = self.members_of(key) | self.held.get(key).copied().unwrap_or_default();
+        let own = self.members_of(key) | self.held_ports(key);
         let flags = if self.has_sources(key) {
             set_flags::SOURCES
         } else {

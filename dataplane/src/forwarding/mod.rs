@@ -290,6 +290,14 @@ impl Forwarding {
         self.v4.desired.held_groups() + self.v6.desired.held_groups()
     }
 
+    /// The ports (vlan, group) holds from an earlier run until the hold
+    /// ends (none when it is not held).
+    pub fn held_ports<A: Addr>(&self, vlan: u16, group: A) -> PortMask {
+        A::state(self)
+            .desired
+            .held_ports(&A::group_key(vlan, group))
+    }
+
     /// Adopted groups of family `A` still held, with the ports they had
     /// (router ports of the earlier run included: the kernel did not tell
     /// them apart).

@@ -19,7 +19,8 @@
 //!   MAC is its host's (another host's leave, or a spoofed one from another
 //!   MAC, is not the member's: RFC 3376 §6.4.2's leave of a port with other
 //!   hosts needs the queries the daemon sends);
-//! - the group's entry holds the port and has no source entries;
+//! - the group's entry holds the port and has no source entries, and the
+//!   port is not a router port of the VLAN (it keeps every group);
 //! - the set without the port is published (SLOTS; shaped for its VLAN
 //!   on a switch with VLAN config, `fast_join::entry_of`), or the port was the
 //!   group's last member (LeaveHost::last) and the set without it holds
@@ -80,11 +81,14 @@ pub(crate) fn leave<A: Family>(group: A, from: &Sender) {
     let Some(ports) = MASKS.get(entry.set).copied() else {
         return;
     };
-    if ports & bit == 0 {
+    // A router port (held ones included) keeps every group (RFC 4541
+    // §2.1.2): its member's leave changes nothing here.
+    let routers = router_ports(from.vlan, A::FAMILY);
+    if ports & bit == 0 || routers & bit != 0 {
         return;
     }
     let want = ports & !bit;
-    let delete = host.last != 0 && want == router_ports(from.vlan, A::FAMILY);
+    let delete = host.last != 0 && want == routers;
     let entry = if delete {
         None
     } else if want == 0 {
