@@ -244,11 +244,20 @@ impl Switch {
 
     /// Ports listed in `groups` for `group` (untagged; IPv4 or IPv6).
     pub fn group_ports(&self, group: impl Into<std::net::IpAddr>) -> Result<BTreeSet<String>> {
+        self.vlan_group_ports(group, 0)
+    }
+
+    /// Ports listed in `groups` for `group` on `vlan`.
+    pub fn vlan_group_ports(
+        &self,
+        group: impl Into<std::net::IpAddr>,
+        vlan: u16,
+    ) -> Result<BTreeSet<String>> {
         let group = group.into();
         Ok(self
             .groups()?
             .into_iter()
-            .filter(|r| r.group == group && r.vlan == 0)
+            .filter(|r| r.group == group && r.vlan == vlan)
             .map(|r| r.port)
             .collect())
     }
@@ -261,15 +270,26 @@ impl Switch {
         want: &[&str],
         timeout: Duration,
     ) -> Duration {
+        self.wait_vlan_ports(group, 0, want, timeout)
+    }
+
+    /// [`Switch::wait_ports`] on `vlan`.
+    pub fn wait_vlan_ports(
+        &self,
+        group: impl Into<std::net::IpAddr>,
+        vlan: u16,
+        want: &[&str],
+        timeout: Duration,
+    ) -> Duration {
         let group: std::net::IpAddr = group.into();
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         let t0 = Instant::now();
         poll_until(timeout, || {
-            (self.group_ports(group).unwrap() == want).then_some(())
+            (self.vlan_group_ports(group, vlan).unwrap() == want).then_some(())
         })
         .unwrap_or_else(|| {
             panic!(
-                "groups did not list {group} on exactly {want:?} within {timeout:?}: {:#?}",
+                "groups did not list {group} on exactly {want:?} (VLAN {vlan}) within {timeout:?}: {:#?}",
                 self.groups_json().unwrap()
             )
         });

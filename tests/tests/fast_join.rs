@@ -39,7 +39,7 @@ const TO_EX: u8 = 4;
 
 /// G0 on {p2, p3}, so that the set {p2, p3} is published; G on {p2}.
 fn g0_and_g_on_p2(lab: &Lab, sw: &Switch) -> Vec<Receiver> {
-    g0_and_g_on_p2_of(lab, sw, G0, G)
+    g0_and_g_on_p2_of(lab, sw, G0, G, 0)
 }
 
 fn g0_and_g_on_p2_of<A: Into<IpAddr> + Copy + std::fmt::Display>(
@@ -47,13 +47,14 @@ fn g0_and_g_on_p2_of<A: Into<IpAddr> + Copy + std::fmt::Display>(
     sw: &Switch,
     g0: A,
     g: A,
+    vlan: u16,
 ) -> Vec<Receiver> {
     let r = vec![
         Receiver::start(lab, 2, &[g0, g], UDP).unwrap(),
         Receiver::start(lab, 3, &[g0], UDP).unwrap(),
     ];
-    sw.wait_ports(g0, &["p2", "p3"], WAIT);
-    sw.wait_ports(g, &["p2"], WAIT);
+    sw.wait_vlan_ports(g0, vlan, &["p2", "p3"], WAIT);
+    sw.wait_vlan_ports(g, vlan, &["p2"], WAIT);
     r
 }
 
@@ -68,17 +69,25 @@ fn joins_are_applied_in_xdp_while_the_daemon_is_stopped(version: u8) {
     for h in 1..=4 {
         lab.set_igmp_version(h, version).unwrap();
     }
-    joins_applied_while_stopped(&lab, [G0, G, G2]);
+    joins_applied_while_stopped(&lab, [G0, G, G2], (&[], 0));
 }
 
-/// (a) for groups [G0, G, G2] of either family.
+/// Every port an access port of VLAN 10: the hosts' untagged reports go up
+/// to the daemon tagged, pushed by the program before it reads them.
+const ALL_IN_VLAN_10: &[&str] = &[
+    "--pvid", "p1=10", "--pvid", "p2=10", "--pvid", "p3=10", "--pvid", "p4=10",
+];
+
+/// (a) for groups [G0, G, G2] of either family, the daemon run with
+/// `extra`, the hosts on `vlan`.
 fn joins_applied_while_stopped<A: Into<IpAddr> + Copy + std::fmt::Display>(
     lab: &Lab,
     groups: [A; 3],
+    (extra, vlan): (&[&str], u16),
 ) {
     let [g0, g, g2] = groups;
-    let sw = start(lab, &[]);
-    let _members = g0_and_g_on_p2_of(lab, &sw, g0, g);
+    let sw = start(lab, extra);
+    let _members = g0_and_g_on_p2_of(lab, &sw, g0, g, vlan);
     let fast_before = port_counter(&sw, "p3", "fast_join");
 
     let stopped = Stopped::new(&sw);
@@ -99,8 +108,8 @@ fn joins_applied_while_stopped<A: Into<IpAddr> + Copy + std::fmt::Display>(
     );
     drop(stopped);
 
-    sw.wait_ports(g, &["p2", "p3"], WAIT);
-    sw.wait_ports(g2, &["p4"], WAIT);
+    sw.wait_vlan_ports(g, vlan, &["p2", "p3"], WAIT);
+    sw.wait_vlan_ports(g2, vlan, &["p4"], WAIT);
     assert!(port_counter(&sw, "p3", "fast_join") > fast_before);
     assert!(port_counter(&sw, "p4", "fast_join") >= 1);
     let daemon = sw.json(&["stats"]).unwrap()["daemon"].clone();
@@ -123,7 +132,18 @@ fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_igmpv2() {
 fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_mldv2() {
     require();
     let lab = Lab::ipv6(4).unwrap();
-    joins_applied_while_stopped(&lab, [G6_0, G6, G6_2]);
+    joins_applied_while_stopped(&lab, [G6_0, G6, G6_2], (&[], 0));
+}
+
+/// The same on a switch with VLAN config, IGMPv3 and MLDv2 hosts.
+#[test]
+fn joins_are_applied_in_xdp_while_the_daemon_is_stopped_in_a_vlan() {
+    require();
+    let lab = Lab::new(4).unwrap();
+    joins_applied_while_stopped(&lab, [G0, G, G2], (ALL_IN_VLAN_10, 10));
+    drop(lab);
+    let lab = Lab::ipv6(4).unwrap();
+    joins_applied_while_stopped(&lab, [G6_0, G6, G6_2], (ALL_IN_VLAN_10, 10));
 }
 
 // ---------------------------------------------------------------------------
