@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use igmpsnoop_control::wire::{frame::build_igmp, igmp};
 use igmpsnoop_tests::xdp_membership::{
-    N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, engine_counter,
-    port_counter, require, start, strings,
+    N, NOISE, Stopped, UDP, WAIT, assert_engine_and_fast_path_agree, burst, daemon_counter,
+    engine_counter, port_counter, require, start, strings,
 };
 use igmpsnoop_tests::{
     Capture, IgmpSend, Lab, MldSend, RawPort, Receiver, SourceFilter, Switch, counters_moved,
@@ -563,17 +563,7 @@ fn on_a_switch_with_vlans_joins_and_leaves_in_xdp_keep_each_ports_format() {
     // G0 on {p2, p3}: that set is published.
     let _r2 = Receiver::start(&lab, 2, &[G0], UDP).unwrap();
     tagged_from_h3(&lab, G0, &report(G0));
-    sw.wait_ports(G0, &[], WAIT);
-    poll_until(WAIT, || {
-        let rows = sw.groups().unwrap();
-        let on: BTreeSet<String> = rows
-            .into_iter()
-            .filter(|r| r.group == IpAddr::from(G0) && r.vlan == 10)
-            .map(|r| r.port)
-            .collect();
-        (on == strings(&serde_json::json!(["p2", "p3"]))).then_some(())
-    })
-    .expect("G0 on p2 and p3 in VLAN 10");
+    sw.wait_vlan_ports(G0, 10, &["p2", "p3"], WAIT);
     let fast_before = port_counter(&sw, "p3", "fast_join");
 
     let stopped = Stopped::new(&sw);
@@ -600,7 +590,7 @@ fn on_a_switch_with_vlans_joins_and_leaves_in_xdp_keep_each_ports_format() {
 
     // h3's leave: published as p3's sole host of G first.
     poll_until(WAIT, || {
-        (sw.json(&["stats"]).unwrap()["daemon"]["leave_hosts"].as_u64() == Some(2)).then_some(())
+        (daemon_counter(&sw, "leave_hosts") == 2).then_some(())
     })
     .expect("h3 published as the sole host of G0 and G on p3");
     let stopped = Stopped::new(&sw);

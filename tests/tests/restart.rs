@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use igmpsnoop_tests::xdp_membership::daemon_counter;
 use igmpsnoop_tests::{
     Lab, Launcher, Receiver, SendOpts, Switch, igmpsnoop_bin, igmpsnoop_cli, mcast_tool_bin,
     poll_until, require_root_and_tools, send, send_with,
@@ -294,13 +295,6 @@ fn pins_without_a_meta_are_an_incomplete_state_and_start_clean() {
     assert_eq!(r2.finish().unwrap()[&G1], 50);
 }
 
-/// `stats` of the daemon: its own counters.
-fn daemon_stat(sw: &Switch, name: &str) -> u64 {
-    sw.json(&["stats"]).expect("stats")["daemon"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no daemon counter {name}"))
-}
-
 /// A port a restarted daemon holds for a group stays until the hold ends,
 /// whatever the hosts it learns again say: so the fast path must not take
 /// it out on a leave meanwhile. h3, p3's only host of G1 on a fast-leave
@@ -317,7 +311,7 @@ fn a_held_port_is_published_for_fast_leave_only_when_the_hold_ends() {
     let _r3 = Receiver::start(&lab, 3, &[G1], UDP).unwrap();
     sw.wait_ports(G1, &["p3"], Duration::from_secs(3));
     poll_until(Duration::from_secs(3), || {
-        (daemon_stat(&sw, "leave_hosts") == 1).then_some(())
+        (daemon_counter(&sw, "leave_hosts") == 1).then_some(())
     })
     .expect("h3 published before the restart");
     sw.kill9().unwrap();
@@ -333,14 +327,18 @@ fn a_held_port_is_published_for_fast_leave_only_when_the_hold_ends() {
         "the hold ended before the check: {}",
         pinned(&sw)
     );
-    assert_eq!(daemon_stat(&sw, "leave_hosts"), 0, "a held port published");
+    assert_eq!(
+        daemon_counter(&sw, "leave_hosts"),
+        0,
+        "a held port published"
+    );
 
     poll_until(HOLD + Duration::from_secs(4), || {
         (pinned(&sw)["held_groups"] == 0).then_some(())
     })
     .expect("the hold never ended");
     poll_until(Duration::from_secs(3), || {
-        (daemon_stat(&sw, "leave_hosts") == 1).then_some(())
+        (daemon_counter(&sw, "leave_hosts") == 1).then_some(())
     })
     .expect("h3 not published once the hold ended");
 }
