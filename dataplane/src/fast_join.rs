@@ -6,7 +6,6 @@
 //! the engine.
 use std::{
     collections::{HashMap, VecDeque},
-    os::fd::{AsRawFd as _, RawFd},
     time::{Duration, Instant},
 };
 
@@ -120,11 +119,6 @@ impl FastJoins {
             ring,
             awaiting: Awaiting::default(),
         })
-    }
-
-    /// Readable when the program reported a write.
-    pub fn fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
     }
 
     /// When the oldest event read is due for its rewrite.

@@ -295,12 +295,6 @@ impl Dataplane {
             .for_each(|s| s.kick_pending());
     }
 
-    /// Readable when the program applied a join itself (fast join) and the
-    /// daemon has not drained the report yet.
-    pub fn fast_join_fd(&self) -> RawFd {
-        self.fast_joins.fd()
-    }
-
     /// Takes the program's reports of the group entries it wrote (fast
     /// join); each is marked for rewriting by the next flush, with what the
     /// control plane wants ([`Forwarding::touch`]), once

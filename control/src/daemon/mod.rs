@@ -81,9 +81,8 @@ struct Daemon {
     last_port_check: Instant,
     last_mac_age: Instant,
     frames: Vec<(usize, Vec<u8>)>,
-    /// What the loop waits on: every AF_XDP socket, the fast-join ring
-    /// buffer and the wake socket (the same descriptors for the daemon's
-    /// life).
+    /// What the loop waits on: every AF_XDP socket and the wake socket
+    /// (the same descriptors for the daemon's life).
     waiter: Waiter,
 }
 
@@ -137,13 +136,7 @@ impl Daemon {
             .collect();
         info!(ports = %names.join(" "), socket = %settings.socket.display(), querier = core.engine.config().querier, "igmpsnoop forwarding");
         core.dp.keep_pinned(settings.keep_on_exit);
-        let sources: Vec<_> = core
-            .dp
-            .wait_fds()
-            .into_iter()
-            .chain([core.dp.fast_join_fd()])
-            .collect();
-        let waiter = Waiter::new(&sources, wake.fd())?;
+        let waiter = Waiter::new(&core.dp.wait_fds(), wake.fd())?;
         // Type=notify: systemd considers the service started from here on.
         let _ = sd_notify::notify(&[NotifyState::Ready]);
         Ok(Daemon {

@@ -1,5 +1,8 @@
-//! What the loop sleeps on: one epoll set holding every AF_XDP socket, the
-//! fast-join ring buffer and the wake socket, registered once.
+//! What the loop sleeps on: one epoll set holding every AF_XDP socket and
+//! the wake socket, registered once. Not the fast-join ring: the program
+//! submits its events without a wake-up (they would be an IPI in the
+//! report's softirq), so it could never end a wait; every round drains it.
+//! The report itself, on its socket right after the event, wakes the loop.
 //!
 //! poll(2) re-registered every descriptor at each call and asked every
 //! socket for its state again (on an AF_XDP socket that also runs its
@@ -27,14 +30,14 @@ pub struct Waiter {
 /// What a wait found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ready {
-    /// Anything (a frame, a ring event, a request or a signal).
+    /// Anything (a frame, a request or a signal).
     pub any: bool,
     /// The wake socket: a request, a metrics scrape or a signal.
     pub wake: bool,
 }
 
 impl Waiter {
-    /// `sources` (sockets and the ring buffer) and `wake` must stay open for
+    /// `sources` (the AF_XDP sockets) and `wake` must stay open for
     /// the waiter's life: the daemon keeps its descriptors to the end.
     pub fn new(sources: &[RawFd], wake: RawFd) -> io::Result<Waiter> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
