@@ -221,10 +221,26 @@ fn leave_changes(h: &mut Harness) -> (Vec<(u16, IpAddr)>, Vec<SoleHost>) {
     (h.e.take_leave_changes(), h.e.leave_hosts(0, G1.into()))
 }
 
-#[test]
-fn a_host_aging_out_makes_the_other_a_sole_host_for_fast_leave() {
+/// [`leave_changes`] when G1 changed and host `n` is p1's only host.
+fn g1_with_sole_host_on_p1(n: u8) -> (Vec<(u16, IpAddr)>, Vec<SoleHost>) {
+    let sole = SoleHost {
+        port: 1,
+        mac: host_mac(n),
+        last: true,
+    };
+    (vec![(0, G1.into())], vec![sole])
+}
+
+/// Port 1 fast-leave, the engine keeping the groups whose hosts changed.
+fn tracking_fast_leave_on_p1() -> Harness {
     let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
     h.e.track_leave_changes(true);
+    h
+}
+
+#[test]
+fn a_host_aging_out_makes_the_other_a_sole_host_for_fast_leave() {
+    let mut h = tracking_fast_leave_on_p1();
     h.rx(0, 1, &v2_report(1, G1));
     h.rx(100_000, 1, &v2_report(2, G1));
     let (changed, hosts) = leave_changes(&mut h);
@@ -235,18 +251,12 @@ fn a_host_aging_out_makes_the_other_a_sole_host_for_fast_leave() {
     // Host 1 stops reporting: its record ages out at GMI, the port stays
     // (host 2), and host 2 alone may now leave it at once.
     assert!(group_action(&h.tick(GMI), G1).is_none());
-    let sole = SoleHost {
-        port: 1,
-        mac: host_mac(2),
-        last: true,
-    };
-    assert_eq!(leave_changes(&mut h), (vec![(0, G1.into())], vec![sole]));
+    assert_eq!(leave_changes(&mut h), g1_with_sole_host_on_p1(2));
 }
 
 #[test]
 fn the_end_of_igmpv1_compatibility_lets_the_host_leave_fast() {
-    let mut h = Harness::new(Config::default(), fast_ports(4, &[1]));
-    h.e.track_leave_changes(true);
+    let mut h = tracking_fast_leave_on_p1();
     // RFC 3376 §7.3.2: after a v1 report, leaves are ignored until the v1
     // host present timer (GMI) ends, though the host reports at v2 since.
     h.rx(0, 1, &v1_report(1, G1));
@@ -254,12 +264,7 @@ fn the_end_of_igmpv1_compatibility_lets_the_host_leave_fast() {
     assert!(leave_changes(&mut h).1.is_empty(), "v1 mode: no fast leave");
     assert_eq!(h.e.next_deadline(), Some(ms(GMI)));
     h.tick(GMI);
-    let sole = SoleHost {
-        port: 1,
-        mac: host_mac(1),
-        last: true,
-    };
-    assert_eq!(leave_changes(&mut h), (vec![(0, G1.into())], vec![sole]));
+    assert_eq!(leave_changes(&mut h), g1_with_sole_host_on_p1(1));
     assert_eq!(h.e.next_deadline(), Some(ms(100_000 + GMI)));
 }
 
